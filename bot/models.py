@@ -1,0 +1,218 @@
+"""Frozen value objects shared by every layer: inventory, exports, versions, attempts and runs.
+
+Nothing here does I/O. Datetimes are always timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+
+
+class Status(StrEnum):
+    """Outcome of one device in one run, spelled as the CLI's --json and Slack show it."""
+
+    NEW = "new"
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Device:
+    site: str
+    name: str
+    host: str
+    port: int = 22
+    username: str = "admin"
+    # repr=False keeps credentials out of logs and tracebacks that print a Device.
+    password: str | None = field(default=None, repr=False)
+    key_file: str | None = None
+    timeout: float = 120.0
+    # "auto" picks by RouterOS major version; anything else is the literal command to run.
+    export: str = "auto"
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.site, self.name)
+
+    @property
+    def label(self) -> str:
+        return f"{self.site}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Site:
+    name: str
+    devices: tuple[Device, ...]
+    channel: str | None = None  # overrides slack.channel for this site's messages
+    times: tuple[str, ...] | None = None  # overrides schedule.times ("HH:MM")
+    timezone: str | None = None  # overrides schedule.timezone
+    allowed_users: frozenset[str] = frozenset()  # empty = everyone in the workspace
+    allowed_channels: frozenset[str] = frozenset()  # empty = any channel
+    download_users: frozenset[str] = frozenset()  # besides slack.admins
+
+    def device(self, name: str) -> Device | None:
+        return next((d for d in self.devices if d.name == name), None)
+
+
+@dataclass(frozen=True)
+class SlackSettings:
+    channel: str | None = None
+    admins: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class ScheduleSettings:
+    times: tuple[str, ...] = ("02:00",)
+    timezone: str = "UTC"
+    jitter: int = 300  # seconds; spreads site start times so hundreds of devices don't connect at once
+
+
+@dataclass(frozen=True)
+class Settings:
+    storage_path: Path
+    sites: dict[str, Site]
+    concurrency: int = 50
+    slack: SlackSettings = SlackSettings()
+    schedule: ScheduleSettings = ScheduleSettings()
+
+    def devices(self, site: str | None = None, device: str | None = None) -> list[Device]:
+        sites = [self.sites[site]] if site is not None else list(self.sites.values())
+        return [d for s in sites for d in s.devices if device is None or d.name == device]
+
+
+@dataclass(frozen=True)
+class ExportMeta:
+    """What the export header says about the device (never part of the normalized config)."""
+
+    ros_version: str | None = None
+    model: str | None = None
+    serial: str | None = None
+    software_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Export:
+    """One successful collection: the bytes exactly as the device printed them."""
+
+    raw: bytes
+    command: str
+    host_key: str  # OpenSSH public key text the device presented
+    host_key_fingerprint: str  # "SHA256:..."
+    ros_major: int | None = None
+
+
+@dataclass(frozen=True)
+class HostKey:
+    key: str  # OpenSSH public key text
+    fingerprint: str
+    pending_key: str | None = None  # presented but not trusted (key changed)
+    pending_fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
+class Version:
+    """A distinct normalized config of one device. `id` is short and typeable."""
+
+    id: int
+    site: str
+    device: str
+    first_seen: datetime
+    last_verified: datetime
+    size: int  # raw bytes
+    hash: str  # sha256 of the normalized text
+    meta: ExportMeta = ExportMeta()
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One device in one run, ok or failed. Every attempt is kept."""
+
+    id: int
+    run_id: int
+    site: str
+    device: str
+    at: datetime
+    status: Status
+    version_id: int | None = None
+    error_kind: str | None = None  # errors.CollectError.kind
+    reason: str | None = None
+    added: int = 0
+    removed: int = 0
+    note: str | None = None  # e.g. "RouterOS 7.20 -> 7.21, config unchanged"
+
+
+@dataclass(frozen=True)
+class DeviceResult:
+    """What happened to one device in a run, as reported to the CLI and to Slack."""
+
+    device: Device
+    status: Status
+    version: Version | None = None
+    previous: Version | None = None
+    added: int = 0
+    removed: int = 0
+    error_kind: str | None = None
+    reason: str | None = None
+    note: str | None = None
+    duration: float = 0.0
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: int
+    trigger: str  # "cli", "schedule", "slack", "catch-up"
+    started_at: datetime
+    finished_at: datetime
+    results: tuple[DeviceResult, ...]
+
+    def count(self, status: Status) -> int:
+        return sum(1 for r in self.results if r.status is status)
+
+    @property
+    def failed(self) -> list[DeviceResult]:
+        return [r for r in self.results if r.status is Status.FAILED]
+
+
+@dataclass(frozen=True)
+class DeviceStatus:
+    """A device's standing: its latest version and last attempt (either may be missing)."""
+
+    device: Device
+    latest: Version | None
+    last_attempt: Attempt | None
+    last_success_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Hunk:
+    section: str | None  # RouterOS menu path the hunk falls in, e.g. "/ip firewall filter"
+    header: str  # "@@ -12,4 +12,5 @@ /ip firewall filter"
+    lines: tuple[str, ...]  # each starting with " ", "-" or "+"
+
+
+@dataclass(frozen=True)
+class Diff:
+    old_label: str
+    new_label: str
+    hunks: tuple[Hunk, ...]
+    added: int
+    removed: int
+
+    @property
+    def empty(self) -> bool:
+        return not self.hunks
+
+    @property
+    def text(self) -> str:
+        """Unified diff text, each hunk header naming its section."""
+        if not self.hunks:
+            return ""
+        out = [f"--- {self.old_label}", f"+++ {self.new_label}"]
+        for h in self.hunks:
+            out.append(h.header)
+            out.extend(h.lines)
+        return "\n".join(out) + "\n"

@@ -1,0 +1,1 @@
+"""Slack listeners, one register() per surface (filled in by the Slack interface)."""
