@@ -1,0 +1,20 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot.simulator import Simulator
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[Simulator]:
+    """A started RouterOS simulator on 127.0.0.1; add devices, then `await simulator.start()`."""
+    sim = Simulator()
+    await sim.start()
+    try:
+        yield sim
+    finally:
+        await sim.stop()
