@@ -1,0 +1,159 @@
+"""The outbox: Slack messages stored in the same transaction as the facts they report.
+
+A run's summary is committed with the run's end, so a crash can never leave a finished run that
+nobody hears about, nor a message about a run that was not recorded. `bot.notify` delivers items
+later and retries failures; a reply waits until the message it belongs under has been delivered,
+because Slack needs that message's `ts` to thread the reply.
+
+`insert_batch` runs inside a transaction the caller holds, so other writes can carry messages;
+OutboxStore is the delivery side that storage.store.Store exposes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import aiosqlite
+
+from storage.codec import from_db_time, to_db_time
+from storage.db import Database, scalar
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """A message to enqueue.
+
+    `parent` says which thread it belongs in:
+      - None: a top-level message;
+      - N > 0: a reply in the thread of existing outbox item N;
+      - -k (k >= 1): a reply in the thread of the k-th message of the same batch, so -1 is the
+        batch's first message. It must refer to a message earlier in the batch.
+    """
+
+    channel: str
+    kind: str
+    payload: dict[str, Any]  # JSON-serialisable
+    parent: int | None = None
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A stored message that is due for delivery."""
+
+    id: int
+    channel: str
+    kind: str
+    payload: dict[str, Any]
+    parent_id: int | None
+    parent_ts: str | None  # Slack ts of the parent once it is delivered: post with thread_ts=this
+    attempts: int  # failed deliveries so far
+    next_attempt_at: datetime
+    created_at: datetime
+    last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A message checked and serialised before any transaction starts."""
+
+    channel: str
+    kind: str
+    payload: str
+    parent: int | None
+
+
+def prepare(messages: Sequence[OutboxMessage]) -> list[Prepared]:
+    """Validate parents and serialise payloads, so a bad message fails before anything is written."""
+    out = []
+    for index, message in enumerate(messages):
+        if message.parent is not None and (message.parent == 0 or -message.parent > index):
+            raise ValueError(
+                f"outbox message {index} has parent {message.parent}: a negative parent must name an "
+                "earlier message of the same batch (-1 is the first)"
+            )
+        payload = json.dumps(message.payload, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        out.append(Prepared(message.channel, message.kind, payload, message.parent))
+    return out
+
+
+async def insert_batch(db: aiosqlite.Connection, batch: Sequence[Prepared], at: int) -> list[int]:
+    """Insert a prepared batch inside the caller's transaction; returns the new ids in order."""
+    ids: list[int] = []
+    for message in batch:
+        parent = message.parent
+        if parent is not None and parent < 0:
+            parent = ids[-parent - 1]
+        ids.append(await scalar(
+            db,
+            "INSERT INTO outbox (channel, kind, payload, parent_id, created_at, next_attempt_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+            (message.channel, message.kind, message.payload, parent, at, at),
+        ))
+    return ids
+
+
+# Undelivered, due, and either top-level or under a delivered parent; oldest first, so a run's
+# summary goes out before the replies that hang under it.
+_DUE = """
+SELECT o.id, o.channel, o.kind, o.payload, o.parent_id, p.ts AS parent_ts, o.attempts,
+       o.next_attempt_at, o.created_at, o.last_error
+FROM outbox o LEFT JOIN outbox p ON p.id = o.parent_id
+WHERE o.ts IS NULL AND o.next_attempt_at <= ? AND (o.parent_id IS NULL OR p.ts IS NOT NULL)
+ORDER BY o.id
+LIMIT ?
+"""
+
+
+class OutboxStore(Database):
+    """The delivery side of the outbox, as part of storage.store.Store."""
+
+    async def enqueue(self, messages: Sequence[OutboxMessage], at: datetime) -> list[int]:
+        """Enqueue messages that go with no other write; returns their ids (see OutboxMessage.parent)."""
+        batch = prepare(messages)
+        async with self._write() as db:
+            return await insert_batch(db, batch, to_db_time(at))
+
+    async def due_outbox(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
+        return [_item(row) for row in await self._rows(_DUE, (to_db_time(now), limit))]
+
+    async def mark_delivered(self, item_id: int, ts: str) -> None:
+        """Record Slack's ts. Idempotent: a repeated call (a retry that raced) keeps the first ts."""
+        await self._update(item_id, "UPDATE outbox SET ts = ? WHERE id = ? AND ts IS NULL", (ts, item_id))
+
+    async def mark_failed(self, item_id: int, error: str, next_attempt_at: datetime) -> None:
+        """Count a failed delivery and set when to retry; a late failure never revives a delivered item."""
+        await self._update(
+            item_id,
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ? AND ts IS NULL",
+            (error, to_db_time(next_attempt_at), item_id),
+        )
+
+    async def outbox_depth(self) -> int:
+        """How many messages are not delivered yet."""
+        return int((await self._rows("SELECT COUNT(*) FROM outbox WHERE ts IS NULL"))[0][0])
+
+    async def _update(self, item_id: int, sql: str, params: tuple[Any, ...]) -> None:
+        """Run an UPDATE of undelivered item `item_id`; LookupError if no such item exists at all."""
+        async with self._write() as db:
+            cursor = await db.execute(sql, params)
+            if cursor.rowcount == 0 and await scalar(db, "SELECT 1 FROM outbox WHERE id = ?", (item_id,)) is None:
+                raise LookupError(f"no outbox item {item_id}")
+
+
+def _item(row: aiosqlite.Row) -> OutboxItem:
+    return OutboxItem(
+        id=row["id"],
+        channel=row["channel"],
+        kind=row["kind"],
+        payload=json.loads(row["payload"]),
+        parent_id=row["parent_id"],
+        parent_ts=row["parent_ts"],
+        attempts=row["attempts"],
+        next_attempt_at=from_db_time(row["next_attempt_at"]),
+        created_at=from_db_time(row["created_at"]),
+        last_error=row["last_error"],
+    )

@@ -1,0 +1,317 @@
+"""The store: every run, attempt, config version, host key and outbox message backupbot keeps.
+
+storage/ is the only package that imports aiosqlite or holds SQL; it returns models from
+bot.models, never rows. Callers pass every time in (the clock is theirs).
+
+Store is assembled from parts that share one connection (storage.db.Database): this module holds
+runs, versions and attempts; storage.trust host keys and the instance key; storage.outbox the
+Slack outbox. Every write is one transaction: a version is committed whole (blob + version +
+attempt + its outbox messages) or not at all, and a stored version never changes except its
+last_verified.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+
+import aiosqlite
+
+from bot.models import Attempt, ExportMeta, Status, Version
+from storage.codec import CorruptBlob, PackedBlob, from_db_time, from_db_time_or_none, pack, to_db_time, unpack, utc
+from storage.db import connect, first, scalar
+from storage.migrate import SchemaTooNew, migrate
+from storage.outbox import OutboxItem, OutboxMessage, OutboxStore, insert_batch, prepare
+from storage.records import (
+    ATTEMPT_SELECT,
+    DEVICE_ID,
+    RUN_SELECT,
+    VERSION_SELECT,
+    RunInfo,
+    RunStatus,
+    attempt_from_row,
+    ensure_device,
+    run_from_row,
+    version_from_row,
+)
+from storage.trust import TrustStore
+
+__all__ = ["CorruptBlob", "OutboxItem", "OutboxMessage", "RunInfo", "RunStatus", "SchemaTooNew", "Store"]
+
+# The newest row of {table} for each device (of :site, or all): one MAX(id) seek per device on
+# the table's (device_id, id) index, never a scan of the history.
+_NEWEST_PER_DEVICE = """
+IN (SELECT (SELECT MAX(id) FROM {table} WHERE device_id = d.id)
+    FROM devices d WHERE :site IS NULL OR d.site = :site)
+"""
+_LAST_ATTEMPTS = ATTEMPT_SELECT + " WHERE a.id " + _NEWEST_PER_DEVICE.format(table="attempts")
+_LATEST_VERSIONS = VERSION_SELECT + " WHERE v.id " + _NEWEST_PER_DEVICE.format(table="versions")
+
+# `status <> 'failed'` matches attempts_ok_by_device's WHERE, so this is one seek per device too.
+_LAST_SUCCESSES = """
+SELECT d.site, d.name,
+       (SELECT a.at FROM attempts a WHERE a.device_id = d.id AND a.status <> 'failed'
+        ORDER BY a.id DESC LIMIT 1) AS at
+FROM devices d WHERE :site IS NULL OR d.site = :site
+"""
+
+# A run concerns a site if its scope lists the site (BackupService writes "siteA,siteB") or it
+# recorded an attempt there; the first also catches runs that died before any device finished.
+_LAST_RUN = RUN_SELECT + """
+WHERE :site IS NULL
+   OR instr(',' || r.scope || ',', ',' || :site || ',') > 0
+   OR EXISTS (SELECT 1 FROM attempts a JOIN devices d ON d.id = a.device_id
+              WHERE a.run_id = r.id AND d.site = :site)
+ORDER BY r.id DESC LIMIT 1
+"""
+
+_INSERT_ATTEMPT = """
+INSERT INTO attempts (run_id, device_id, at, status, version_id, error_kind, reason, added, removed, note)
+VALUES (:run_id, :device_id, :at, :status, :version_id, :error_kind, :reason, :added, :removed, :note)
+RETURNING id
+"""
+
+_INSERT_VERSION = """
+INSERT INTO versions (device_id, blob_id, norm_hash, first_seen, last_verified,
+                      ros_version, model, serial, software_id)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
+"""
+
+# An interrupted run may still be finished: another process (the CLI) calling
+# interrupted_runs_cleanup cannot tell a live run from a dead one, and the live one's real end wins.
+_FINISH_RUN = "UPDATE runs SET status = 'finished', finished_at = ? WHERE id = ? AND status <> 'finished'"
+_INTERRUPT_RUNS = "UPDATE runs SET status = 'interrupted', finished_at = ? WHERE status = 'running'"
+
+
+class Store(TrustStore, OutboxStore):
+    """Async access to backupbot's SQLite database. Open with `await Store.open(path)`."""
+
+    @classmethod
+    async def open(cls, path: str | Path, *, busy_timeout: float = 10.0) -> Store:
+        """Open (creating it and its folder if needed) and migrate the database at `path`.
+
+        Raises SchemaTooNew if the file was written by a newer backupbot.
+        """
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = await connect(path, busy_timeout)
+        try:
+            await migrate(db, path)
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db)
+
+    async def __aenter__(self) -> Store:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    async def start_run(self, trigger: str, at: datetime, scope: str) -> int:
+        async with self._write() as db:
+            return int(await scalar(db, "INSERT INTO runs (trigger, scope, started_at) VALUES (?, ?, ?) RETURNING id",
+                                    (trigger, scope, to_db_time(at))))
+
+    async def finish_run(self, run_id: int, at: datetime, outbox: Sequence[OutboxMessage] = ()) -> None:
+        """Mark the run finished and enqueue its messages, in one transaction."""
+        batch = prepare(outbox)
+        async with self._write() as db:
+            cursor = await db.execute(_FINISH_RUN, (to_db_time(at), run_id))
+            if cursor.rowcount != 1:
+                raise ValueError(f"run {run_id} is unknown or already finished")
+            await insert_batch(db, batch, to_db_time(at))
+
+    async def interrupted_runs_cleanup(self, at: datetime) -> int:
+        """Mark runs a killed process never finished as interrupted (finished_at = `at`); how many.
+
+        Every unfinished run is taken for dead, so call it at start-up of the one long-running
+        process; a run wrongly marked can still be finished by its owner.
+        """
+        async with self._write() as db:
+            cursor = await db.execute(_INTERRUPT_RUNS, (to_db_time(at),))
+            return cursor.rowcount
+
+    async def run(self, run_id: int) -> RunInfo | None:
+        row = await self._row(RUN_SELECT + " WHERE r.id = ?", (run_id,))
+        return run_from_row(row) if row else None
+
+    async def last_run(self, site: str | None = None) -> RunInfo | None:
+        """The newest run (of any status) that concerned `site`, or of all runs."""
+        row = await self._row(_LAST_RUN, {"site": site})
+        return run_from_row(row) if row else None
+
+    # -- recording a device's outcome --------------------------------------------------------
+
+    async def add_version(
+        self, run_id: int, site: str, device: str, at: datetime, raw: bytes, norm_hash: str,
+        meta: ExportMeta, status: Status, added: int, removed: int, note: str | None,
+        outbox: Sequence[OutboxMessage] = (),
+    ) -> Version:
+        """Store a new distinct config: blob (unless already stored), version, attempt, messages."""
+        if status not in (Status.NEW, Status.CHANGED):
+            raise ValueError(f"a new version is recorded as new or changed, not {status}")
+        norm = _sha256(norm_hash)
+        batch = prepare(outbox)
+        blob = await asyncio.to_thread(pack, raw)  # hashing and compressing are CPU-bound
+        attempt = Attempt(0, run_id, site, device, utc(at), status, added=added, removed=removed, note=note)
+        async with self._write() as db:
+            device_id = await ensure_device(db, site, device)
+            version_id = int(await scalar(db, _INSERT_VERSION, (
+                device_id, await _ensure_blob(db, blob), norm, to_db_time(at), to_db_time(at),
+                meta.ros_version, meta.model, meta.serial, meta.software_id,
+            )))
+            await _insert_attempt(db, device_id, replace(attempt, version_id=version_id))
+            await insert_batch(db, batch, to_db_time(at))
+        return Version(version_id, site, device, attempt.at, attempt.at, len(raw), norm.hex(), meta)
+
+    async def confirm_version(
+        self, run_id: int, site: str, device: str, at: datetime, version_id: int, note: str | None = None
+    ) -> Version:
+        """The device still has `version_id`: move its last_verified and record an unchanged attempt.
+
+        LookupError if `version_id` is not a version of that device.
+        """
+        attempt = Attempt(0, run_id, site, device, utc(at), Status.UNCHANGED, version_id, note=note)
+        async with self._write() as db:
+            # max(): a clock stepping back must not make a version look verified earlier than it was.
+            device_id = await scalar(
+                db,
+                "UPDATE versions SET last_verified = max(last_verified, :at)"
+                f" WHERE id = :version_id AND device_id = {DEVICE_ID} RETURNING device_id",
+                {"at": to_db_time(at), "version_id": version_id, "site": site, "device": device},
+            )
+            if device_id is None:
+                raise LookupError(f"version {version_id} is not a version of {site}/{device}")
+            await _insert_attempt(db, device_id, attempt)
+            row = await first(db, VERSION_SELECT + " WHERE v.id = ?", (version_id,))
+        assert row is not None  # updated in this very transaction
+        return version_from_row(row)
+
+    async def record_failure(
+        self, run_id: int, site: str, device: str, at: datetime, kind: str, reason: str,
+        outbox: Sequence[OutboxMessage] = (),
+    ) -> Attempt:
+        batch = prepare(outbox)
+        attempt = Attempt(0, run_id, site, device, utc(at), Status.FAILED, error_kind=kind, reason=reason)
+        async with self._write() as db:
+            attempt_id = await _insert_attempt(db, await ensure_device(db, site, device), attempt)
+            await insert_batch(db, batch, to_db_time(at))
+        return replace(attempt, id=attempt_id)
+
+    # -- reading versions and attempts --------------------------------------------------------
+
+    async def latest_version(self, site: str, device: str) -> Version | None:
+        versions = await self.versions(site, device, limit=1)
+        return versions[0] if versions else None
+
+    async def latest_versions(self, site: str | None = None) -> dict[tuple[str, str], Version]:
+        """The latest version of each device (of `site`, or everywhere), in one query."""
+        versions = map(version_from_row, await self._rows(_LATEST_VERSIONS, {"site": site}))
+        return {(v.site, v.device): v for v in versions}
+
+    async def version(self, version_id: int) -> Version | None:
+        found = await self.versions_by_ids([version_id])
+        return found[0] if found else None
+
+    async def versions(self, site: str, device: str, limit: int = 20, before_id: int | None = None) -> list[Version]:
+        """Newest first; pass the last id of a page as `before_id` for the next page."""
+        rows = await self._rows(
+            VERSION_SELECT + f" WHERE v.device_id = {DEVICE_ID} AND (:before IS NULL OR v.id < :before)"
+            " ORDER BY v.id DESC LIMIT :limit",
+            {"site": site, "device": device, "before": before_id, "limit": limit},
+        )
+        return [version_from_row(r) for r in rows]
+
+    async def versions_by_ids(self, ids: Iterable[int]) -> list[Version]:
+        """The versions that exist among `ids`, in the order asked for."""
+        wanted = list(dict.fromkeys(int(i) for i in ids))
+        rows = await self._rows(VERSION_SELECT + " WHERE v.id IN (SELECT value FROM json_each(?))", (str(wanted),))
+        found = {v.id: v for v in map(version_from_row, rows)}
+        return [found[i] for i in wanted if i in found]
+
+    async def count_versions(self, site: str, device: str) -> int:
+        rows = await self._rows(f"SELECT COUNT(*) FROM versions WHERE device_id = {DEVICE_ID}",
+                                {"site": site, "device": device})
+        return int(rows[0][0])
+
+    async def raw(self, version_id: int) -> bytes:
+        """The export exactly as received, checked against its sha256. LookupError if unknown."""
+        row = await self._row(
+            "SELECT b.codec, b.data, b.sha256 FROM versions v JOIN blobs b ON b.id = v.blob_id WHERE v.id = ?",
+            (version_id,),
+        )
+        if row is None:
+            raise LookupError(f"no version {version_id}")
+        return await asyncio.to_thread(unpack, row["codec"], row["data"], row["sha256"])
+
+    async def last_attempts(self, site: str | None = None) -> dict[tuple[str, str], Attempt]:
+        """The latest attempt of each device (of `site`, or everywhere)."""
+        attempts = map(attempt_from_row, await self._rows(_LAST_ATTEMPTS, {"site": site}))
+        return {(a.site, a.device): a for a in attempts}
+
+    async def last_successes(self, site: str | None = None) -> dict[tuple[str, str], datetime]:
+        """When each device last backed up successfully, however many failures came after."""
+        rows = await self._rows(_LAST_SUCCESSES, {"site": site})
+        return {(r["site"], r["name"]): from_db_time(r["at"]) for r in rows if r["at"] is not None}
+
+    async def run_attempts(self, run_id: int) -> list[Attempt]:
+        rows = await self._rows(ATTEMPT_SELECT + " WHERE a.run_id = ? ORDER BY a.id", (run_id,))
+        return [attempt_from_row(r) for r in rows]
+
+    async def site_names_with_data(self) -> list[str]:
+        """Sites with at least one recorded attempt, sorted."""
+        rows = await self._rows(
+            "SELECT DISTINCT d.site FROM devices d"
+            " WHERE EXISTS (SELECT 1 FROM attempts a WHERE a.device_id = d.id) ORDER BY d.site"
+        )
+        return [r[0] for r in rows]
+
+    # -- schedule ------------------------------------------------------------------------------
+
+    async def last_scheduled(self, site: str) -> datetime | None:
+        row = await self._row("SELECT last_scheduled FROM schedule WHERE site = ?", (site,))
+        return from_db_time_or_none(row[0] if row else None)
+
+    async def set_last_scheduled(self, site: str, at: datetime) -> None:
+        async with self._write() as db:
+            await db.execute(
+                "INSERT INTO schedule (site, last_scheduled) VALUES (?, ?)"
+                " ON CONFLICT (site) DO UPDATE SET last_scheduled = excluded.last_scheduled",
+                (site, to_db_time(at)),
+            )
+
+
+# -- statements run inside the caller's transaction ---------------------------------------------
+
+
+async def _ensure_blob(db: aiosqlite.Connection, blob: PackedBlob) -> int:
+    """The blob's id, inserting it unless the same raw bytes are already stored."""
+    blob_id = await scalar(db, "SELECT id FROM blobs WHERE sha256 = ?", (blob.sha256,))
+    if blob_id is None:
+        blob_id = await scalar(db, "INSERT INTO blobs (sha256, size, codec, data) VALUES (?, ?, ?, ?) RETURNING id",
+                               (blob.sha256, blob.size, blob.codec, blob.data))
+    return int(blob_id)
+
+
+async def _insert_attempt(db: aiosqlite.Connection, device_id: int, attempt: Attempt) -> int:
+    return int(await scalar(db, _INSERT_ATTEMPT, {
+        "run_id": attempt.run_id, "device_id": device_id, "at": to_db_time(attempt.at),
+        "status": attempt.status.value, "version_id": attempt.version_id, "error_kind": attempt.error_kind,
+        "reason": attempt.reason, "added": attempt.added, "removed": attempt.removed, "note": attempt.note,
+    }))
+
+
+def _sha256(hex_digest: str) -> bytes:
+    digest = bytes.fromhex(hex_digest)
+    if len(digest) != 32:
+        raise ValueError(f"not a sha256 hex digest: {hex_digest!r}")
+    return digest

@@ -1,0 +1,494 @@
+"""Behaviour of storage.store.Store against real SQLite files: schema, recording, reading, host
+keys, outbox and the transaction guarantees. No mocks; every time comes from a fixed clock."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sqlite3
+import threading
+import time
+import zlib
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from bot.models import ExportMeta, HostKey, Status
+from storage.migrate import load_migrations, split_statements
+from storage.store import CorruptBlob, OutboxMessage, RunStatus, SchemaTooNew, Store
+
+T0 = datetime(2025, 3, 10, 2, 0, 0, 123456, tzinfo=timezone.utc)
+META = ExportMeta("7.18.2", "RB5009UPr+S+", "HEX123", "QMLS-64F2")
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def norm(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def sql(path: Path, query: str, params: tuple[object, ...] = ()) -> list[tuple]:
+    """Look at the file the way an operator would, beside the store."""
+    with sqlite3.connect(path) as db:
+        return db.execute(query, params).fetchall()
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "nested" / "backupbot.sqlite"
+
+
+@pytest.fixture
+async def store(path: Path) -> AsyncIterator[Store]:
+    async with await Store.open(path) as s:
+        yield s
+
+
+async def add(store: Store, run_id: int, device: str, raw: bytes, minutes: float = 0, site: str = "hq",
+              status: Status = Status.NEW, outbox: tuple[OutboxMessage, ...] = ()):
+    return await store.add_version(run_id, site, device, at(minutes), raw, norm(raw), META, status, 0, 0, None,
+                                   outbox)
+
+
+# -- schema -----------------------------------------------------------------------------------
+
+
+async def test_fresh_file_gets_every_migration_and_reopens_without_reapplying(path: Path) -> None:
+    """A new file (and its folders) is created in WAL mode at the newest schema; reopening keeps the data."""
+    async with await Store.open(path) as store:
+        run_id = await store.start_run("cli", T0, "hq")
+    assert sql(path, "PRAGMA user_version") == [(len(load_migrations()),)]
+    assert sql(path, "PRAGMA journal_mode") == [("wal",)]
+    async with await Store.open(path) as store:
+        assert (await store.run(run_id)) is not None
+        assert await store.start_run("cli", T0, "hq") == run_id + 1
+
+
+async def test_refuses_a_database_from_a_newer_backupbot(path: Path) -> None:
+    """user_version above the last known step is refused with a message naming both versions."""
+    async with await Store.open(path):
+        pass
+    sql(path, "PRAGMA user_version = 99")
+    with pytest.raises(SchemaTooNew, match="schema version 99.*only up to 1"):
+        await Store.open(path)
+
+
+def test_statement_splitter_keeps_semicolons_inside_strings_comments_and_triggers() -> None:
+    """Migrations are split with SQLite's tokenizer, so only real statement ends cut."""
+    script = ("CREATE TABLE t (a TEXT DEFAULT ';'); -- note; here\n"
+              "CREATE TRIGGER x AFTER INSERT ON t BEGIN SELECT 1; SELECT 2; END;\n-- trailing; comment\n")
+    statements = split_statements(script)
+    assert statements[0] == "CREATE TABLE t (a TEXT DEFAULT ';');"
+    assert statements[1].startswith("-- note; here\nCREATE TRIGGER") and statements[1].endswith("END;")
+    assert statements[2] == "-- trailing; comment"
+
+
+# -- recording ----------------------------------------------------------------------------------
+
+
+async def test_add_version_records_version_and_attempt(store: Store) -> None:
+    """add_version stores a version with its metadata and an attempt pointing at it."""
+    run_id = await store.start_run("cli", T0, "hq")
+    raw = b"/system identity\r\nset name=r1\r\n"
+    version = await add(store, run_id, "r1", raw)
+    assert (version.site, version.device, version.size, version.hash, version.meta) == ("hq", "r1", len(raw),
+                                                                                       norm(raw), META)
+    assert version.first_seen == version.last_verified == T0
+    assert await store.latest_version("hq", "r1") == version
+    assert await store.version(version.id) == version
+    [attempt] = await store.run_attempts(run_id)
+    assert (attempt.status, attempt.version_id, attempt.at) == (Status.NEW, version.id, T0)
+    assert await store.count_versions("hq", "r1") == 1
+
+
+async def test_add_version_refuses_unchanged_and_failed_statuses(store: Store) -> None:
+    """Only new or changed configs become versions; the other statuses have their own calls."""
+    run_id = await store.start_run("cli", T0, "hq")
+    with pytest.raises(ValueError):
+        await add(store, run_id, "r1", b"x", status=Status.UNCHANGED)
+    assert await store.latest_version("hq", "r1") is None
+
+
+async def test_confirm_version_moves_only_last_verified(store: Store) -> None:
+    """Confirming keeps the version as it was except last_verified, and records an unchanged attempt."""
+    run_id = await store.start_run("cli", T0, "hq")
+    first = await add(store, run_id, "r1", b"a\n")
+    confirmed = await store.confirm_version(run_id, "hq", "r1", at(60), first.id, note="RouterOS 7.18 -> 7.19")
+    assert confirmed == replace(first, last_verified=at(60))
+    # A clock stepping back never moves last_verified backwards.
+    assert (await store.confirm_version(run_id, "hq", "r1", at(30), first.id)).last_verified == at(60)
+    attempts = await store.run_attempts(run_id)
+    assert [a.status for a in attempts] == [Status.NEW, Status.UNCHANGED, Status.UNCHANGED]
+    assert attempts[1].note == "RouterOS 7.18 -> 7.19" and attempts[1].version_id == first.id
+
+
+async def test_confirm_version_of_another_device_is_refused_and_records_nothing(store: Store) -> None:
+    """A version id that belongs to a different device raises LookupError and leaves no attempt."""
+    run_id = await store.start_run("cli", T0, "hq")
+    version = await add(store, run_id, "r1", b"a\n")
+    await add(store, run_id, "r2", b"b\n")
+    with pytest.raises(LookupError):
+        await store.confirm_version(run_id, "hq", "r2", at(1), version.id)
+    assert len(await store.run_attempts(run_id)) == 2
+
+
+async def test_record_failure_keeps_kind_and_reason_and_no_version(store: Store) -> None:
+    """A failure is an attempt with a kind and a reason; the device's versions are untouched."""
+    run_id = await store.start_run("cli", T0, "hq")
+    version = await add(store, run_id, "r1", b"a\n")
+    failure = await store.record_failure(run_id, "hq", "r1", at(5), "timeout", "no answer in 120 s")
+    assert (failure.status, failure.error_kind, failure.reason, failure.version_id) == (
+        Status.FAILED, "timeout", "no answer in 120 s", None)
+    assert (await store.last_attempts("hq"))[("hq", "r1")] == failure
+    assert await store.latest_version("hq", "r1") == version
+
+
+async def test_raw_bytes_round_trip_exactly(store: Store) -> None:
+    """CRLF, NUL, bytes that are not UTF-8 and a large export all come back byte for byte."""
+    run_id = await store.start_run("cli", T0, "hq")
+    odd = b"# 2025-03-10 by RouterOS\r\n/ip address\r\nadd comment=\xe9t\xe9\xff\xfe address=1.2.3.4\x00\r\n\n\r"
+    big = b"".join(b"add address=10.0.%d.%d/32 list=blocked\r\n" % (i // 256, i % 256) for i in range(40_000))
+    for name, raw in (("odd", odd), ("big", big), ("empty-ish", b"\r\n")):
+        version = await add(store, run_id, name, raw)
+        assert await store.raw(version.id) == raw
+
+
+async def test_same_raw_bytes_are_stored_once(store: Store, path: Path) -> None:
+    """Blobs are addressed by the sha256 of the raw bytes: two versions of one export share a blob."""
+    run_id = await store.start_run("cli", T0, "hq")
+    raw = b"/system identity\r\nset name=same\r\n"
+    one, two = await add(store, run_id, "r1", raw), await add(store, run_id, "r2", raw)
+    assert one.id != two.id
+    assert sql(path, "SELECT COUNT(*) FROM blobs") == [(1,)]
+    assert await store.raw(two.id) == raw
+
+
+async def test_raw_detects_a_damaged_blob(store: Store, path: Path) -> None:
+    """A blob that no longer matches its sha256 raises CorruptBlob instead of returning wrong bytes."""
+    run_id = await store.start_run("cli", T0, "hq")
+    version = await add(store, run_id, "r1", b"x" * 1000)
+    sql(path, "UPDATE blobs SET data = ?", (zlib.compress(b"y" * 1000),))
+    with pytest.raises(CorruptBlob):
+        await store.raw(version.id)
+
+
+async def test_a_failed_write_leaves_nothing_behind(store: Store, path: Path) -> None:
+    """A write that fails half-way (its outbox message names a missing parent) rolls back whole."""
+    run_id = await store.start_run("cli", T0, "hq")
+    bad = OutboxMessage("C1", "alert", {}, parent=12345)  # no such outbox item: the FK fails last
+    with pytest.raises(sqlite3.IntegrityError):
+        await add(store, run_id, "r1", b"config\n", outbox=(bad,))
+    for table in ("devices", "blobs", "versions", "attempts", "outbox"):
+        assert sql(path, f"SELECT COUNT(*) FROM {table}") == [(0,)], table
+    assert (await add(store, run_id, "r1", b"config\n")).id == 1  # the connection is usable again
+
+
+async def test_naive_datetimes_are_refused(store: Store) -> None:
+    """Times must be timezone-aware; a naive one is a bug upstream and never stored."""
+    with pytest.raises(ValueError, match="naive"):
+        await store.start_run("cli", datetime(2025, 1, 1), "hq")
+
+
+async def test_times_come_back_as_utc(store: Store) -> None:
+    """A time given in another zone is stored and returned as the same instant in UTC."""
+    cet = timezone(timedelta(hours=1))
+    run_id = await store.start_run("cli", datetime(2025, 1, 1, 3, 0, tzinfo=cet), "hq")
+    run = await store.run(run_id)
+    assert run is not None and run.started_at == datetime(2025, 1, 1, 2, 0, tzinfo=timezone.utc)
+    assert run.started_at.tzinfo == timezone.utc
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+async def test_versions_page_newest_first_without_gaps_or_overlap(store: Store) -> None:
+    """Paging with before_id walks every version of one device exactly once, newest first."""
+    run_id = await store.start_run("cli", T0, "hq")
+    ids = [(await add(store, run_id, "r1", b"v%d\n" % i, i)).id for i in range(45)]
+    await add(store, run_id, "other", b"elsewhere\n")
+    pages, before = [], None
+    while page := await store.versions("hq", "r1", limit=20, before_id=before):
+        pages.append([v.id for v in page])
+        before = page[-1].id
+    assert [len(p) for p in pages] == [20, 20, 5]
+    assert sum(pages, []) == ids[::-1]
+    assert await store.count_versions("hq", "r1") == 45
+
+
+async def test_versions_by_ids_keeps_the_order_asked_and_skips_unknown(store: Store) -> None:
+    """versions_by_ids returns existing versions in request order; unknown ids are left out."""
+    run_id = await store.start_run("cli", T0, "hq")
+    a, b = await add(store, run_id, "r1", b"a\n"), await add(store, run_id, "r2", b"b\n")
+    assert [v.id for v in await store.versions_by_ids([b.id, 999, a.id, b.id])] == [b.id, a.id]
+    assert await store.versions_by_ids([]) == []
+    assert await store.version(999) is None
+    with pytest.raises(LookupError):
+        await store.raw(999)
+
+
+async def test_last_success_is_remembered_through_many_failures(store: Store) -> None:
+    """After a success and a long run of failures, last_successes still answers with the success."""
+    run_id = await store.start_run("cli", T0, "hq")
+    version = await add(store, run_id, "r1", b"a\n")
+    await store.confirm_version(run_id, "hq", "r1", at(10), version.id)
+    for i in range(60):
+        await store.record_failure(run_id, "hq", "r1", at(20 + i), "unreachable", "no route to host")
+    await store.record_failure(run_id, "hq", "never", at(1), "auth", "bad password")
+    await add(store, run_id, "b1", b"b\n", 2, site="branch")
+    assert await store.last_successes("hq") == {("hq", "r1"): at(10)}
+    assert await store.last_successes() == {("hq", "r1"): at(10), ("branch", "b1"): at(2)}
+    last = await store.last_attempts("hq")
+    assert set(last) == {("hq", "r1"), ("hq", "never")}
+    assert last[("hq", "r1")].at == at(79) and last[("hq", "r1")].status is Status.FAILED
+
+
+async def test_latest_versions_gives_each_devices_newest_version(store: Store) -> None:
+    """latest_versions answers for a whole site at once, agreeing with latest_version per device."""
+    run_id = await store.start_run("cli", T0, "hq")
+    for i in range(3):
+        await add(store, run_id, "r1", b"r1 v%d\n" % i, i)
+    await add(store, run_id, "r2", b"r2\n")
+    await add(store, run_id, "b1", b"b1\n", site="branch")
+    await store.record_failure(run_id, "hq", "never", T0, "auth", "denied")
+    latest = await store.latest_versions("hq")
+    assert set(latest) == {("hq", "r1"), ("hq", "r2")}
+    assert latest[("hq", "r1")] == await store.latest_version("hq", "r1")
+    assert len(await store.latest_versions()) == 3
+
+
+async def test_latest_reads_for_a_thousand_devices_are_fast(store: Store) -> None:
+    """last_attempts and last_successes over 1,000 devices with history answer in well under 100 ms."""
+    for day in range(3):
+        run_id = await store.start_run("schedule", at(day * 1440), "hq")
+        for i in range(1000):
+            await store.record_failure(run_id, "hq", f"r{i:04d}", at(day * 1440 + 1), "timeout", "slow")
+    started = time.perf_counter()
+    attempts, successes = await store.last_attempts(), await store.last_successes()
+    elapsed = time.perf_counter() - started
+    assert len(attempts) == 1000 and successes == {}
+    assert elapsed < 0.1, f"{elapsed * 1000:.0f} ms"
+
+
+async def test_runs_finish_interrupt_and_last_run_per_site(store: Store) -> None:
+    """A finished run stays finished; runs left running by a dead process become interrupted."""
+    done = await store.start_run("cli", T0, "hq")
+    await store.record_failure(done, "hq", "r1", at(1), "timeout", "slow")
+    await store.finish_run(done, at(2))
+    dead = await store.start_run("schedule", at(10), "branch,lab")
+    assert await store.interrupted_runs_cleanup(at(60)) == 1
+    assert await store.interrupted_runs_cleanup(at(61)) == 0
+    finished, interrupted = await store.run(done), await store.run(dead)
+    assert finished is not None and (finished.status, finished.finished_at) == (RunStatus.FINISHED, at(2))
+    assert interrupted is not None and (interrupted.status, interrupted.finished_at) == (RunStatus.INTERRUPTED, at(60))
+    assert (await store.last_run("hq")) == finished
+    assert (await store.last_run("lab")) == interrupted  # by scope: it died before any attempt
+    assert (await store.last_run()) == interrupted
+    assert await store.last_run("nowhere") is None
+    with pytest.raises(ValueError):
+        await store.finish_run(done, at(70))
+
+
+async def test_a_run_wrongly_marked_interrupted_can_still_finish(store: Store) -> None:
+    """Another process's cleanup cannot tell a live run from a dead one; the live run's finish wins."""
+    live = await store.start_run("schedule", T0, "hq")
+    await store.interrupted_runs_cleanup(at(1))  # e.g. the CLI starting while the bot runs
+    await store.finish_run(live, at(5), [OutboxMessage("C1", "summary", {})])
+    run = await store.run(live)
+    assert run is not None and (run.status, run.finished_at) == (RunStatus.FINISHED, at(5))
+    assert await store.outbox_depth() == 1
+
+
+async def test_site_names_with_data_lists_sites_with_attempts(store: Store) -> None:
+    """Only sites where something was attempted are listed, sorted."""
+    run_id = await store.start_run("cli", T0, "b,a")
+    await store.trust_host_key("keys-only", "r1", "ssh-ed25519 AAAA", "SHA256:x")
+    await store.record_failure(run_id, "b", "r1", T0, "auth", "denied")
+    await add(store, run_id, "r1", b"x\n", site="a")
+    assert await store.site_names_with_data() == ["a", "b"]
+
+
+# -- host keys, instance key, schedule ------------------------------------------------------------
+
+
+async def test_host_key_trust_on_first_use_then_pending_then_accept(store: Store) -> None:
+    """First key is trusted; a different key waits as pending (trusted stays) until accepted."""
+    assert await store.host_key("hq", "r1") is None
+    await store.trust_host_key("hq", "r1", "ssh-ed25519 OLD", "SHA256:old")
+    assert await store.host_key("hq", "r1") == HostKey("ssh-ed25519 OLD", "SHA256:old")
+    assert await store.accept_pending_host_key("hq", "r1") is None  # nothing pending
+    await store.set_pending_host_key("hq", "r1", "ssh-ed25519 NEW", "SHA256:new")
+    pending = await store.host_key("hq", "r1")
+    assert pending is not None and (pending.key, pending.pending_key, pending.pending_fingerprint) == (
+        "ssh-ed25519 OLD", "ssh-ed25519 NEW", "SHA256:new")
+    accepted = await store.accept_pending_host_key("hq", "r1")
+    assert accepted is not None and (accepted.key, accepted.fingerprint, accepted.pending_key) == (
+        "ssh-ed25519 NEW", "SHA256:new", None)
+    assert await store.host_key("hq", "r1") == accepted
+
+
+async def test_trusting_a_key_clears_pending_and_pending_needs_a_trusted_key(store: Store) -> None:
+    """trust_host_key replaces the key and drops any pending one; pending without trust is refused."""
+    with pytest.raises(LookupError):
+        await store.set_pending_host_key("hq", "r1", "ssh-ed25519 X", "SHA256:x")
+    await store.trust_host_key("hq", "r1", "ssh-ed25519 A", "SHA256:a")
+    await store.set_pending_host_key("hq", "r1", "ssh-ed25519 B", "SHA256:b")
+    await store.trust_host_key("hq", "r1", "ssh-ed25519 C", "SHA256:c")
+    key = await store.host_key("hq", "r1")
+    assert key is not None and (key.key, key.pending_key, key.pending_fingerprint) == ("ssh-ed25519 C", None, None)
+
+
+async def test_instance_key_is_made_once_and_survives_reopen(path: Path) -> None:
+    """instance_key is 32 random bytes, the same on every call and after reopening."""
+    async with await Store.open(path) as store:
+        key = await store.instance_key()
+        assert len(key) == 32 and await store.instance_key() == key
+    async with await Store.open(path) as store:
+        assert await store.instance_key() == key
+
+
+async def test_last_scheduled_is_kept_per_site(store: Store) -> None:
+    """set_last_scheduled overwrites the site's mark; other sites are independent."""
+    assert await store.last_scheduled("hq") is None
+    await store.set_last_scheduled("hq", at(0))
+    await store.set_last_scheduled("hq", at(1440))
+    await store.set_last_scheduled("branch", at(5))
+    assert (await store.last_scheduled("hq"), await store.last_scheduled("branch")) == (at(1440), at(5))
+
+
+# -- outbox -------------------------------------------------------------------------------------------
+
+
+async def test_finish_run_enqueues_its_messages_once(store: Store) -> None:
+    """The run's summary is enqueued with its end; finishing again is refused and enqueues nothing."""
+    run_id = await store.start_run("cli", T0, "hq")
+    summary = OutboxMessage("C1", "summary", {"run": run_id, "text": "3 ok, 1 failed ✓"})
+    await store.finish_run(run_id, at(5), [summary])
+    with pytest.raises(ValueError):
+        await store.finish_run(run_id, at(6), [summary])
+    [item] = await store.due_outbox(at(5))
+    assert (item.channel, item.kind, item.payload, item.created_at, item.attempts) == (
+        "C1", "summary", summary.payload, at(5), 0)
+
+
+async def test_outbox_is_oldest_first_and_replies_wait_for_their_parent(store: Store) -> None:
+    """Replies (negative parent = earlier message of the batch) are due only after the parent is delivered."""
+    run_id = await store.start_run("cli", T0, "hq")
+    batch = [OutboxMessage("C1", "summary", {"n": 0}),
+             OutboxMessage("C1", "failure", {"n": 1}, parent=-1),
+             OutboxMessage("C1", "failure", {"n": 2}, parent=-1)]
+    await store.finish_run(run_id, T0, batch)
+    [later_id] = await store.enqueue([OutboxMessage("C2", "alert", {"n": 3})], at(1))
+    due = await store.due_outbox(at(1))
+    assert [i.payload["n"] for i in due] == [0, 3]
+    await store.mark_delivered(due[0].id, "1741572000.000100")
+    replies = await store.due_outbox(at(1))
+    assert [i.payload["n"] for i in replies] == [1, 2, 3]
+    assert {i.parent_id for i in replies[:2]} == {due[0].id}
+    assert {i.parent_ts for i in replies[:2]} == {"1741572000.000100"}
+    assert replies[2].id == later_id and replies[2].parent_ts is None
+    # A positive parent names an existing item: a follow-up in the same thread, later on.
+    [follow_up] = await store.enqueue([OutboxMessage("C1", "note", {"n": 4}, parent=due[0].id)], at(2))
+    assert [i.id for i in await store.due_outbox(at(2), limit=10)][-1] == follow_up
+    assert [i.payload["n"] for i in await store.due_outbox(at(2), limit=2)] == [1, 2]
+
+
+async def test_outbox_refuses_a_parent_that_is_not_earlier_in_the_batch(store: Store) -> None:
+    """parent=-1 on the first message, or 0, cannot name an earlier message: refused, nothing written."""
+    for bad in ([OutboxMessage("C1", "x", {}, parent=-1)],
+                [OutboxMessage("C1", "x", {}), OutboxMessage("C1", "y", {}, parent=-2)],
+                [OutboxMessage("C1", "x", {}, parent=0)]):
+        with pytest.raises(ValueError):
+            await store.enqueue(bad, T0)
+    with pytest.raises(TypeError):  # not JSON-serialisable
+        await store.enqueue([OutboxMessage("C1", "x", {"when": T0})], T0)
+    assert await store.outbox_depth() == 0
+
+
+async def test_mark_delivered_is_idempotent_and_delivered_items_never_return(store: Store) -> None:
+    """A second mark_delivered keeps the first ts; a late failure report cannot revive the item."""
+    [item_id] = await store.enqueue([OutboxMessage("C1", "summary", {})], T0)
+    await store.mark_delivered(item_id, "1.1")
+    await store.mark_delivered(item_id, "2.2")
+    await store.mark_failed(item_id, "timeout", T0)
+    assert await store.due_outbox(at(60)) == []
+    assert await store.outbox_depth() == 0
+    [reply] = await store.enqueue([OutboxMessage("C1", "reply", {}, parent=item_id)], T0)
+    assert (await store.due_outbox(T0))[0].parent_ts == "1.1"
+    with pytest.raises(LookupError):
+        await store.mark_delivered(9999, "3.3")
+
+
+async def test_a_failed_delivery_is_due_again_later(store: Store) -> None:
+    """mark_failed counts the attempt, keeps the error and hides the item until next_attempt_at."""
+    [item_id] = await store.enqueue([OutboxMessage("C1", "summary", {})], T0)
+    await store.mark_failed(item_id, "ratelimited", at(5))
+    assert await store.due_outbox(at(4)) == []
+    assert await store.outbox_depth() == 1
+    [item] = await store.due_outbox(at(5))
+    assert (item.attempts, item.last_error, item.next_attempt_at) == (1, "ratelimited", at(5))
+
+
+async def test_version_and_its_alert_are_committed_together(store: Store) -> None:
+    """Messages given to add_version and record_failure are enqueued with the row they report."""
+    run_id = await store.start_run("cli", T0, "hq")
+    await add(store, run_id, "r1", b"a\n", outbox=(OutboxMessage("C1", "changed", {"device": "r1"}),))
+    await store.record_failure(run_id, "hq", "r2", T0, "auth", "denied",
+                               outbox=(OutboxMessage("C1", "failed", {"device": "r2"}),))
+    assert [i.kind for i in await store.due_outbox(T0)] == ["changed", "failed"]
+
+
+# -- concurrency ----------------------------------------------------------------------------------
+
+
+async def test_concurrent_tasks_never_share_a_transaction(store: Store) -> None:
+    """Many tasks writing at once each commit their own whole version (one connection, one lock)."""
+    run_id = await store.start_run("cli", T0, "hq")
+    versions = await asyncio.gather(*(add(store, run_id, f"r{i}", b"config %d\n" % i, i) for i in range(50)))
+    assert len({v.id for v in versions}) == 50
+    attempts = await store.run_attempts(run_id)
+    assert sorted(a.version_id for a in attempts) == sorted(v.id for v in versions)
+    for v in versions[::10]:
+        assert await store.raw(v.id) == b"config %d\n" % int(v.device[1:])
+
+
+async def test_a_write_cancelled_while_waiting_for_the_lock_leaves_no_open_transaction(
+    store: Store, path: Path
+) -> None:
+    """Cancelled while its BEGIN waits on another process's lock, a write is rolled back once the
+    BEGIN goes through, so the connection is not left inside a transaction."""
+    run_id = await store.start_run("cli", T0, "hq")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    task = asyncio.create_task(add(store, run_id, "cancelled", b"x\n"))
+    while not store._lock.locked():  # white-box: the task now waits on BEGIN in aiosqlite's thread
+        await asyncio.sleep(0)
+    task.cancel()
+    other.execute("COMMIT")
+    other.close()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await store.latest_version("hq", "cancelled") is None
+    assert (await add(store, run_id, "after", b"y\n")).device == "after"
+
+
+async def test_waits_for_another_process_that_briefly_holds_the_lock(store: Store, path: Path) -> None:
+    """A second connection holding the write lock makes the store wait (busy timeout), not fail."""
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO schedule (site, last_scheduled) VALUES ('other', 0)")
+    release = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+    release.start()
+    started = time.monotonic()
+    try:
+        run_id = await store.start_run("cli", T0, "hq")
+    finally:
+        release.join()
+        other.close()
+    assert time.monotonic() - started >= 0.25  # it really waited for the other writer
+    assert (await store.run(run_id)) is not None
+    assert await store.last_scheduled("other") is not None
