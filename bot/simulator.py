@@ -26,6 +26,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Literal
 
 import asyncssh
@@ -467,6 +468,14 @@ def _check(device: SimDevice) -> None:
         raise ValueError(f"{device.name}: simulator only binds to 127.0.0.0/8, not {device.host}")
     if device.behaviour not in BEHAVIOURS:
         raise ValueError(f"{device.name}: unknown behaviour {device.behaviour!r}")
+
+
+def write_client_key(path: Path) -> str:
+    """Create an ed25519 client key at `path` (mode 0600) for key login; return its public key text."""
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    path.write_bytes(key.export_private_key("openssh"))
+    path.chmod(0o600)
+    return key.export_public_key("openssh").decode().strip()
 
 
 def _free_port(host: str) -> int:
