@@ -1,0 +1,211 @@
+"""BackupService end to end: the simulator over real SSH on 127.0.0.1 into a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bot import routeros
+from bot.app import open_backend
+from bot.collector import Collector
+from bot.config import parse_settings
+from bot.errors import UserError
+from bot.models import DeviceResult, ExportMeta, Settings, Status
+from bot.simulator import SimDevice, Simulator
+
+PASSWORD = "sim-Pa55"
+ENV = {"ROUTER_PASSWORD": PASSWORD}
+
+
+def settings_for(tmp_path: Path, devices: Sequence[SimDevice], *, concurrency: int = 10,
+                 timeout: float = 5.0, overrides: dict[str, dict[str, object]] | None = None) -> Settings:
+    """A real config (parsed by bot.config) pointing at simulated devices, all in site "lab"."""
+    entries = [{"name": d.name, "host": d.host, "port": d.port, **(overrides or {}).get(d.name, {})}
+               for d in devices]
+    data = {
+        "storage": {"path": "backups.db"},
+        "concurrency": concurrency,
+        "defaults": {"username": "backup", "password": "${ROUTER_PASSWORD}", "timeout": timeout},
+        "sites": {"lab": {"devices": entries}},
+    }
+    return parse_settings(data, ENV, tmp_path)
+
+
+async def start(sim: Simulator, *devices: SimDevice) -> list[SimDevice]:
+    for d in devices:
+        d.password = PASSWORD
+        sim.add(d)
+    await sim.start()
+    return list(devices)
+
+
+@pytest.fixture
+def collector() -> Collector:
+    return Collector(connect_timeout=2.0, retries=1, backoff=0.05, idle_timeout=3.0)
+
+
+def by_name(results: Sequence[DeviceResult]) -> dict[str, DeviceResult]:
+    return {r.device.name: r for r in results}
+
+
+async def test_new_then_unchanged_despite_new_timestamp_then_changed(tmp_path: Path, simulator: Simulator,
+                                                                    collector: Collector) -> None:
+    """A timestamp is not a change: the second run confirms the version; a real edit makes a new one."""
+    clock = [datetime(2026, 1, 1, 2, 0, tzinfo=UTC)]
+    (dev,) = await start(simulator, SimDevice("r1", clock=lambda: clock[0]))
+    settings = settings_for(tmp_path, [dev])
+    async with open_backend(settings, collector=collector) as b:
+        first = (await b.service.run(settings.devices(), "test")).results[0]
+        assert first.status is Status.NEW
+        assert await b.store.raw(first.version.id) == dev.export_text("/export show-sensitive")
+
+        clock[0] = datetime(2026, 1, 2, 2, 0, tzinfo=UTC)
+        second = (await b.service.run(settings.devices(), "test")).results[0]
+        assert second.status is Status.UNCHANGED
+        assert second.version.id == first.version.id
+        assert second.version.last_verified > first.version.last_verified
+        assert await b.store.count_versions("lab", "r1") == 1
+
+        dev.change(2)
+        third = (await b.service.run(settings.devices(), "test")).results[0]
+        assert third.status is Status.CHANGED
+        assert third.previous.id == first.version.id
+        assert (third.added, third.removed) != (0, 0)
+        assert await b.store.count_versions("lab", "r1") == 2
+        # the raw bytes of each version are kept exactly as received (download/restore use them)
+        assert await b.store.raw(third.version.id) == dev.export_text("/export show-sensitive")
+
+
+async def test_every_failure_kind_is_recorded_and_never_stops_the_others(
+        tmp_path: Path, simulator: Simulator, collector: Collector) -> None:
+    """Each broken router fails with its own reason; the healthy ones are still backed up."""
+    devices = await start(
+        simulator,
+        SimDevice("ok"),
+        SimDevice("auth", behaviour="auth_fail"),
+        SimDevice("refused", behaviour="refuse"),
+        SimDevice("hangs", behaviour="hang"),
+        SimDevice("drops", behaviour="drop"),
+        SimDevice("junk", behaviour="garbage"),
+        SimDevice("v6", ros_version="6.49.7"),
+    )
+    settings = settings_for(tmp_path, devices, timeout=1.5,
+                            overrides={"v6": {"export": "/export show-sensitive"}})
+    async with open_backend(settings, collector=collector) as b:
+        summary = await b.service.run(settings.devices(), "test")
+        results = by_name(summary.results)
+        kinds = {name: r.error_kind for name, r in results.items()}
+        assert kinds == {"ok": None, "auth": "auth", "refused": "unreachable", "hangs": "timeout",
+                         "drops": "dropped", "junk": "invalid_output", "v6": "invalid_output"}
+        assert results["ok"].status is Status.NEW
+        assert "expected end of command" in results["v6"].reason  # the Oxidized #2427 trap
+        assert summary.count(Status.FAILED) == 6
+        attempts = await b.store.last_attempts("lab")
+        assert {k[1]: a.reason for k, a in attempts.items() if a.status is Status.FAILED} == {
+            name: r.reason for name, r in results.items() if r.status is Status.FAILED}
+        # nothing was stored for a failed device
+        for name in kinds.keys() - {"ok"}:
+            assert await b.store.latest_version("lab", name) is None
+        assert ("lab", "ok") in await b.store.last_successes("lab")
+
+
+async def test_changed_host_key_stores_nothing_until_trusted(tmp_path: Path, simulator: Simulator,
+                                                             collector: Collector) -> None:
+    """A new host key fails the device with both fingerprints; `trust` accepts it and backups resume."""
+    (dev,) = await start(simulator, SimDevice("r1"))
+    settings = settings_for(tmp_path, [dev])
+    async with open_backend(settings, collector=collector) as b:
+        await b.service.run(settings.devices(), "test")
+        old_fp = dev.host_key_fingerprint
+        dev.rotate_host_key()
+        dev.change(1)
+        await simulator.restart_device("r1")
+        failed = (await b.service.run(settings.devices(), "test")).results[0]
+        assert failed.status is Status.FAILED and failed.error_kind == "host_key"
+        assert failed.reason == f"host key changed (was {old_fp}, now {dev.host_key_fingerprint})"
+        assert await b.store.count_versions("lab", "r1") == 1
+        assert (await b.store.host_key("lab", "r1")).fingerprint == old_fp
+        # still refused on the next run: the operator has not accepted it yet
+        again = (await b.service.run(settings.devices(), "test")).results[0]
+        assert again.error_kind == "host_key"
+
+        trusted = await b.catalog.trust("lab", "r1")
+        assert trusted.fingerprint == dev.host_key_fingerprint
+        resumed = (await b.service.run(settings.devices(), "test")).results[0]
+        assert resumed.status is Status.CHANGED
+        with pytest.raises(UserError):
+            await b.catalog.trust("lab", "r1")  # nothing pending any more
+
+
+async def test_routeros_upgrade_alone_is_reported_as_an_upgrade(tmp_path: Path, simulator: Simulator,
+                                                                collector: Collector) -> None:
+    """Same config after an upgrade: a new version noted as the upgrade, with no changed lines."""
+    (dev,) = await start(simulator, SimDevice("r1", ros_version="7.19.3"))
+    settings = settings_for(tmp_path, [dev])
+    async with open_backend(settings, collector=collector) as b:
+        await b.service.run(settings.devices(), "test")
+        dev.upgrade("7.20.1")
+        result = (await b.service.run(settings.devices(), "test")).results[0]
+        assert result.status is Status.CHANGED
+        assert (result.added, result.removed) == (0, 0)
+        assert result.note == "RouterOS 7.19.3 → 7.20.1, config unchanged"
+        assert result.version.meta.ros_version == "7.20.1"
+
+
+async def test_a_new_noise_rule_does_not_turn_into_a_false_change(tmp_path: Path, simulator: Simulator,
+                                                                  collector: Collector) -> None:
+    """A version stored under older normalization rules (different hash, same lines) is confirmed."""
+    (dev,) = await start(simulator, SimDevice("r1"))
+    settings = settings_for(tmp_path, [dev])
+    async with open_backend(settings, collector=collector) as b:
+        raw = dev.export_text("/export show-sensitive")
+        run_id = await b.store.start_run("old", datetime(2025, 1, 1, tzinfo=UTC), "lab")
+        meta = routeros.parse_header(raw.decode())
+        old = await b.store.add_version(run_id, "lab", "r1", datetime(2025, 1, 1, tzinfo=UTC), raw,
+                                        "0" * 64, meta, Status.NEW, 0, 0, None)
+        await b.store.finish_run(run_id, datetime(2025, 1, 1, tzinfo=UTC))
+        result = (await b.service.run(settings.devices(), "test")).results[0]
+        assert result.status is Status.UNCHANGED and result.version.id == old.id
+
+
+async def test_concurrency_is_bounded_across_the_run(tmp_path: Path, simulator: Simulator,
+                                                     collector: Collector) -> None:
+    """With concurrency 2, six devices that each take ~0.3 s need at least three rounds."""
+    devices = await start(simulator, *(SimDevice(f"r{i}", delay=0.15) for i in range(6)))
+    settings = settings_for(tmp_path, devices, concurrency=2)
+    async with open_backend(settings, collector=collector) as b:
+        t0 = time.monotonic()
+        summary = await b.service.run(settings.devices(), "test")
+        elapsed = time.monotonic() - t0
+    assert summary.count(Status.NEW) == 6
+    assert elapsed >= 3 * 0.3  # two commands (resource print + export) of 0.15 s each, 3 rounds
+
+
+async def test_a_second_request_joins_the_running_backup(tmp_path: Path, simulator: Simulator,
+                                                         collector: Collector) -> None:
+    """Asking again while a device is being backed up waits for that backup instead of connecting again."""
+    devices = await start(simulator, SimDevice("r1", delay=0.3), SimDevice("r2", delay=0.3))
+    settings = settings_for(tmp_path, devices)
+    async with open_backend(settings, collector=collector) as b:
+        first = asyncio.create_task(b.service.run(settings.devices(), "schedule"))
+        await asyncio.sleep(0.1)
+        assert b.service.busy(settings.devices("lab", "r1"))
+        joined = await b.service.run(settings.devices("lab", "r1"), "slack")
+        whole = await first
+    assert devices[0].connections == 1  # one SSH connection for both requests
+    assert joined.results[0].version == by_name(whole.results)["r1"].version
+    assert not b.service.busy(settings.devices())
+
+
+async def test_meta_is_kept_from_the_header(tmp_path: Path, simulator: Simulator, collector: Collector) -> None:
+    """Version, model and serial come from the export header and are stored with the version."""
+    (dev,) = await start(simulator, SimDevice("r1", ros_version="6.49.7", model="RB750Gr3"))
+    settings = settings_for(tmp_path, [dev])
+    async with open_backend(settings, collector=collector) as b:
+        result = (await b.service.run(settings.devices(), "test")).results[0]
+    assert result.version.meta == ExportMeta("6.49.7", "RB750Gr3", dev.serial, dev.software_id)

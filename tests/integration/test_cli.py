@@ -1,0 +1,185 @@
+"""The `backupbot` command end to end: a real process, real SSH to the simulator, a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+
+import yaml
+
+from bot.simulator import SimDevice, Simulator
+
+PASSWORD = "cli-Pa55"
+
+
+async def spawn(*args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={"PATH": "/usr/bin:/bin", "ROUTER_PASSWORD": PASSWORD})
+
+
+async def backupbot(*args: str) -> tuple[int, str, str]:
+    """Run `python -m bot ARGS` as a separate process."""
+    proc = await spawn(*args)
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def stored_versions(db: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            return int(conn.execute("SELECT count(*) FROM versions").fetchone()[0])
+    except sqlite3.Error:  # not created yet
+        return 0
+
+
+async def site(tmp_path: Path, sim: Simulator, *devices: SimDevice, concurrency: int = 10) -> Path:
+    """Start the devices and write a config file for them (site "lab"); return its path."""
+    for d in devices:
+        d.password = PASSWORD
+        sim.add(d)
+    await sim.start()
+    config = {
+        "storage": {"path": "db/backups.db"},
+        "concurrency": concurrency,
+        "defaults": {"username": "backup", "password": "${ROUTER_PASSWORD}", "timeout": 3},
+        "sites": {"lab": {"devices": [{"name": d.name, "host": d.host, "port": d.port} for d in devices]}},
+    }
+    path = tmp_path / "backupbot.yml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+async def test_backup_list_show_diff_round_trip(tmp_path: Path, simulator: Simulator) -> None:
+    """Back up, change, back up; every read command then shows what happened, in text and --json."""
+    r1, r2 = SimDevice("r1"), SimDevice("r2", ros_version="6.49.7")
+    cfg = str(await site(tmp_path, simulator, r1, r2))
+
+    code, out, err = await backupbot("--config", cfg, "backup", "--json")
+    assert code == 0, err
+    first = json.loads(out)
+    assert [d["status"] for d in first["devices"]] == ["new", "new"]
+    assert first["totals"] == {"new": 2, "changed": 0, "unchanged": 0, "failed": 0}
+
+    r1.change(1)
+    code, out, _ = await backupbot("--config", cfg, "backup", "lab")
+    assert code == 0
+    lines = {line.split()[1]: line for line in out.splitlines() if line.startswith("lab ")}
+    assert "changed" in lines["r1"] and "+1 -0" in lines["r1"]
+    assert "unchanged" in lines["r2"]
+    assert "2 devices in" in out
+
+    code, out, _ = await backupbot("--config", cfg, "list", "lab", "r1", "--json")
+    versions = json.loads(out)
+    new_id, old_id = versions[0]["id"], versions[1]["id"]
+    assert new_id > old_id and versions[0]["routeros"] == "7.20.1"
+
+    code, out, _ = await backupbot("--config", cfg, "diff", str(old_id), str(new_id))
+    assert code == 0
+    assert "\n+add action=drop chain=forward" in out and "@@ -" in out and "/ip firewall" in out
+
+    code, out, _ = await backupbot("--config", cfg, "sites", "--json")
+    assert json.loads(out) == [{"site": "lab", "devices": 2, "last_run": json.loads(out)[0]["last_run"], "ok": 2,
+                                "changed": 1, "failed": 0, "never": 0}]
+
+    code, out, _ = await backupbot("--config", cfg, "list", "lab", "--json")
+    assert {d["device"]: d["latest"]["id"] for d in json.loads(out)}["r1"] == new_id
+
+    code, out, _ = await backupbot("--config", cfg, "show", str(new_id), "--json")
+    shown = json.loads(out)
+    assert shown["id"] == new_id and "/ip firewall filter" in shown["config"]
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "--config", cfg, "show", str(new_id), "--raw",
+        stdout=asyncio.subprocess.PIPE, env={"ROUTER_PASSWORD": PASSWORD})
+    raw, _ = await proc.communicate()
+    assert raw.startswith(b"# ") and b"\r\n" in raw and b"by RouterOS 7.20.1" in raw
+    assert raw.endswith(r1.export_text("/export show-sensitive").split(b"\r\n", 5)[5])  # byte-exact body
+
+
+async def test_a_failed_device_means_exit_code_1_with_its_reason(tmp_path: Path, simulator: Simulator) -> None:
+    """The summary names each failure and why; the exit code tells scripts something failed."""
+    cfg = str(await site(tmp_path, simulator, SimDevice("good"), SimDevice("bad", behaviour="auth_fail")))
+    code, out, err = await backupbot("--config", cfg, "backup")
+    assert code == 1
+    bad = next(line for line in out.splitlines() if " bad " in line)
+    assert "failed" in bad and "authentication failed" in bad
+    assert "1 new, 0 changed, 0 unchanged, 1 failed" in out
+    assert "Traceback" not in err
+
+
+async def test_unknown_names_get_suggestions_not_tracebacks(tmp_path: Path, simulator: Simulator) -> None:
+    """A typo in a site or device name is answered with the closest matches and exit code 1."""
+    cfg = str(await site(tmp_path, simulator, SimDevice("core-1")))
+    code, _, err = await backupbot("--config", cfg, "list", "lba")
+    assert code == 1 and 'Unknown site "lba". Did you mean: lab?' in err and "Traceback" not in err
+    code, _, err = await backupbot("--config", cfg, "backup", "lab", "core1")
+    assert code == 1 and "Did you mean: core-1?" in err
+    code, _, err = await backupbot("--config", cfg, "show", "424242")
+    assert code == 1 and "No backup with id 424242" in err
+
+
+async def test_bad_config_lists_every_problem_and_exits_2(tmp_path: Path) -> None:
+    """A broken config file is refused at start with each problem and its place; no traceback."""
+    path = tmp_path / "backupbot.yml"
+    path.write_text("defaults: {username: u, password: '${NOPE}', port: 70000}\n"
+                    "sites:\n  a:\n    devices:\n      - {name: r1}\n      - {name: r1, host: h}\n")
+    for command in ("backup", "check-config", "sites"):
+        code, _, err = await backupbot("--config", str(path), command)
+        assert code == 2, command
+        assert "Traceback" not in err
+        for place in ("defaults.password", "defaults.port", "sites.a.devices[0].host", "sites.a.devices[1].name"):
+            assert place in err, (place, err)
+    code, _, err = await backupbot("--config", str(tmp_path / "missing.yml"), "check-config")
+    assert code == 2 and "no such file" in err
+
+
+async def test_check_config_accepts_a_good_file(tmp_path: Path, simulator: Simulator) -> None:
+    """check-config only validates: it says OK and counts sites and devices."""
+    cfg = str(await site(tmp_path, simulator, SimDevice("r1"), SimDevice("r2")))
+    code, out, _ = await backupbot("--config", cfg, "check-config")
+    assert code == 0 and "OK (1 sites, 2 devices)" in out
+
+
+async def test_killed_mid_run_leaves_a_consistent_database(tmp_path: Path, simulator: Simulator) -> None:
+    """SIGKILL during a backup: what was committed stays intact and the next run just works."""
+    devices = [SimDevice(f"r{i}", delay=0.25, size=40_000) for i in range(8)]
+    cfg = await site(tmp_path, simulator, *devices, concurrency=2)
+    db = tmp_path / "db" / "backups.db"
+    proc = await spawn("--config", str(cfg), "backup")
+    for _ in range(600):  # kill as soon as the first versions are committed
+        if stored_versions(db) >= 2:
+            break
+        await asyncio.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    await proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        stored_before = conn.execute("SELECT count(*) FROM versions").fetchone()[0]
+    assert 0 < stored_before < len(devices)  # killed part-way through, as intended
+
+    code, out, err = await backupbot("--config", str(cfg), "backup", "--json")
+    assert code == 0, err
+    statuses = [d["status"] for d in json.loads(out)["devices"]]
+    assert statuses.count("unchanged") == stored_before
+    assert statuses.count("new") == len(devices) - stored_before
+
+
+async def test_demo_runs_on_embedded_defaults(tmp_path: Path) -> None:
+    """`backupbot demo` needs no router and no Slack: it backs up simulated devices twice and shows a diff."""
+    code, out, err = await backupbot("demo", "--dir", str(tmp_path / "demo"))
+    assert code == 0, err
+    assert "== First backup: everything is new ==" in out
+    assert "unreachable: connection refused" in out  # a failure is shown, not hidden
+    assert "RouterOS 7.19.3 → 7.20.1, config unchanged" in out
+    assert "\n+add " in out and "@@ " in out
+    db = tmp_path / "demo" / "backups.db"
+    assert f"Database: {db}" in out and db.exists()
+    code, out, _ = await backupbot("--config", str(tmp_path / "demo" / "backupbot.yml"), "list", "hq", "--json")
+    assert code == 0 and {d["device"] for d in json.loads(out)} == {"core-1", "edge-1", "ap-1"}
