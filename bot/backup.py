@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from bot import diffing, routeros
 from bot.errors import CollectError, HostKeyChanged
+from bot.offload import cpu
 from bot.models import (
     Attempt,
     Device,
@@ -167,7 +168,7 @@ class BackupService:
         return replace(result, duration=time.monotonic() - t0)
 
     async def _record(self, run_id: int, device: Device, export: Export) -> DeviceResult:
-        digest = await asyncio.to_thread(_digest, export.raw)
+        digest = await cpu(_digest, export.raw)
         latest = await self.store.latest_version(device.site, device.name)
         at = self.clock()
         if latest is None:
@@ -178,7 +179,7 @@ class BackupService:
         added = removed = 0
         if latest.hash != digest.hash:
             old_raw = await self.store.raw(latest.id)
-            added, removed = await asyncio.to_thread(_changes, old_raw, digest.normalized)
+            added, removed = await cpu(_changes, old_raw, digest.normalized)
         # No line differs (the stored hash may predate a new noise rule) and the header agrees.
         if added == removed == 0 and note is None:
             version = await self.store.confirm_version(run_id, device.site, device.name, at, latest.id)

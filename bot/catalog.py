@@ -6,7 +6,6 @@ produces views and diffs. Normalizing and diffing large configs runs in a worker
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Protocol
 from bot import diffing, routeros
 from bot.backup import Clock, utcnow
 from bot.errors import NotFound, UserError
+from bot.offload import cpu
 from bot.models import Attempt, Device, DeviceStatus, Diff, HostKey, Settings, Site, Status, Version
 
 STALE_AFTER = timedelta(days=1)
@@ -124,14 +124,14 @@ class Catalog:
     async def config(self, version_id: int) -> str:
         """The normalized config (secrets intact: callers posting it anywhere must redact)."""
         raw = await self.raw(version_id)
-        return await asyncio.to_thread(routeros.normalize, raw)
+        return await cpu(routeros.normalize, raw)
 
     async def redacted_config(self, version_id: int) -> str:
         return await self.redact(await self.config(version_id))
 
     async def redact(self, text: str) -> str:
         key = await self.store.instance_key()
-        return await asyncio.to_thread(routeros.redact, text, key)
+        return await cpu(routeros.redact, text, key)
 
     # --- comparisons -------------------------------------------------------------------------
     async def compare(self, version_ids: Sequence[int], redact: bool = False) -> list[Diff]:
@@ -147,7 +147,7 @@ class Catalog:
         texts = [(self.label(v), await self.config(v.id)) for v in ordered]
         if redact:
             texts = [(label, await self.redact(text)) for label, text in texts]
-        return await asyncio.to_thread(diffing.compare, texts)
+        return await cpu(diffing.compare, texts)
 
     async def latest_change(self, site: str, device: str, redact: bool = False) -> list[Diff]:
         """The device's most recent change: its two newest versions."""

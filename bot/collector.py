@@ -22,6 +22,7 @@ import asyncssh
 from bot import routeros
 from bot.errors import AuthFailed, CollectError, Dropped, HostKeyChanged, InvalidOutput, Timeout, Unreachable
 from bot.models import Device, Export, HostKey
+from bot.offload import cpu
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ class Collector:
             conn.abort()
             raise
         conn.close()
-        if reason := routeros.check_export(raw):
+        if reason := await cpu(routeros.check_export, raw):
             raise InvalidOutput(reason)
         key = conn.get_server_host_key()
         assert key is not None

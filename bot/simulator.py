@@ -175,7 +175,9 @@ class SimDevice:
     password: str = field(default="backup-secret", repr=False)
     authorized_key: str | None = None  # OpenSSH public key text accepted for public-key auth
     size: int = 3_000  # approximate export size in bytes, padded with address-list entries
-    delay: float = 0.0  # seconds before answering each exec command
+    # Seconds an export takes to generate. Real routers walk their whole config for /export but
+    # answer /system resource print at once, so only exports wait.
+    delay: float = 0.0
     behaviour: Behaviour = "ok"
     body: str | None = None  # the export without header ("\n" line ends); None generates one
     crlf: bool = True  # RouterOS ends exec output lines with CRLF
@@ -371,12 +373,12 @@ async def _serve(device: SimDevice, process: asyncssh.SSHServerProcess[bytes]) -
     if command is None:  # shell request: exec only
         process.exit(0)
         return
-    if device.delay:
+    is_export = command.strip().lstrip("/").startswith("export")
+    if device.delay and is_export:
         await asyncio.sleep(device.delay)
     behaviour = device.behaviour
     if behaviour.endswith("_once"):
         behaviour = "ok" if device._tripped else behaviour.removesuffix("_once")  # type: ignore[assignment]
-    is_export = command.strip().lstrip("/").startswith("export")
     try:
         if behaviour == "hang":
             device._tripped = True
