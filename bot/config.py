@@ -12,15 +12,14 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-
 from bot.errors import ConfigError
 from bot.models import Device, ScheduleSettings, Settings, Site, SlackSettings
+from bot.yamlfile import read_yaml
 
 _VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")  # "$${" is a literal "${"
 _PASSWORD_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -42,14 +41,7 @@ class _Invalid(Exception):
 def load_settings(path: str | Path, env: Mapping[str, str]) -> Settings:
     """Read, parse and validate the config file; raise ConfigError listing every problem."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: no such file"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise ConfigError([f"{path}: cannot read ({reason})"]) from None
-    data, duplicates = _parse_yaml(text, str(path))
+    data, duplicates = read_yaml(path)
     # Relative paths inside the file resolve against the file's own directory, not the working
     # directory: services are started from anywhere (systemd, cron, a container's WORKDIR).
     try:
@@ -68,43 +60,6 @@ def parse_settings(data: object, env: Mapping[str, str], base_dir: Path) -> Sett
     if checker.problems or settings is None:
         raise ConfigError(checker.problems)
     return settings
-
-
-def _parse_yaml(text: str, where: str) -> tuple[object, list[str]]:
-    """The parsed document and any duplicate keys (PyYAML would silently keep the last one)."""
-    loader = yaml.SafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None, []
-        return loader.construct_document(node), list(_duplicate_keys(node, where, set()))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        place = f"{where}:{mark.line + 1}:{mark.column + 1}" if mark else where
-        raise ConfigError([f"{place}: {exc.problem or exc.context}"]) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError([f"{where}: {exc}"]) from None
-    finally:
-        loader.dispose()
-
-
-def _duplicate_keys(node: yaml.Node, where: str, visited: set[int]) -> Iterator[str]:
-    if id(node) in visited:  # aliases can make the node graph cyclic
-        return
-    visited.add(id(node))
-    if isinstance(node, yaml.MappingNode):
-        first: dict[str, int] = {}
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode):
-                mark = key.start_mark
-                if key.value in first:
-                    yield (f'{where}:{mark.line + 1}:{mark.column + 1}: duplicate key "{key.value}"'
-                           f" (first on line {first[key.value]})")
-                first.setdefault(key.value, mark.line + 1)
-            yield from _duplicate_keys(value, where, visited)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            yield from _duplicate_keys(item, where, visited)
 
 
 def _show(value: object) -> str:
