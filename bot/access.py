@@ -5,8 +5,10 @@ Rules:
 - anyone else must be in the site's allowed_users (empty = everyone in the workspace);
 - and, if the site lists allowed_channels, a request from a shared conversation must come from
   one of them. A DM with the bot (channel id "D…") and the App Home (no channel) are private:
-  there only the user rule applies. Any other channel id (C…, G…, or an unknown kind) counts
-  as shared, so an unfamiliar conversation type never widens access;
+  there the user must be named on the site (allowed_users or download_users) — otherwise a
+  site kept to its channels would be open to anyone who DMs the bot. Any other channel id
+  (C…, G…, or an unknown kind) counts as shared, so an unfamiliar conversation type never
+  widens access;
 - raw downloads contain passwords: only admins and the site's download_users, and a download
   user must also be allowed to see the site.
 
@@ -32,14 +34,18 @@ def _user_allowed(site: Site, user: str) -> bool:
     return not site.allowed_users or user in site.allowed_users
 
 
-def _channel_allowed(site: Site, channel: str | None) -> bool:
-    return not site.allowed_channels or _private(channel) or channel in site.allowed_channels
+def _channel_allowed(site: Site, user: str, channel: str | None) -> bool:
+    if not site.allowed_channels:
+        return True
+    if _private(channel):
+        return user in site.allowed_users or user in site.download_users
+    return channel in site.allowed_channels
 
 
 def can_view(settings: Settings, site: Site, user: str, channel: str | None) -> bool:
     if is_admin(settings, user):
         return True
-    return _user_allowed(site, user) and _channel_allowed(site, channel)
+    return _user_allowed(site, user) and _channel_allowed(site, user, channel)
 
 
 def can_download(settings: Settings, site: Site, user: str) -> bool:
@@ -52,8 +58,7 @@ def require_view(settings: Settings, site: Site, user: str, channel: str | None)
     if can_view(settings, site, user, channel):
         return
     if _user_allowed(site, user):
-        raise Forbidden(f"{site.name} can't be shown in this channel. "
-                        "Ask in a direct message with backupbot, or in one of the site's channels.")
+        raise Forbidden(f"{site.name} can't be shown here. Ask in one of the site's channels.")
     raise Forbidden(f"You are not allowed to see {site.name}. Ask a backupbot admin.")
 
 

@@ -14,7 +14,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 # Builds the outbox messages (summaries, alerts) committed together with the run's end.
-MessagesFor = Callable[[RunSummary], Sequence[Any]]
+MessagesFor = Callable[[RunSummary], Awaitable[Sequence[Any]]]
 
 
 def utcnow() -> datetime:
@@ -141,7 +141,7 @@ class BackupService:
                 task.cancel()
             raise
         summary = RunSummary(run_id, trigger, started, self.clock(), tuple(results))
-        outbox = messages_for(summary) if messages_for else ()
+        outbox = await messages_for(summary) if messages_for else ()
         await self.store.finish_run(run_id, summary.finished_at, outbox)
         return summary
 

@@ -23,7 +23,8 @@ from bot.yamlfile import read_yaml
 
 _VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")  # "$${" is a literal "${"
 _PASSWORD_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_TOKEN = re.compile(r"[A-Za-z0-9_.-]+")  # site and device names are typed in Slack commands
+# Site and device names are typed in Slack commands and carried in button values (≤2,000 chars).
+_TOKEN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _HHMM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 _SLACK_ID = {"channel": (re.compile(r"[CG][A-Z0-9]{6,}"), "C0123456789"),
              "user": (re.compile(r"[UW][A-Z0-9]{6,}"), "U0123456789")}
@@ -143,7 +144,7 @@ class _Checker:
     def name(self, loc: str, value: object) -> str:
         if isinstance(value, (str, int)) and not isinstance(value, bool) and _TOKEN.fullmatch(str(value)):
             return str(value)
-        raise _Invalid(f"{_show(value)} is not a simple name: use only letters, digits, "
+        raise _Invalid(f"{_show(value)} is not a simple name: use up to 64 letters, digits, "
                        '"-", "_" and "." (names are typed in Slack commands, separated by spaces)')
 
     def host(self, loc: str, value: object) -> str:

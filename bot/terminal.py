@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.catalog import SiteOverview
 from bot.models import Attempt, DeviceResult, DeviceStatus, Diff, RunSummary, Status, Version
+
+if TYPE_CHECKING:  # keeps this module pure: no import of the I/O layers at run time
+    from bot.catalog import SiteOverview
 
 RED, GREEN, CYAN, BOLD, RESET = "\x1b[31m", "\x1b[32m", "\x1b[36m", "\x1b[1m", "\x1b[0m"
 

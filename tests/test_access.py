@@ -44,14 +44,16 @@ def test_allowed_users_limits_who_sees_a_site_even_in_a_dm() -> None:
         assert not access.can_view(SETTINGS, STAFF, EVE, channel)
 
 
-def test_allowed_channels_apply_to_shared_conversations_only() -> None:
-    """Listed channels (C… or G…) pass, unlisted ones fail; a DM and the App Home need only the user check."""
+def test_allowed_channels_keep_a_site_in_its_channels() -> None:
+    """Listed channels (C… or G…) pass, unlisted ones fail; a DM or the App Home only for named users."""
     assert access.can_view(SETTINGS, OPS_ONLY, EVE, OPS)
     assert access.can_view(SETTINGS, OPS_ONLY, EVE, PRIVATE)
     assert not access.can_view(SETTINGS, OPS_ONLY, EVE, RANDOM)
     assert not access.can_view(SETTINGS, OPS_ONLY, EVE, "G0OTHER01")
-    assert access.can_view(SETTINGS, OPS_ONLY, EVE, DM)
-    assert access.can_view(SETTINGS, OPS_ONLY, EVE, None)
+    # nobody is named on ops-only, so DMing the bot must not be a way around its channels
+    assert not access.can_view(SETTINGS, OPS_ONLY, EVE, DM)
+    assert not access.can_view(SETTINGS, OPS_ONLY, EVE, None)
+    assert access.can_view(SETTINGS, VAULT, BOB, DM) is False  # a download user excluded by allowed_users
 
 
 def test_unknown_conversation_kinds_count_as_shared() -> None:
@@ -83,7 +85,7 @@ def test_require_view_names_the_site_but_not_who_is_allowed() -> None:
     assert str(refused.value) == "You are not allowed to see staff. Ask a backupbot admin."
     with pytest.raises(Forbidden) as wrong_place:
         access.require_view(SETTINGS, OPS_ONLY, EVE, RANDOM)
-    assert "ops-only can't be shown in this channel" in str(wrong_place.value)
+    assert "ops-only can't be shown here" in str(wrong_place.value)
     for message in (str(refused.value), str(wrong_place.value)):
         assert not any(secret in message for secret in (ALICE, BOB, OPS, PRIVATE))
     access.require_view(SETTINGS, STAFF, ALICE, RANDOM)  # allowed: returns quietly
@@ -104,6 +106,7 @@ def test_require_download_explains_who_may_download_in_general_terms() -> None:
 def test_visible_sites_never_include_a_site_the_user_may_not_see() -> None:
     """For sites, search and App Home: only the sites visible to this user in this conversation, in order."""
     assert [s.name for s in access.visible_sites(SETTINGS, EVE, RANDOM)] == ["open"]
-    assert [s.name for s in access.visible_sites(SETTINGS, EVE, None)] == ["open", "ops-only"]
+    assert [s.name for s in access.visible_sites(SETTINGS, EVE, None)] == ["open"]
+    assert [s.name for s in access.visible_sites(SETTINGS, ALICE, None)] == ["open", "staff", "vault"]
     assert [s.name for s in access.visible_sites(SETTINGS, ALICE, OPS)] == ["open", "staff", "ops-only", "vault"]
     assert [s.name for s in access.visible_sites(SETTINGS, BOB, RANDOM)] == ["open", "staff"]
