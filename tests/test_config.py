@@ -244,7 +244,7 @@ def test_site_name_must_be_a_simple_token(tmp_path: Path, example: dict[str, Any
     """Site names are typed in Slack commands, so spaces and slashes are refused at the site's place."""
     example["sites"]["head office"] = example["sites"].pop("site-a")
     assert problems(tmp_path, example) == [
-        'sites.head office: "head office" is not a simple name: use only letters, digits, "-", "_" and "." '
+        'sites.head office: "head office" is not a simple name: use up to 64 letters, digits, "-", "_" and "." '
         "(names are typed in Slack commands, separated by spaces)"]
 
 
