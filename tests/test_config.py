@@ -192,7 +192,7 @@ CASES: list[tuple[str, object, str]] = [
     ("site", {}, 'site: unknown key (did you mean "sites"?)'),
     ("defaults.export", "/system backup save",
      'defaults.export: must be "auto" or a command starting with "/export", got "/system backup save"'),
-    (f"{DEV0}.name", "core 1", 'sites.site-a.devices[0].name: "core 1" is not a simple name: use only letters, '
+    (f"{DEV0}.name", "core 1", 'sites.site-a.devices[0].name: "core 1" is not a simple name: use up to 64 letters, '
      'digits, "-", "_" and "." (names are typed in Slack commands, separated by spaces)'),
     (f"{DEV0}.host", "10.0.0.1:2222", 'sites.site-a.devices[0].host: "10.0.0.1:2222": put the port in "port", not in the host'),
     (f"{DEV0}.key_file", "/nonexistent/id_rsa", "sites.site-a.devices[0].key_file: /nonexistent/id_rsa: no such file"),
