@@ -66,6 +66,11 @@ class TaskTracker:
                 except Exception:  # noqa: BLE001 - the report itself failed; the log above stands
                     log.exception("could not report the failure of task %s", name)
 
+    async def idle(self) -> None:
+        """Wait until no task is running (tasks started meanwhile are waited for too)."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
     async def drain(self, timeout: float) -> tuple[int, int]:
         """Refuse new tasks, wait up to `timeout` s for running ones, cancel the rest.
 

@@ -1,1 +1,45 @@
-"""Slack listeners, one register() per surface (filled in by the Slack interface)."""
+"""Slack listeners: one register() per surface, each given its dependencies explicitly.
+
+Also the one app-level error handler: whatever escapes a listener is logged with its traceback
+and the user gets a plain sentence instead (the ack itself when it has not been sent yet, else
+through respond()), never a stack trace and never silence.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.response import BoltResponse
+
+from handlers import actions, commands, events
+from handlers.deps import Deps
+from handlers.replies import describe
+
+log = logging.getLogger(__name__)
+
+
+def register(app: AsyncApp, deps: Deps) -> None:
+    """Attach every listener (and the one app-level error handler) to `app`."""
+    commands.register(app, deps)
+    actions.register(app, deps)
+    events.register(app, deps)
+    app.error(on_error)
+
+
+async def on_error(error: Exception, body: dict[str, Any], respond: AsyncRespond | None,
+                   response: BoltResponse | None) -> BoltResponse | None:
+    log.error("unhandled error in a Slack listener (%s)", type(error).__name__, exc_info=error)
+    text = describe(error)
+    if response is not None:  # not acknowledged yet: the answer to Slack's request carries the message
+        return BoltResponse(status=200, body=json.dumps({"response_type": "ephemeral", "text": text}),
+                            headers={"content-type": ["application/json;charset=utf-8"]})
+    if respond is not None:
+        try:
+            await respond(text=text, response_type="ephemeral")
+        except Exception:  # noqa: BLE001 - nothing more we can do than the log above
+            log.warning("could not tell the user about the error", exc_info=True)
+    return None

@@ -1,0 +1,174 @@
+"""`backupbot serve`: build everything, serve Slack over HTTP or Socket Mode, stop gracefully.
+
+`create_app` returns the aiohttp application with every resource tied to its life by a cleanup
+context, started in this order and stopped in reverse:
+
+    backend      SQLite store, BackupService, Catalog            (health: database)
+    slack        one aiohttp ClientSession, the Web API client, auth.test
+    tasks        TaskTracker for work after the ack               (drained on shutdown)
+    bolt         AsyncApp with every listener registered
+    background   <- issue 4: scheduler and outbox deliverer go here (BACKGROUND_CONTEXTS)
+    socket mode  only with --socket-mode: handler + watchdog      (health: socket_mode)
+
+So on shutdown the socket stops taking requests first, then background jobs stop, then running
+tasks get `drain_timeout` seconds to finish (they still have Slack and the database), and only then
+are the HTTP session and the database closed. SIGTERM and SIGINT trigger that shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import AsyncContextManager
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+import handlers
+from bot.app import Backend, open_backend
+from bot.backup import Clock, utcnow
+from bot.collector import Collector
+from bot.models import Settings
+from bot.slack_client import BotIdentity, Credentials, StartupError, build_client, check_token
+from bot.socket_mode import SocketModeRunner, check_app_token
+from bot.tasks import TaskTracker
+from bot.web import BOLT, add_health_check, build_web_app
+from handlers.deps import Deps
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_STARTUP = 0, 2
+
+BACKEND = web.AppKey("backend", Backend)
+SLACK_CLIENT = web.AppKey("slack_client", AsyncWebClient)
+IDENTITY = web.AppKey("identity", BotIdentity)
+TASKS = web.AppKey("tasks", TaskTracker)
+SOCKET = web.AppKey("socket_mode", SocketModeRunner)
+
+CleanupContext = Callable[[web.Application], AsyncContextManager[None]]
+# Issue 4 appends the scheduler's and the outbox deliverer's contexts here (or passes them to
+# create_app): they start after Bolt and the task tracker, and stop before tasks are drained.
+BACKGROUND_CONTEXTS: list[CleanupContext] = []
+
+
+@dataclass(frozen=True)
+class Options:
+    """Knobs tests and benchmarks turn; the defaults are production's."""
+
+    clock: Clock = utcnow
+    collector: Collector | None = None
+    task_limit: int = 200
+    drain_timeout: float = 30.0
+    socket_ping_interval: float = 10.0
+    watchdog_interval: float = 15.0
+    watchdog_stale_after: float = 60.0
+    background: Sequence[CleanupContext] = field(default_factory=tuple)
+
+
+def create_app(settings: Settings, credentials: Credentials, *, socket_mode: bool = False,
+               options: Options = Options()) -> web.Application:
+    app = build_web_app(slack_route=not socket_mode)
+
+    async def backend_ctx(app: web.Application) -> AsyncIterator[None]:
+        async with open_backend(settings, clock=options.clock, collector=options.collector) as backend:
+            interrupted = await backend.store.interrupted_runs_cleanup(options.clock())
+            if interrupted:
+                log.warning("marked %d run(s) left unfinished by a previous process as interrupted", interrupted)
+            app[BACKEND] = backend
+
+            async def database() -> dict[str, object]:
+                last = await backend.store.last_run()
+                return {"ok": True, "last_run": last.started_at.isoformat() if last else None}
+
+            add_health_check(app, "database", database)
+            yield
+
+    async def slack_ctx(app: web.Application) -> AsyncIterator[None]:
+        async with aiohttp.ClientSession() as session:
+            client = build_client(credentials, session)
+            app[IDENTITY] = await check_token(client)
+            app[SLACK_CLIENT] = client
+            yield
+
+    async def tasks_ctx(app: web.Application) -> AsyncIterator[None]:
+        tracker = TaskTracker(limit=options.task_limit)
+        app[TASKS] = tracker
+        yield
+        finished, cancelled = await tracker.drain(options.drain_timeout)
+        if finished or cancelled:
+            log.info("shutdown: %d task(s) finished, %d cancelled", finished, cancelled)
+
+    async def bolt_ctx(app: web.Application) -> AsyncIterator[None]:
+        backend = app[BACKEND]
+        bolt = AsyncApp(client=app[SLACK_CLIENT], signing_secret=credentials.signing_secret or "",
+                        process_before_response=False, logger=logging.getLogger("slack_bolt"))
+        handlers.register(bolt, Deps(settings=settings, catalog=backend.catalog, service=backend.service,
+                                     tasks=app[TASKS], clock=options.clock))
+        app[BOLT] = bolt
+        yield
+
+    async def socket_ctx(app: web.Application) -> AsyncIterator[None]:
+        assert credentials.app_token is not None  # Credentials.from_env checked it
+        await check_app_token(app[SLACK_CLIENT], credentials.app_token)
+        runner = SocketModeRunner(app[BOLT], credentials.app_token, app[SLACK_CLIENT],
+                                  ping_interval=options.socket_ping_interval, interval=options.watchdog_interval,
+                                  stale_after=options.watchdog_stale_after)
+        await runner.start()
+        app[SOCKET] = runner
+        add_health_check(app, "socket_mode", runner.status)
+        try:
+            yield
+        finally:
+            await runner.stop()
+
+    contexts: list[CleanupContext] = [backend_ctx, slack_ctx, tasks_ctx, bolt_ctx]  # type: ignore[list-item]
+    contexts += [*BACKGROUND_CONTEXTS, *options.background]
+    if socket_mode:
+        contexts.append(socket_ctx)  # type: ignore[arg-type]
+    app.cleanup_ctx.extend(contexts)
+    return app
+
+
+def serve(settings: Settings, env: Mapping[str, str], *, port: int = 3000, host: str = "0.0.0.0",
+          socket_mode: bool = False) -> int:
+    """Run until SIGTERM/SIGINT. Exit 2 with one clear line when Slack cannot be used as configured."""
+    try:
+        credentials = Credentials.from_env(env, socket_mode=socket_mode)
+    except StartupError as exc:
+        print(f"backupbot serve: {exc}", file=sys.stderr)
+        return EXIT_STARTUP
+    return asyncio.run(_serve(settings, credentials, host, port, socket_mode))
+
+
+async def _serve(settings: Settings, credentials: Credentials, host: str, port: int, socket_mode: bool) -> int:
+    runner = web.AppRunner(create_app(settings, credentials, socket_mode=socket_mode), handle_signals=False)
+    try:
+        await runner.setup()  # runs every cleanup context's start-up part
+    except StartupError as exc:
+        print(f"backupbot serve: {exc}", file=sys.stderr)
+        await runner.cleanup()
+        return EXIT_STARTUP
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        site = web.TCPSite(runner, host, port)
+        try:
+            await site.start()
+        except OSError as exc:
+            print(f"backupbot serve: cannot listen on {host}:{port} ({exc.strerror or exc})", file=sys.stderr)
+            return EXIT_STARTUP
+        mode = "Socket Mode (and /healthz)" if socket_mode else "POST /slack/events and GET /healthz"
+        print(f"backupbot serve: listening on http://{host}:{port} ({mode})", file=sys.stderr, flush=True)
+        await stop.wait()
+        print("backupbot serve: shutting down", file=sys.stderr, flush=True)
+    finally:
+        await runner.cleanup()
+    return EXIT_OK

@@ -1,0 +1,167 @@
+"""/backup: parse the text into a Command (pure), authorize, ack within 3 s, then do the work.
+
+    /backup [help]                 usage
+    /backup sites                  every site the requester may see
+    /backup SITE [DEVICE] [now]    a site's devices / a device's versions / back up now
+    /backup show ID                a version's config, redacted
+    /backup download ID            the raw export, to the requester's DM (download rights)
+    /backup diff ID1 ID2           two versions' differences (redacted)
+    /backup diff SITE DEVICE       the device's latest change
+    /backup search TEXT            devices whose site, name or host contains TEXT
+
+Keywords win over site names ("sites", "show", ... cannot be site names here). Parsing and
+site-level authorization need no I/O, so their errors are the ack itself; everything that reads
+the database runs after the ack as a tracked task that reports back through respond().
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import blocks
+from bot.errors import Forbidden, UserError
+from bot.tasks import Busy
+from handlers import work
+from handlers.deps import Deps
+from handlers.replies import Reply
+from handlers.work import Requester
+
+log = logging.getLogger(__name__)
+
+COMMAND = "/backup"
+
+
+class Kind(StrEnum):
+    HELP = "help"
+    USAGE = "usage"  # malformed: answer with usage
+    SITES = "sites"
+    SITE = "site"
+    DEVICE = "device"
+    BACKUP = "backup"
+    SHOW = "show"
+    DOWNLOAD = "download"
+    DIFF = "diff"  # two ids
+    LATEST_CHANGE = "latest_change"  # diff SITE DEVICE
+    SEARCH = "search"
+
+
+@dataclass(frozen=True)
+class Command:
+    kind: Kind
+    site: str | None = None
+    device: str | None = None
+    ids: tuple[int, ...] = ()
+    text: str = ""
+
+
+def _id(word: str) -> int | None:
+    word = word.removeprefix("#")
+    return int(word) if word.isdigit() else None
+
+
+def parse(text: str) -> Command:
+    """The command's text as a Command; anything malformed is Kind.USAGE. Pure."""
+    words = text.split()
+    if not words or (words == ["help"]):
+        return Command(Kind.HELP)
+    head, rest = words[0].lower(), words[1:]
+    if head == "sites" and not rest:
+        return Command(Kind.SITES)
+    if head in ("show", "download") and len(rest) == 1 and _id(rest[0]) is not None:
+        return Command(Kind(head), ids=(_id(rest[0]),))  # type: ignore[arg-type]
+    if head == "diff" and len(rest) == 2:
+        a, b = _id(rest[0]), _id(rest[1])
+        if a is not None and b is not None:
+            return Command(Kind.DIFF, ids=(a, b))
+        if a is None and b is None:
+            return Command(Kind.LATEST_CHANGE, site=rest[0], device=rest[1])
+        return Command(Kind.USAGE)
+    if head == "search" and rest:
+        return Command(Kind.SEARCH, text=text.strip()[len(words[0]):].strip())
+    if head in ("help", "sites", "show", "download", "diff", "search"):
+        return Command(Kind.USAGE)
+    site = words[0]
+    match rest:
+        case []:
+            return Command(Kind.SITE, site=site)
+        case ["now"]:
+            return Command(Kind.BACKUP, site=site)
+        case [device]:
+            return Command(Kind.DEVICE, site=site, device=device)
+        case [device, "now"]:
+            return Command(Kind.BACKUP, site=site, device=device)
+    return Command(Kind.USAGE)
+
+
+Work = Coroutine[Any, Any, None]
+
+
+def _plan(deps: Deps, cmd: Command, who: Requester, reply: Reply) -> tuple[blocks.Message | None, Work]:
+    """(the ack's message or None for an empty ack, the work to run after it). Raises UserError /
+    Forbidden for what can be refused without I/O (unknown or forbidden site, unknown device)."""
+    match cmd.kind:
+        case Kind.SITES:
+            return None, work.sites(deps, who, reply)
+        case Kind.SEARCH:
+            return None, work.search(deps, who, reply, cmd.text)
+        case Kind.SHOW:
+            return None, work.show(deps, who, reply, cmd.ids[0])
+        case Kind.DOWNLOAD:
+            return None, work.download(deps, who, reply, cmd.ids[0])
+        case Kind.DIFF:
+            return None, work.diff(deps, who, reply, cmd.ids)
+        case Kind.SITE:
+            return None, work.site(deps, who, reply, work.site_for(deps, who, cmd.site or ""))
+        case Kind.DEVICE:
+            return None, work.versions(deps, who, reply, work.device_for(deps, who, cmd.site or "", cmd.device or ""))
+        case Kind.LATEST_CHANGE:
+            device = work.device_for(deps, who, cmd.site or "", cmd.device or "")
+            return None, work.latest_change(deps, who, reply, device)
+        case Kind.BACKUP:
+            if cmd.device is not None:
+                devices = [work.device_for(deps, who, cmd.site or "", cmd.device)]
+                label = devices[0].label
+            else:
+                site = work.site_for(deps, who, cmd.site or "")
+                devices, label = list(site.devices), site.name
+            started = blocks.backup_started(label, len(devices), deps.service.busy(devices))
+            return started, work.backup(deps, who, reply, devices)
+    raise AssertionError(cmd.kind)
+
+
+def register(app: AsyncApp, deps: Deps) -> None:
+    async def backup_command(ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond,
+                             client: AsyncWebClient) -> None:
+        cmd = parse(command.get("text", ""))
+        if cmd.kind in (Kind.HELP, Kind.USAGE):
+            await ack(**blocks.usage())
+            return
+        who = Requester(command["user_id"], command.get("channel_id"))
+        reply = Reply(client, respond, who.user, who.channel)
+        try:
+            answer, job = _plan(deps, cmd, who, reply)
+        except (UserError, Forbidden) as exc:
+            await ack(**blocks.error(str(exc)))
+            return
+        try:
+            deps.tasks.spawn(job, name=f"{COMMAND} {command.get('text', '').strip()} ({who.user})",
+                             on_error=reply.failed)
+        except Busy as exc:
+            await ack(**blocks.error(str(exc)))
+            return
+        if answer is None:
+            await ack()
+        else:
+            await ack(**answer)
+
+    app.command(COMMAND)(backup_command)
+
