@@ -19,6 +19,7 @@ from bot.errors import UserError
 log = logging.getLogger(__name__)
 
 OnError = Callable[[BaseException], Awaitable[None]]
+REPORT_TIMEOUT = 10.0  # telling the user must not hold up shutdown for long
 
 
 class Busy(UserError):
@@ -54,6 +55,9 @@ class TaskTracker:
             await coro
         except asyncio.CancelledError:
             log.warning("task cancelled: %s", name)
+            if on_error is not None and self._closing:  # shutdown: say so rather than go quiet
+                await self._report(on_error, Busy("backupbot is restarting and had to stop this request;"
+                                                  " please ask again in a minute."), name)
             raise
         except Exception as exc:  # noqa: BLE001 - reported below, never swallowed
             if isinstance(exc, UserError):
@@ -61,10 +65,14 @@ class TaskTracker:
             else:
                 log.exception("task failed: %s", name)
             if on_error is not None:
-                try:
-                    await on_error(exc)
-                except Exception:  # noqa: BLE001 - the report itself failed; the log above stands
-                    log.exception("could not report the failure of task %s", name)
+                await self._report(on_error, exc, name)
+
+    @staticmethod
+    async def _report(on_error: OnError, exc: BaseException, name: str) -> None:
+        try:
+            await asyncio.wait_for(on_error(exc), REPORT_TIMEOUT)
+        except Exception:  # noqa: BLE001 - the report itself failed; the log stands
+            log.exception("could not report the failure of task %s", name)
 
     async def idle(self) -> None:
         """Wait until no task is running (tasks started meanwhile are waited for too)."""
