@@ -106,8 +106,13 @@ def create_app(settings: Settings, credentials: Credentials, *, socket_mode: boo
 
     async def bolt_ctx(app: web.Application) -> AsyncIterator[None]:
         backend = app[BACKEND]
+        # process_before_response=True: Bolt awaits the listener and answers when it returns, instead of
+        # running it as an untracked future and polling every 10 ms for the ack. Safe here because
+        # every listener only parses, authorizes, acks and hands the rest to the TaskTracker (no Slack
+        # or database call before it returns). Measured (benchmarks/ack_latency.py, 2 CPUs, backup
+        # running): ack p50 15.7 -> 3.3 ms, p99 138 -> 79 ms.
         bolt = AsyncApp(client=app[SLACK_CLIENT], signing_secret=credentials.signing_secret or "",
-                        process_before_response=False, logger=logging.getLogger("slack_bolt"))
+                        process_before_response=True, logger=logging.getLogger("slack_bolt"))
         handlers.register(bolt, Deps(settings=settings, catalog=backend.catalog, service=backend.service,
                                      tasks=app[TASKS], clock=options.clock))
         app[BOLT] = bolt

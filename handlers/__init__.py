@@ -34,12 +34,15 @@ async def on_error(error: Exception, body: dict[str, Any], respond: AsyncRespond
                    response: BoltResponse | None) -> BoltResponse | None:
     log.error("unhandled error in a Slack listener (%s)", type(error).__name__, exc_info=error)
     text = describe(error)
-    if response is not None:  # not acknowledged yet: the answer to Slack's request carries the message
-        return BoltResponse(status=200, body=json.dumps({"response_type": "ephemeral", "text": text}),
-                            headers={"content-type": ["application/json;charset=utf-8"]})
-    if respond is not None:
+    is_command = "command" in body
+    if respond is not None and (response is None or not is_command):  # the ack cannot carry the message
         try:
             await respond(text=text, response_type="ephemeral")
         except Exception:  # noqa: BLE001 - nothing more we can do than the log above
             log.warning("could not tell the user about the error", exc_info=True)
-    return None
+    if response is None:  # already acknowledged
+        return None
+    # Still answering Slack's request: 200 (a 500 shows the user "dispatch_failed"), and for a
+    # slash command the sentence itself is the answer.
+    answer = json.dumps({"response_type": "ephemeral", "text": text}) if is_command else ""
+    return BoltResponse(status=200, body=answer, headers={"content-type": ["application/json;charset=utf-8"]})

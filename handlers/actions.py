@@ -91,14 +91,12 @@ def _listener(deps: Deps, action_id: str, plan: Plan) -> Callable[..., Coroutine
             job = plan(deps, who, reply, str(action.get("value", "")), body)
         except ValueError:
             log.warning("malformed %s value %r from %s", action_id, action.get("value"), who.user)
-            await reply.error("That button's value is not one I understand; run /backup again for a fresh list.")
-            return
+            job = reply.error("That button's value is not one I understand; run /backup again for a fresh list.")
         except (UserError, Forbidden) as exc:
-            await reply.error(str(exc))
-            return
-        try:
+            job = reply.error(str(exc))
+        try:  # even a refusal is sent from a task: the HTTP answer never waits for a Slack call
             deps.tasks.spawn(job, name=f"{action_id} {action.get('value', '')} ({who.user})", on_error=reply.failed)
-        except Busy as exc:
+        except Busy as exc:  # overload only: tell them inline rather than not at all
             await reply.error(str(exc))
 
     listener.__name__ = f"on_{action_id}"

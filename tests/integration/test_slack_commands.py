@@ -128,6 +128,11 @@ async def test_backup_now_acks_at_once_then_reports_and_a_second_request_joins(w
     first = await world.bot.command("lab now")
     assert first.elapsed < 0.5
     assert "Backing up lab: 3 devices" in first.text
+    # BackupService registers devices as in flight after recording the run's start (a database
+    # write): only from then on can a second request be told it joined.
+    service = world.bot.app[BACKEND].service
+    while not service.busy(world.settings.devices("lab")):
+        await asyncio.sleep(0.01)
     second = await world.bot.command("lab core-1 now")
     assert second.elapsed < 0.5
     assert "already running" in second.text

@@ -9,6 +9,7 @@ import socket
 import sqlite3
 import sys
 import time
+import urllib.parse
 from pathlib import Path
 
 import aiohttp
@@ -203,3 +204,24 @@ async def test_shutdown_cancels_tasks_past_the_drain_timeout_and_says_so(tmp_pat
     assert time.monotonic() - t0 < 5
     (note,) = slack.responses(reply.response_key)
     assert "restarting" in note["text"]
+
+
+async def test_unexpected_listener_error_gets_a_sentence_not_a_trace(tmp_path: Path, simulator: Simulator,
+                                                                    slack: FakeSlack,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """A listener that blows up (a payload missing a field Slack always sends) still answers 200
+    with a plain sentence (command) or through response_url (button); the traceback goes to the log."""
+    (r1,) = await add_routers(simulator, SimDevice("r1"))
+    async with run_bot(config_for(tmp_path, {"lab": [r1]}), slack) as bot:
+        body = bot.command_body("sites").replace("user_id=U0ALICE001&", "")
+        reply = await bot.post(body)
+        assert reply.status == 200
+        assert "something went wrong on my side" in reply.json["text"] and "Traceback" not in reply.text
+
+        payload = bot.action_payload("view_version", "1", key="broken")
+        del payload["user"]
+        reply = await bot.post("payload=" + urllib.parse.quote(json.dumps(payload)))
+        assert reply.status == 200
+        (msg,) = await slack.wait_for("response_url", key="broken")
+        assert "something went wrong on my side" in msg.params["text"]
+    assert any(r.name == "handlers" and r.exc_info for r in caplog.records)
