@@ -15,7 +15,8 @@ from datetime import datetime
 
 from bot import access, blocks
 from bot.errors import NotFound, UserError
-from bot.models import Device, DeviceStatus, Site, Version
+from bot.models import Device, DeviceStatus, Diff, Site, Version
+from bot.offload import cpu
 from handlers.deps import Deps
 from handlers.replies import Reply
 
@@ -142,12 +143,14 @@ async def compare_selected(deps: Deps, who: Requester, reply: Reply, version_ids
         await diff(deps, who, reply, version_ids)
 
 
-async def _send_diffs(reply: Reply, diffs: Sequence[object], name: str) -> None:
-    inline = blocks.diff_inline(diffs)  # type: ignore[arg-type]
+async def _send_diffs(reply: Reply, diffs: Sequence[Diff], name: str) -> None:
+    # Rendering walks every diff line (a diff of two 1 MB exports is ~20k lines): off the event
+    # loop, like the diffing itself, so acks for other requests are not held up.
+    inline = await cpu(blocks.diff_inline, diffs)
     if inline is not None:
         await reply.send(inline)
         return
-    text = blocks.diff_text(diffs)  # type: ignore[arg-type]
+    text = await cpu(blocks.diff_text, diffs)
     await reply.upload(content=text, filename=f"{name}.diff", title=f"Changes {name}", snippet_type="diff")
 
 

@@ -41,6 +41,17 @@ async def test_healthz_reports_database(tmp_path: Path, simulator: Simulator, sl
         assert body["ok"] is True and body["database"]["ok"] is True
 
 
+async def test_healthz_is_503_when_the_database_is_unreachable(tmp_path: Path, simulator: Simulator,
+                                                               slack: FakeSlack) -> None:
+    """/healthz fails (503, database.ok false) when the database cannot be queried."""
+    (r1,) = await add_routers(simulator, SimDevice("r1"))
+    async with run_bot(config_for(tmp_path, {"lab": [r1]}), slack) as bot:
+        await bot.app[BACKEND].store.close()
+        status, body = await bot.get("/healthz")
+        assert status == 503
+        assert body["ok"] is False and body["database"]["ok"] is False
+
+
 async def test_bad_signature_is_401_and_nothing_runs(tmp_path: Path, simulator: Simulator, slack: FakeSlack) -> None:
     """A wrong signature, a missing one, or a timestamp 6 minutes old gets 401: no Web API call, no backup."""
     (r1,) = await add_routers(simulator, SimDevice("r1"))
