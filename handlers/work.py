@@ -165,10 +165,5 @@ async def backup(deps: Deps, who: Requester, reply: Reply, devices: Sequence[Dev
     await reply.send(blocks.run_summary(summary, stale=stale_of(deps, statuses), now=deps.clock()))
 
 
-def backup_label(devices: Sequence[Device]) -> str:
-    sites = sorted({d.site for d in devices})
-    return devices[0].label if len(devices) == 1 else ", ".join(sites)
-
-
 def _note(text: str) -> blocks.Message:
     return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
