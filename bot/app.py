@@ -10,6 +10,7 @@ from bot.backup import BackupService, Clock, utcnow
 from bot.catalog import Catalog
 from bot.collector import Collector
 from bot.models import Settings
+from bot.sshloop import SshLoop
 from storage.store import Store
 
 
@@ -27,7 +28,8 @@ async def open_backend(
 ) -> AsyncIterator[Backend]:
     store = await Store.open(settings.storage_path)
     try:
-        service = BackupService(settings, collector or Collector(), store, clock)
-        yield Backend(settings, store, service, Catalog(settings, store, clock))
+        with SshLoop(collector or Collector()) as ssh:
+            service = BackupService(settings, ssh, store, clock)
+            yield Backend(settings, store, service, Catalog(settings, store, clock))
     finally:
         await store.close()

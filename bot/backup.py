@@ -96,11 +96,18 @@ class BackupService:
         collector: Collecting,
         store: RunStore,
         clock: Clock = utcnow,
+        *,
+        announce: MessagesFor | None = None,
+        observe: Callable[[RunSummary], None] | None = None,
     ) -> None:
+        """`announce` builds the messages (summaries, alerts) committed with each run's end;
+        `observe` sees every finished run (metrics)."""
         self.settings = settings
         self.collector = collector
         self.store = store
         self.clock = clock
+        self.announce = announce
+        self.observe = observe
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._inflight: dict[tuple[str, str], asyncio.Future[DeviceResult]] = {}
 
@@ -114,14 +121,13 @@ class BackupService:
         trigger: str,
         *,
         on_result: Callable[[DeviceResult], None] | None = None,
-        messages_for: MessagesFor | None = None,
     ) -> RunSummary:
         """Back up `devices` once; devices already in flight are joined, not collected again."""
         started = self.clock()
-        scope = ",".join(sorted({d.site for d in devices}))
-        run_id = await self.store.start_run(trigger, started, scope)
+        run_id: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         owned: list[asyncio.Task[DeviceResult]] = []
         waits: list[asyncio.Future[DeviceResult]] = []
+        # Registered before the first await, so a request arriving a moment later joins these.
         for device in devices:
             fut = self._inflight.get(device.key)
             if fut is None:
@@ -134,18 +140,23 @@ class BackupService:
                 fut.add_done_callback(lambda f: f.cancelled() or f.exception() or on_result(f.result()))
             waits.append(fut)
         try:
+            run_id.set_result(await self.store.start_run(trigger, started, ",".join(sorted({d.site for d in devices}))))
             # shield: a caller that gives up (a cancelled Slack task) must not kill a run others joined
             results = await asyncio.shield(asyncio.gather(*waits))
-        except asyncio.CancelledError:
+        except BaseException:
+            run_id.cancel()
             for task in owned:
                 task.cancel()
             raise
-        summary = RunSummary(run_id, trigger, started, self.clock(), tuple(results))
-        outbox = await messages_for(summary) if messages_for else ()
-        await self.store.finish_run(run_id, summary.finished_at, outbox)
+        summary = RunSummary(run_id.result(), trigger, started, self.clock(), tuple(results))
+        outbox = await self.announce(summary) if self.announce else ()
+        await self.store.finish_run(summary.run_id, summary.finished_at, outbox)
+        if self.observe is not None:
+            self.observe(summary)
         return summary
 
-    async def _backup(self, run_id: int, device: Device) -> DeviceResult:
+    async def _backup(self, run_started: asyncio.Future[int], device: Device) -> DeviceResult:
+        run_id = await run_started
         t0 = time.monotonic()
         try:
             async with self._slots:

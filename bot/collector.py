@@ -33,6 +33,13 @@ HOST_KEY_ALGS = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "e
                  "rsa-sha2-512", "rsa-sha2-256", "ssh-rsa")
 
 
+# AES-GCM first: one C call per packet (AES-NI) where asyncssh's chacha20-poly1305 runs Python per
+# packet; a 1 MB export costs ~3x less CPU on each side (measured 0.07 s vs 0.22 s for 5 transfers).
+# The rest stay as fallbacks, CTR modes for RouterOS 6.
+ENCRYPTION_ALGS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com", "chacha20-poly1305@openssh.com",
+                   "aes128-ctr", "aes192-ctr", "aes256-ctr")
+
+
 def _openssh(key: asyncssh.SSHKey) -> str:
     return key.export_public_key("openssh").decode().strip()
 
@@ -147,7 +154,8 @@ class Collector:
                 client_keys=client_keys, agent_path=None, config=None, gss_host=None,
                 # Empty but NOT None (None disables checking): every key reaches validate_host_public_key.
                 known_hosts=([], [], []), x509_trusted_certs=None, client_factory=lambda: client,
-                server_host_key_algs=_host_key_algs(client.trusted), connect_timeout=self.connect_timeout,
+                server_host_key_algs=_host_key_algs(client.trusted), encryption_algs=ENCRYPTION_ALGS,
+                connect_timeout=self.connect_timeout,
             )
         except asyncssh.HostKeyNotVerifiable as exc:
             if client.presented is None or client.trusted is None:

@@ -72,7 +72,9 @@ async def run_demo(directory: Path | None, out: TextIO) -> int:
                   "have new timestamps ==", file=out)
             print(terminal.summary(second) + "\n", file=out)
 
-            changed = next(r for r in second.results if r.device.name == "core-1")
+            changed = next((r for r in second.results if r.device.name == "core-1" and r.previous), None)
+            if changed is None:  # core-1 failed this time: the summary above says why
+                return 1
             diffs = await backend.catalog.compare([changed.previous.id, changed.version.id])
             text = terminal.diffs_text(diffs)
             print(f"== backupbot diff {changed.previous.id} {changed.version.id} ==", file=out)
