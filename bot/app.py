@@ -10,7 +10,7 @@ from bot.backup import BackupService, Clock, utcnow
 from bot.catalog import Catalog
 from bot.collector import Collector
 from bot.models import Settings
-from bot.sshloop import SshLoop
+from bot.sshworker import SshWorker
 from storage.store import Store
 
 
@@ -28,7 +28,7 @@ async def open_backend(
 ) -> AsyncIterator[Backend]:
     store = await Store.open(settings.storage_path)
     try:
-        with SshLoop(collector or Collector()) as ssh:
+        async with SshWorker(collector or Collector()) as ssh:
             service = BackupService(settings, ssh, store, clock)
             yield Backend(settings, store, service, Catalog(settings, store, clock))
     finally:

@@ -16,6 +16,7 @@ import logging
 import os
 import random
 import socket
+from dataclasses import dataclass
 
 import asyncssh
 
@@ -84,16 +85,17 @@ def _first_line(data: bytes) -> str:
     return line.strip()[:120]
 
 
+@dataclass(frozen=True, kw_only=True)
 class Collector:
-    """Collects one device's export over SSH; safe to share across concurrent collections."""
+    """Collects one device's export over SSH; safe to share across concurrent collections.
 
-    def __init__(self, *, connect_timeout: float = 15.0, retries: int = 2, backoff: float = 1.0,
-                 idle_timeout: float = 60.0):
-        """idle_timeout: a command that prints nothing for this long is dropped (and retried)."""
-        self.connect_timeout = connect_timeout
-        self.idle_timeout = idle_timeout
-        self.retries = retries
-        self.backoff = backoff
+    Plain settings only, so bot.sshworker can rebuild it in its own process.
+    """
+
+    connect_timeout: float = 15.0
+    retries: int = 2
+    backoff: float = 1.0
+    idle_timeout: float = 60.0  # a command that prints nothing for this long is dropped (and retried)
 
     async def collect(self, device: Device, trusted: HostKey | None) -> Export:
         """The device's export, or a CollectError. `device.timeout` bounds everything, retries included."""
