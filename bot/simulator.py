@@ -434,6 +434,10 @@ class Simulator:
         await self._close(name)
         await self._listen(device)
 
+    def open_connections(self, name: str) -> int:
+        """SSH connections to this device that are open right now."""
+        return len(self._conns.get(name, ()))
+
     async def __aenter__(self) -> Simulator:
         await self.start()
         return self
