@@ -142,7 +142,7 @@ def _render(verb: str, props: list[tuple[str, str]], *, prefix: str, wrap: bool)
 def _base_config(name: str, major: int, rng: random.Random) -> dict[str, list[Entry]]:
     mac = ":".join(f"{rng.randrange(256):02X}" for _ in range(6))
     psk = f"{rng.choice(['Olive', 'Maple', 'Cedar'])}-{rng.randrange(10**6):06d}"
-    text = CONFIG.format(wireless=WIRELESS[6 if major < 7 else 7], mac=mac, psk=psk,
+    text = CONFIG.format(wireless=WIRELESS[6 if major < 7 else 7].format(psk=psk), mac=mac, psk=psk,
                          ppp=f"l2tp-{rng.randrange(16**8):08x}", name=_quote(name))
     cfg: dict[str, list[Entry]] = {}
     for line in text.splitlines():
