@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import pty
 import signal
 import sqlite3
 import sys
@@ -183,3 +185,27 @@ async def test_demo_runs_on_embedded_defaults(tmp_path: Path) -> None:
     assert f"Database: {db}" in out and db.exists()
     code, out, _ = await backupbot("--config", str(tmp_path / "demo" / "backupbot.yml"), "list", "hq", "--json")
     assert code == 0 and {d["device"] for d in json.loads(out)} == {"core-1", "edge-1", "ap-1"}
+
+
+async def test_a_terminal_gets_a_progress_bar(tmp_path: Path, simulator: Simulator) -> None:
+    """On a terminal, `backup` draws devices done/total and failures as it goes; pipes get none."""
+    cfg = str(await site(tmp_path, simulator, SimDevice("r1"), SimDevice("r2"), SimDevice("bad", behaviour="auth_fail")))
+    leader, follower = pty.openpty()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "--config", cfg, "backup", stdout=asyncio.subprocess.PIPE, stderr=follower,
+        env={"PATH": "/usr/bin:/bin", "ROUTER_PASSWORD": PASSWORD})
+    os.close(follower)
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(leader)
+    assert proc.returncode == 1
+    assert b"3/3 devices, 1 failed" in drawn and b"\r[" in drawn
+    assert b"devices, " not in out.split(b"\n\n")[0]  # the bar went to the terminal, not into the table
