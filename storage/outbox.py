@@ -7,6 +7,13 @@ because Slack needs that message's `ts` to thread the reply.
 
 `insert_batch` runs inside a transaction the caller holds, so other writes can carry messages;
 OutboxStore is the delivery side that storage.store.Store exposes.
+
+Delivery state (migration 0002): `begin_delivery` commits "this item may be in Slack from now on"
+before the post; `mark_delivered` records Slack's ts; `mark_failed` schedules a retry (and, when
+Slack said for sure that nothing was posted, clears the "may be in Slack" mark); `give_up` takes
+an item Slack will never accept out of the queue without deleting it. Each channel is a FIFO:
+`outbox_heads` returns only the oldest pending item of each channel, so messages reach a channel
+in the order they were written, replies after the message they belong under.
 """
 
 from __future__ import annotations
@@ -54,6 +61,20 @@ class OutboxItem:
     next_attempt_at: datetime
     created_at: datetime
     last_error: str | None = None
+    sending_since: datetime | None = None  # an attempt began and may have reached Slack
+    form: int = 0  # rendering to send: 0 as built, 1 plain text, 2 a short note
+    parent_gave_up: bool = False  # the parent will never be posted: post this on its own
+
+
+@dataclass(frozen=True)
+class OutboxStatus:
+    """What /healthz shows about the outbox."""
+
+    depth: int  # pending (neither delivered nor given up)
+    oldest_created_at: datetime | None  # of the pending items
+    failing: list[OutboxItem]  # pending items whose last attempt failed, oldest first (capped)
+    given_up: int
+    last_given_up: OutboxItem | None
 
 
 @dataclass(frozen=True)
@@ -96,16 +117,30 @@ async def insert_batch(db: aiosqlite.Connection, batch: Sequence[Prepared], at: 
     return ids
 
 
-# Undelivered, due, and either top-level or under a delivered parent; oldest first, so a run's
-# summary goes out before the replies that hang under it.
-_DUE = """
+_COLUMNS = """
 SELECT o.id, o.channel, o.kind, o.payload, o.parent_id, p.ts AS parent_ts, o.attempts,
-       o.next_attempt_at, o.created_at, o.last_error
+       o.next_attempt_at, o.created_at, o.last_error, o.sending_since, o.form,
+       p.gave_up_at IS NOT NULL AS parent_gave_up
 FROM outbox o LEFT JOIN outbox p ON p.id = o.parent_id
-WHERE o.ts IS NULL AND o.next_attempt_at <= ? AND (o.parent_id IS NULL OR p.ts IS NOT NULL)
+"""
+_PENDING = "o.ts IS NULL AND o.gave_up_at IS NULL"
+
+# Undelivered, due, and either top-level or under a delivered (or given-up) parent; oldest first,
+# so a run's summary goes out before the replies that hang under it.
+_DUE = _COLUMNS + f"""
+WHERE {_PENDING} AND o.next_attempt_at <= ?
+  AND (o.parent_id IS NULL OR p.ts IS NOT NULL OR p.gave_up_at IS NOT NULL)
 ORDER BY o.id
 LIMIT ?
 """
+
+# The oldest pending item of each channel, due or not (the deliverer sleeps until the earliest).
+_HEADS = _COLUMNS + f"""
+WHERE o.id IN (SELECT MIN(id) FROM outbox WHERE ts IS NULL AND gave_up_at IS NULL GROUP BY channel)
+ORDER BY o.id
+"""
+
+_FAILING = _COLUMNS + f" WHERE {_PENDING} AND o.last_error IS NOT NULL ORDER BY o.id LIMIT ?"
 
 
 class OutboxStore(Database):
@@ -124,17 +159,49 @@ class OutboxStore(Database):
         """Record Slack's ts. Idempotent: a repeated call (a retry that raced) keeps the first ts."""
         await self._update(item_id, "UPDATE outbox SET ts = ? WHERE id = ? AND ts IS NULL", (ts, item_id))
 
-    async def mark_failed(self, item_id: int, error: str, next_attempt_at: datetime) -> None:
-        """Count a failed delivery and set when to retry; a late failure never revives a delivered item."""
+    async def mark_failed(self, item_id: int, error: str, next_attempt_at: datetime, *,
+                          maybe_sent: bool = False, form: int | None = None) -> None:
+        """Count a failed delivery and set when to retry; a late failure never revives a delivered item.
+
+        `maybe_sent`: the outcome is unknown (timeout, lost connection, 5xx), so the "may be in
+        Slack" mark stays and the next attempt looks before it posts; otherwise it is cleared.
+        `form` switches the rendering the next attempt sends.
+        """
         await self._update(
             item_id,
-            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ? AND ts IS NULL",
-            (error, to_db_time(next_attempt_at), item_id),
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?,"
+            " sending_since = CASE WHEN ? THEN sending_since END, form = coalesce(?, form)"
+            " WHERE id = ? AND ts IS NULL",
+            (error, to_db_time(next_attempt_at), maybe_sent, form, item_id),
         )
 
+    async def begin_delivery(self, item_id: int, at: datetime) -> None:
+        """Commit "may be in Slack from `at` on" before posting; an earlier unknown attempt's time is kept."""
+        await self._update(item_id, "UPDATE outbox SET sending_since = coalesce(sending_since, ?)"
+                                    " WHERE id = ? AND ts IS NULL", (to_db_time(at), item_id))
+
+    async def give_up(self, item_id: int, error: str, at: datetime) -> None:
+        """Take an item Slack will never accept out of the queue; it is kept, with its error."""
+        await self._update(item_id, "UPDATE outbox SET gave_up_at = ?, last_error = ?, attempts = attempts + 1"
+                                    " WHERE id = ? AND ts IS NULL", (to_db_time(at), error, item_id))
+
+    async def outbox_heads(self) -> list[OutboxItem]:
+        """The oldest pending item of each channel (due or not), oldest first."""
+        return [_item(row) for row in await self._rows(_HEADS)]
+
     async def outbox_depth(self) -> int:
-        """How many messages are not delivered yet."""
-        return int((await self._rows("SELECT COUNT(*) FROM outbox WHERE ts IS NULL"))[0][0])
+        """How many messages are not delivered yet (given-up ones excluded)."""
+        return int((await self._rows("SELECT COUNT(*) FROM outbox WHERE ts IS NULL AND gave_up_at IS NULL"))[0][0])
+
+    async def outbox_status(self, failing_limit: int = 10) -> OutboxStatus:
+        """Depth, age of the oldest pending item, the failing items and the given-up ones."""
+        row = await self._row("SELECT COUNT(*), MIN(created_at) FROM outbox WHERE ts IS NULL AND gave_up_at IS NULL")
+        failing = [_item(r) for r in await self._rows(_FAILING, (failing_limit,))]
+        gave_up = await self._row("SELECT COUNT(*), MAX(id) FROM outbox WHERE gave_up_at IS NOT NULL")
+        last = await self._row(_COLUMNS + " WHERE o.id = ?", (gave_up[1],)) if gave_up and gave_up[1] else None
+        assert row is not None and gave_up is not None  # aggregates always return a row
+        return OutboxStatus(depth=int(row[0]), oldest_created_at=from_db_time(row[1]) if row[1] is not None else None,
+                            failing=failing, given_up=int(gave_up[0]), last_given_up=_item(last) if last else None)
 
     async def _update(self, item_id: int, sql: str, params: tuple[Any, ...]) -> None:
         """Run an UPDATE of undelivered item `item_id`; LookupError if no such item exists at all."""
@@ -156,4 +223,7 @@ def _item(row: aiosqlite.Row) -> OutboxItem:
         next_attempt_at=from_db_time(row["next_attempt_at"]),
         created_at=from_db_time(row["created_at"]),
         last_error=row["last_error"],
+        sending_since=from_db_time(row["sending_since"]) if row["sending_since"] is not None else None,
+        form=row["form"],
+        parent_gave_up=bool(row["parent_gave_up"]),
     )
