@@ -29,6 +29,7 @@ from bot.models import (
     Export,
     ExportMeta,
     HostKey,
+    KeyChange,
     RunSummary,
     Settings,
     Status,
@@ -139,25 +140,47 @@ class BackupService:
             if on_result is not None:
                 fut.add_done_callback(lambda f: f.cancelled() or f.exception() or on_result(f.result()))
             waits.append(fut)
+        gathered = asyncio.gather(*waits)
         try:
             run_id.set_result(await self.store.start_run(trigger, started, ",".join(sorted({d.site for d in devices}))))
             # shield: a caller that gives up (a cancelled Slack task) must not kill a run others joined
-            results = await asyncio.shield(asyncio.gather(*waits))
+            results = await asyncio.shield(gathered)
         except BaseException:
             run_id.cancel()
             for task in owned:
                 task.cancel()
+            # Nobody awaits the gather any more: retrieve its outcome so asyncio does not log it.
+            gathered.add_done_callback(lambda f: f.cancelled() or f.exception())
             raise
         summary = RunSummary(run_id.result(), trigger, started, self.clock(), tuple(results))
-        outbox = await self.announce(summary) if self.announce else ()
-        await self.store.finish_run(summary.run_id, summary.finished_at, outbox)
+        await self._finish(summary)
         if self.observe is not None:
-            self.observe(summary)
+            try:
+                self.observe(summary)
+            except Exception:  # noqa: BLE001 - metrics must never fail a run
+                log.exception("observing run %d failed", summary.run_id)
         return summary
+
+    async def _finish(self, summary: RunSummary) -> None:
+        """Record the run's end with its messages; a notification that cannot be built is logged
+        and left out, never a reason to leave the run unfinished."""
+        outbox: Sequence[Any] = ()
+        if self.announce is not None:
+            try:
+                outbox = await self.announce(summary)
+            except Exception:  # noqa: BLE001 - see docstring
+                log.exception("building the messages of run %d failed; the run is recorded without them",
+                              summary.run_id)
+        try:
+            await self.store.finish_run(summary.run_id, summary.finished_at, outbox)
+        except ValueError:  # a malformed message (checked before anything is written)
+            log.exception("the messages of run %d are malformed; the run is recorded without them", summary.run_id)
+            await self.store.finish_run(summary.run_id, summary.finished_at, ())
 
     async def _backup(self, run_started: asyncio.Future[int], device: Device) -> DeviceResult:
         run_id = await run_started
         t0 = time.monotonic()
+        trusted: HostKey | None = None
         try:
             async with self._slots:
                 trusted = await self.store.host_key(device.site, device.name)
@@ -166,17 +189,22 @@ class BackupService:
                 await self.store.trust_host_key(device.site, device.name, export.host_key, export.host_key_fingerprint)
             result = await self._record(run_id, device, export)
         except CollectError as exc:
+            key_change = None
             if isinstance(exc, HostKeyChanged):
+                # Compared before recording it: a key already pending was announced by an earlier run.
+                first_seen = trusted is None or trusted.pending_fingerprint != exc.new_fingerprint
+                key_change = KeyChange(exc.old_fingerprint, exc.new_fingerprint, first_seen)
                 await self.store.set_pending_host_key(device.site, device.name, exc.new_key, exc.new_fingerprint)
             await self.store.record_failure(run_id, device.site, device.name, self.clock(), exc.kind, exc.reason)
             log.warning("backup failed device=%s kind=%s reason=%r", device.label, exc.kind, exc.reason)
-            result = DeviceResult(device, Status.FAILED, error_kind=exc.kind, reason=exc.reason)
+            result = DeviceResult(device, Status.FAILED, error_kind=exc.kind, reason=exc.reason,
+                                  key_change=key_change)
         except Exception as exc:  # noqa: BLE001 - one device's bug must not stop the others
             log.exception("backup crashed device=%s", device.label)
             reason = f"internal error: {type(exc).__name__}"
             await self.store.record_failure(run_id, device.site, device.name, self.clock(), "internal", reason)
             result = DeviceResult(device, Status.FAILED, error_kind="internal", reason=reason)
-        return replace(result, duration=time.monotonic() - t0)
+        return replace(result, duration=time.monotonic() - t0, run_id=run_id)
 
     async def _record(self, run_id: int, device: Device, export: Export) -> DeviceResult:
         digest = await cpu(_digest, export.raw)

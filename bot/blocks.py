@@ -14,7 +14,7 @@ and ends with "… and N more devices" naming the command that shows them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,9 @@ from bot.blocks_kit import (
     context, divider, esc, header, home, message, option, plural, section, text_size,
 )
 from bot.blocks_pack import Entry, fair_share, group
-from bot.blocks_run import REASON_CHARS, ago, backup_started, failure, host_key_alert, run_summary, stale_phrase
+from bot.blocks_run import (
+    REASON_CHARS, ago, backup_started, change_notice, diff_note, failure, host_key_alert, run_summary, stale_phrase,
+)
 from bot.models import Device, DeviceStatus, Site, Status, Version
 from bot.terminal import when
 
@@ -38,7 +40,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKUP_DEVICE", "BACKUP_SITE", "COMPARE_SELECTED", "DOWNLOAD_VERSION", "OPEN_DEVICE", "PAGE_VERSIONS",
-    "SELECT_VERSIONS", "SHOW_DIFF", "VIEW_VERSION", "Message", "app_home", "backup_started", "device_value",
+    "SELECT_VERSIONS", "SHOW_DIFF", "VIEW_VERSION", "Message", "app_home", "backup_started", "change_notice",
+    "device_value", "diff_note",
     "device_versions", "diff_inline", "diff_text", "error", "host_key_alert", "page_value", "pair_value",
     "parse_device", "parse_page", "parse_pair", "parse_site", "parse_version", "run_summary", "search_results",
     "selected_versions", "site_devices", "sites_overview", "usage", "version_header",
@@ -81,11 +84,12 @@ def version_header(version: Version) -> str:
 
 
 # --- sites -------------------------------------------------------------------------------------
-def _site_line(o: SiteOverview, now: datetime) -> str:
+def _site_line(o: SiteOverview, now: datetime, next_run: datetime | None = None) -> str:
     run = f"last run {when(o.last_run)} UTC ({ago(o.last_run, now)})" if o.last_run else "never run"
     mark = ":x:" if o.failed else ":white_check_mark:" if o.ok else ":grey_question:"
     never = f" · {o.never:,} never tried" if o.never else ""
-    return (f"{mark} *{esc(o.site.name)}* · {plural(len(o.site.devices), 'device')} · {run} · "
+    upcoming = f" · next run {when(next_run)} UTC" if next_run is not None else ""
+    return (f"{mark} *{esc(o.site.name)}* · {plural(len(o.site.devices), 'device')} · {run}{upcoming} · "
             f"{o.ok:,} ok · {o.changed:,} changed · {o.failed:,} failed{never}")
 
 
@@ -241,8 +245,11 @@ def search_results(text: str, devices: Sequence[Device]) -> Message:
 
 # --- App Home ----------------------------------------------------------------------------------
 def app_home(overviews: Sequence[SiteOverview], failing: Sequence[DeviceStatus],
-             stale: Sequence[DeviceStatus], now: datetime) -> dict[str, Any]:
-    """The Home tab: sites (with Back up site now), failing devices, stale devices (with buttons)."""
+             stale: Sequence[DeviceStatus], now: datetime,
+             next_runs: Mapping[str, datetime] | None = None) -> dict[str, Any]:
+    """The Home tab: sites (with their next scheduled run and Back up site now), failing devices,
+    stale devices (with buttons)."""
+    upcoming = next_runs or {}
     failing_keys = {s.device.key for s in failing}
     stale_keys = {s.device.key for s in stale}
     stale = [s for s in stale if s.device.key not in failing_keys]  # shown once, under Failing
@@ -250,8 +257,8 @@ def app_home(overviews: Sequence[SiteOverview], failing: Sequence[DeviceStatus],
            context(f"As of {when(now)} UTC · `/backup help` lists every command")]
     lists = [
         (f"*Sites ({len(overviews):,})*",
-         [Entry(_site_line(o, now), (section(_site_line(o, now), button("Back up site now", BACKUP_SITE, o.site.name)),))
-          for o in overviews], "site", "`/backup sites`"),
+         [Entry(line, (section(line, button("Back up site now", BACKUP_SITE, o.site.name)),))
+          for o in overviews for line in [_site_line(o, now, upcoming.get(o.site.name))]], "site", "`/backup sites`"),
         (f"*Failing ({len(failing):,})*" + ("" if failing else " — none :white_check_mark:"),
          [_device_entry(s, s.device.key in stale_keys, now, with_site=True) for s in failing],
          "failing device", "`/backup SITE`"),

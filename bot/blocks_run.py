@@ -18,6 +18,7 @@ from bot.blocks_kit import (
     Block,
     Message,
     button,
+    context,
     esc,
     header,
     message,
@@ -171,3 +172,18 @@ def host_key_alert(device: Device, old_fingerprint: str, new_fingerprint: str) -
               f"`backupbot trust {esc(device.site)} {esc(device.name)}` on the server.")
     return message(f"Host key changed for {label}: nothing is backed up until an admin accepts it",
                    [header(f":rotating_light: Host key changed: {device.label}"), section(text), section(action)])
+
+
+def change_notice(result: DeviceResult, trigger: str, run_id: int) -> Message:
+    """A change found by a run the channel gets no summary of (from Slack or the CLI): device,
+    versions, +/- counts and Show diff, like a summary's line; the diff follows in the thread."""
+    label = result.device.label
+    origin = f"{TRIGGER_WORDS.get(trigger, esc(trigger))} #{run_id} · the redacted diff is in the thread"
+    return message(f"Config changed: {esc(label)}",
+                   [header(f":pencil2: Config changed: {label}"), *_changed(result).detail, context(origin)])
+
+
+def diff_note(old_id: int, new_id: int, why: str) -> Message:
+    """Stands in for a diff that could not be rendered: where to get it instead."""
+    text = f"The diff #{old_id} → #{new_id} could not be attached ({esc(why, REASON_CHARS)}): `/backup diff {old_id} {new_id}` shows it."
+    return message(text, [section(text)])

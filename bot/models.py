@@ -146,6 +146,15 @@ class Attempt:
 
 
 @dataclass(frozen=True)
+class KeyChange:
+    """A device presented a host key other than the trusted one (the backup failed)."""
+
+    old_fingerprint: str
+    new_fingerprint: str
+    first_seen: bool  # no earlier run had already recorded this key as pending: alert once
+
+
+@dataclass(frozen=True)
 class DeviceResult:
     """What happened to one device in a run, as reported to the CLI and to Slack."""
 
@@ -159,6 +168,10 @@ class DeviceResult:
     reason: str | None = None
     note: str | None = None
     duration: float = 0.0
+    # The run that recorded this attempt; a run that joined another run's device sees the other
+    # run's id here, so only the recording run announces the change (the channel hears it once).
+    run_id: int | None = None
+    key_change: KeyChange | None = None
 
 
 @dataclass(frozen=True)

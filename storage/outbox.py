@@ -135,7 +135,7 @@ LIMIT ?
 """
 
 # The oldest pending item of each channel, due or not (the deliverer sleeps until the earliest).
-_HEADS = _COLUMNS + f"""
+_HEADS = _COLUMNS + """
 WHERE o.id IN (SELECT MIN(id) FROM outbox WHERE ts IS NULL AND gave_up_at IS NULL GROUP BY channel)
 ORDER BY o.id
 """

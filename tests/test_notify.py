@@ -1,0 +1,127 @@
+"""bot.notify's rule of who hears what, on plain data (no I/O): summaries only for scheduled runs,
+one per channel; changes on their own for other runs; host-key alerts once; a joined device
+announced by the run that recorded it; nothing without a channel."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bot import diffing
+from bot.slack_outcome import Failure, carries, classify, tagged
+from bot.models import (
+    Device,
+    DeviceResult,
+    KeyChange,
+    RunSummary,
+    Settings,
+    Site,
+    SlackSettings,
+    Status,
+    Version,
+)
+from bot.notify import CHANGE, DRIFT, HOST_KEY, SUMMARY, Drift, run_messages
+
+NOW = datetime(2026, 3, 2, 2, 5, tzinfo=UTC)
+
+
+def version(vid: int, device: Device) -> Version:
+    return Version(vid, device.site, device.name, NOW, NOW, 100, "0" * 64)
+
+
+def settings(channel: str | None = "CGEN", branch_channel: str | None = "CBRANCH") -> Settings:
+    lab = Site("lab", (Device("lab", "r1", "10.0.0.1"), Device("lab", "r2", "10.0.0.2"),
+                       Device("lab", "r3", "10.0.0.3")))
+    branch = Site("branch", (Device("branch", "b1", "10.1.0.1"),), channel=branch_channel)
+    return Settings(Path("x.db"), {"lab": lab, "branch": branch}, slack=SlackSettings(channel=channel))
+
+
+def run(trigger: str, s: Settings, *, run_id: int = 7) -> tuple[RunSummary, dict[tuple[str, str], Drift]]:
+    r1, r2, r3 = s.sites["lab"].devices
+    (b1,) = s.sites["branch"].devices
+    diffs = diffing.compare([("lab/r1 #1", "a\nb\n"), ("lab/r1 #5", "a\nc\n")])
+    results = (
+        DeviceResult(r1, Status.CHANGED, version(5, r1), version(1, r1), added=1, removed=1, run_id=run_id),
+        DeviceResult(r2, Status.CHANGED, version(6, r2), version(2, r2), added=2, removed=0, run_id=3),  # joined
+        DeviceResult(r3, Status.FAILED, error_kind="host_key", reason="host key changed", run_id=run_id,
+                     key_change=KeyChange("SHA256:old", "SHA256:new", first_seen=True)),
+        DeviceResult(b1, Status.FAILED, error_kind="host_key", reason="host key changed", run_id=run_id,
+                     key_change=KeyChange("SHA256:o", "SHA256:n", first_seen=False)),  # already announced
+    )
+    summary = RunSummary(run_id, trigger, NOW - timedelta(minutes=5), NOW, results)
+    return summary, {r1.key: Drift(results[0], diffs), r2.key: Drift(results[1], diffs)}
+
+
+def test_a_scheduled_run_gets_one_summary_per_channel_with_drift_in_its_thread() -> None:
+    """Summary per channel (site channel overrides slack.channel), drift replies under it (parent
+    -1), host-key alert once, a joined device's change not re-announced, stale devices listed."""
+    s = settings()
+    summary, drifts = run("schedule", s)
+    msgs = run_messages(s, summary, drifts, {("branch", "b1"): NOW - timedelta(days=3)})
+    assert [(m.channel, m.kind, m.parent) for m in msgs] == [
+        ("CGEN", SUMMARY, None), ("CGEN", DRIFT, -1), ("CGEN", HOST_KEY, None), ("CBRANCH", SUMMARY, None)]
+    general = json.dumps(msgs[0].payload)
+    assert "lab/r1" in general and "lab/r2" in general and "branch" not in general  # totals include the join
+    assert "no good backup for 3 days" in json.dumps(msgs[3].payload)
+    assert "SHA256:new" in json.dumps(msgs[2].payload)
+
+
+def test_a_run_from_slack_or_the_cli_posts_each_change_on_its_own() -> None:
+    """No summary: each change it recorded as a message with its drift in the thread; failures
+    are not broadcast, a first-seen host key still is."""
+    s = settings()
+    summary, drifts = run("slack", s)
+    msgs = run_messages(s, summary, drifts, {})
+    assert [(m.channel, m.kind, m.parent) for m in msgs] == [
+        ("CGEN", CHANGE, None), ("CGEN", DRIFT, -1), ("CGEN", HOST_KEY, None)]
+    assert "lab/r1" in json.dumps(msgs[0].payload)
+
+
+def test_no_channel_means_nothing_is_enqueued() -> None:
+    """Without slack.channel and without a site channel, a run produces no message at all."""
+    s = settings(channel=None, branch_channel=None)
+    summary, drifts = run("schedule", s)
+    assert run_messages(s, summary, drifts, {}) == []
+
+
+def test_a_diff_that_could_not_be_made_becomes_a_note() -> None:
+    """A drift without diffs names the command that shows it instead of silently missing."""
+    s = settings()
+    summary, drifts = run("schedule", s)
+    drifts = {k: Drift(d.result, error="RuntimeError") for k, d in drifts.items()}
+    [_, drift, *_] = run_messages(s, summary, drifts, {})
+    assert "/backup diff 1 5" in drift.payload["text"]
+
+
+# -- classification of Slack failures (bot.deliver) ------------------------------------------------------
+class _Response:
+    def __init__(self, status: int, error: str, retry_after: str | None = None) -> None:
+        self.status_code, self.data = status, {"ok": False, "error": error}
+        self.headers = {"Retry-After": retry_after} if retry_after else {}
+
+
+def test_failures_are_classified_by_what_they_mean_for_a_retry() -> None:
+    """429 waits Retry-After; 5xx/timeouts may have posted; channel/token problems block;
+    content errors are rejected (sent simpler); any other Slack 'no' posted nothing."""
+    from slack_sdk.errors import SlackApiError
+
+    def api(status: int, error: str, after: str | None = None) -> Failure:
+        return classify(SlackApiError("x", _Response(status, error, after)), posting=True)
+
+    assert api(429, "ratelimited", "7") == Failure("ratelimited", "rate_limited", False, 7.0)
+    assert api(500, "internal_error") == Failure("internal_error", "transient", True)
+    assert api(200, "not_in_channel").kind == "blocked"
+    assert api(200, "invalid_blocks").kind == "rejected"
+    assert api(200, "something_new") == Failure("something_new", "transient", False)
+    assert classify(TimeoutError(), posting=True).maybe_sent
+    assert not classify(TimeoutError(), posting=False).maybe_sent
+
+
+def test_a_post_is_recognised_by_its_metadata_or_its_file_name() -> None:
+    """Reconciliation matches the outbox id in message metadata, or `.outbox-N.` in a file name."""
+    meta = {"event_type": "backupbot_outbox", "event_payload": {"outbox_id": 42}}
+    assert carries({"metadata": meta}, 42) and not carries({"metadata": meta}, 4)
+    assert tagged("lab-r1-3-7.diff", 42) == "lab-r1-3-7.outbox-42.diff"
+    assert carries({"files": [{"name": "lab-r1-3-7.outbox-42.diff"}]}, 42)
+    assert not carries({"files": [{"name": "lab-r1-3-7.outbox-421.diff"}]}, 42)
