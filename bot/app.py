@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from bot.backup import BackupService, Clock, utcnow
 from bot.catalog import Catalog
 from bot.collector import Collector
-from bot.models import Settings
+from bot.models import RunSummary, Settings
+from bot.notify import Announcer
 from bot.sshworker import SshWorker
 from storage.store import Store
 
@@ -24,12 +25,17 @@ class Backend:
 
 @asynccontextmanager
 async def open_backend(
-    settings: Settings, *, clock: Clock = utcnow, collector: Collector | None = None
+    settings: Settings, *, clock: Clock = utcnow, collector: Collector | None = None,
+    observe: Callable[[RunSummary], None] | None = None,
 ) -> AsyncIterator[Backend]:
+    """Store, service and catalog. Every run enqueues what the channel should hear (bot.notify),
+    whoever starts it: `serve` delivers it, also for runs made by the CLI in another process."""
     store = await Store.open(settings.storage_path)
     try:
+        catalog = Catalog(settings, store, clock)
+        announce = Announcer(settings, store, catalog)
         async with SshWorker(collector or Collector()) as ssh:
-            service = BackupService(settings, ssh, store, clock)
-            yield Backend(settings, store, service, Catalog(settings, store, clock))
+            service = BackupService(settings, ssh, store, clock, announce=announce, observe=observe)
+            yield Backend(settings, store, service, catalog)
     finally:
         await store.close()

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -15,9 +16,11 @@ from bot import terminal
 from bot.app import Backend, open_backend
 from bot.config import load_settings
 from bot.errors import ConfigError, UserError
+from bot.logs import configure_logging, register_secret
 from bot.models import DeviceResult, Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+SECRET_ENV = re.compile(r"TOKEN|SECRET|PASSW|PASSPHRASE|(^|_)KEY$|CREDENTIAL", re.IGNORECASE)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,15 +64,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str], env: Mapping[str, str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     args = build_parser().parse_args(argv)
-    # The summary table already reports failures; logs are for when you want to see retries.
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.ERROR, stream=err,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # One scrubbed line per event (bot.logs). `serve` logs what it does; for other commands the
+    # summary table already reports failures, and logs are for when you want to see retries.
+    configure_logging(logging.INFO if args.verbose or args.command == "serve" else logging.ERROR, stream=err)
+    register_secrets(env)
     try:
         if args.command == "demo":
             from bot.demo import run_demo
 
             return asyncio.run(run_demo(Path(args.dir) if args.dir else None, out))
         settings = load_settings(args.config, env)
+        for device in settings.devices():
+            register_secret(device.password)
         if args.command == "check-config":
             count = len(settings.devices())
             print(f"{args.config}: OK ({len(settings.sites)} sites, {count} devices)", file=out)
@@ -90,6 +96,14 @@ def main(argv: Sequence[str], env: Mapping[str, str], out: TextIO = sys.stdout, 
     except KeyboardInterrupt:
         print("interrupted", file=err)
         return 130
+
+
+def register_secrets(env: Mapping[str, str]) -> None:
+    """Mask every credential the environment holds (Slack's, and the ${VAR}s a config expands)
+    in every log line, however it got there."""
+    for name, value in env.items():
+        if SECRET_ENV.search(name):
+            register_secret(value)
 
 
 async def _with_backend(settings: Settings, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -87,6 +87,12 @@ def missed(last_scheduled: datetime | None, times: Iterable[str], tz: tzinfo, no
     return latest
 
 
+def next_runs(settings: Settings, now: datetime) -> dict[str, datetime]:
+    """Each site's next slot in UTC (before jitter: the run starts up to `jitter` seconds later)."""
+    slots = {site: next_fire(*site_schedule(settings, site), now) for site in settings.sites}
+    return {site: at for site, at in slots.items() if at is not None}
+
+
 class DailyTrigger(CronTrigger):
     """A CronTrigger at one "HH:MM" a day whose fire times come from `next_fire`.
 
@@ -145,9 +151,7 @@ class Scheduler:
 
     def next_runs(self) -> dict[str, datetime]:
         """Each site's next slot in UTC (before jitter: the run starts up to `jitter` seconds later)."""
-        now = self.clock()
-        slots = {site: next_fire(*site_schedule(self.settings, site), now) for site in self.settings.sites}
-        return {site: at for site, at in slots.items() if at is not None}
+        return next_runs(self.settings, self.clock())
 
     async def start(self) -> None:
         """Add one job per (site, time), start APScheduler, then launch catch-ups for missed slots."""

@@ -7,12 +7,20 @@ context, started in this order and stopped in reverse:
     slack        one aiohttp ClientSession, the Web API client, auth.test
     tasks        TaskTracker for work after the ack               (drained on shutdown)
     bolt         AsyncApp with every listener registered
-    background   <- issue 4: scheduler and outbox deliverer go here (BACKGROUND_CONTEXTS)
+    deliverer    the outbox deliverer (bot.deliver)                (health: outbox)
+    scheduler    daily runs per site, catch-up at start-up        (health: scheduler)
+    background   anything else in BACKGROUND_CONTEXTS / Options.background
     socket mode  only with --socket-mode: handler + watchdog      (health: socket_mode)
 
-So on shutdown the socket stops taking requests first, then background jobs stop, then running
-tasks get `drain_timeout` seconds to finish (they still have Slack and the database), and only then
-are the HTTP session and the database closed. SIGTERM and SIGINT trigger that shutdown.
+So on shutdown the socket stops taking requests first; the scheduler starts nothing new and gives
+its runs in flight `run_grace` seconds before cancelling them (a cancelled device writes nothing:
+its transaction rolls back, and the run stays unfinished until the next start marks it
+interrupted); the deliverer finishes the post in progress and leaves the rest queued; running
+tasks get `drain_timeout` seconds to finish (they still have Slack and the database), and only
+then are the HTTP session and the database closed. SIGTERM and SIGINT trigger that shutdown.
+
+GET /metrics serves bot.metrics.Metrics: runs are observed as they finish, last good backups are
+loaded at start-up, the outbox depth is read at every scrape.
 """
 
 from __future__ import annotations
@@ -27,18 +35,22 @@ from typing import AsyncContextManager
 
 import aiohttp
 from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 import handlers
+from bot import health
 from bot.app import Backend, open_backend
 from bot.backup import Clock, utcnow
 from bot.collector import Collector
-from bot.models import Settings
+from bot.deliver import Deliverer, Tuning
+from bot.models import RunSummary, Settings
+from bot.scheduler import Scheduler, next_runs
 from bot.slack_client import BotIdentity, Credentials, StartupError, build_client, check_token
 from bot.socket_mode import SocketModeRunner, check_app_token
 from bot.tasks import TaskTracker
-from bot.web import BOLT, add_health_check, build_web_app
+from bot.web import BOLT, METRICS, add_health_check, add_metrics_refresher, build_web_app
 from handlers.deps import Deps
 
 log = logging.getLogger(__name__)
@@ -47,13 +59,18 @@ EXIT_OK, EXIT_STARTUP = 0, 2
 
 BACKEND = web.AppKey("backend", Backend)
 SLACK_CLIENT = web.AppKey("slack_client", AsyncWebClient)
+# The same client without the SDK's own retries: a retried post could be a second post. The
+# deliverer retries itself, after checking whether the first attempt landed.
+DELIVERY_CLIENT = web.AppKey("delivery_client", AsyncWebClient)
+DELIVERER = web.AppKey("deliverer", Deliverer)
+SCHEDULER = web.AppKey("scheduler", Scheduler)
 IDENTITY = web.AppKey("identity", BotIdentity)
 TASKS = web.AppKey("tasks", TaskTracker)
 SOCKET = web.AppKey("socket_mode", SocketModeRunner)
 
 CleanupContext = Callable[[web.Application], AsyncContextManager[None]]
-# Issue 4 appends the scheduler's and the outbox deliverer's contexts here (or passes them to
-# create_app): they start after Bolt and the task tracker, and stop before tasks are drained.
+# More background jobs (besides the deliverer and the scheduler): they start after Bolt and the
+# task tracker, and stop before tasks are drained.
 BACKGROUND_CONTEXTS: list[CleanupContext] = []
 
 
@@ -69,24 +86,36 @@ class Options:
     watchdog_interval: float = 15.0
     watchdog_stale_after: float = 60.0
     background: Sequence[CleanupContext] = field(default_factory=tuple)
+    delivery: Tuning = Tuning()
+    run_grace: float = 5.0  # at shutdown, scheduled runs in flight get this long before being cancelled
+    scheduler_factory: Callable[[], AsyncIOScheduler] | None = None  # tests: inspect or drive the jobs
 
 
 def create_app(settings: Settings, credentials: Credentials, *, socket_mode: bool = False,
                options: Options = Options()) -> web.Application:
     app = build_web_app(slack_route=not socket_mode)
+    metrics = app[METRICS]
+
+    def observe(summary: RunSummary) -> None:
+        metrics.observe_run(summary)
+        deliverer = app.get(DELIVERER)
+        if deliverer is not None:
+            deliverer.wake()  # the run's messages were just committed
 
     async def backend_ctx(app: web.Application) -> AsyncIterator[None]:
-        async with open_backend(settings, clock=options.clock, collector=options.collector) as backend:
+        async with open_backend(settings, clock=options.clock, collector=options.collector,
+                                observe=observe) as backend:
             interrupted = await backend.store.interrupted_runs_cleanup(options.clock())
             if interrupted:
                 log.warning("marked %d run(s) left unfinished by a previous process as interrupted", interrupted)
             app[BACKEND] = backend
+            metrics.load_last_successes(await backend.store.last_successes())
 
-            async def database() -> dict[str, object]:
-                last = await backend.store.last_run()
-                return {"ok": True, "last_run": last.started_at.isoformat() if last else None}
+            async def outbox_depth() -> None:
+                metrics.set_outbox_depth(await backend.store.outbox_depth())
 
-            add_health_check(app, "database", database)
+            add_health_check(app, "database", health.database(backend.store, options.clock))
+            add_metrics_refresher(app, outbox_depth)
             yield
 
     async def slack_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -94,6 +123,8 @@ def create_app(settings: Settings, credentials: Credentials, *, socket_mode: boo
             client = build_client(credentials, session)
             app[IDENTITY] = await check_token(client)
             app[SLACK_CLIENT] = client
+            app[DELIVERY_CLIENT] = build_client(credentials, session, rate_limit_retries=0,
+                                                server_error_retries=0, connection_retries=0)
             yield
 
     async def tasks_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -114,9 +145,37 @@ def create_app(settings: Settings, credentials: Credentials, *, socket_mode: boo
         bolt = AsyncApp(client=app[SLACK_CLIENT], signing_secret=credentials.signing_secret or "",
                         process_before_response=True, logger=logging.getLogger("slack_bolt"))
         handlers.register(bolt, Deps(settings=settings, catalog=backend.catalog, service=backend.service,
-                                     tasks=app[TASKS], clock=options.clock))
+                                     tasks=app[TASKS], clock=options.clock,
+                                     next_runs=lambda: next_runs(settings, options.clock())))
         app[BOLT] = bolt
         yield
+
+    async def deliverer_ctx(app: web.Application) -> AsyncIterator[None]:
+        store = app[BACKEND].store
+        deliverer = Deliverer(store, app[DELIVERY_CLIENT], options.clock, metrics=metrics, tuning=options.delivery)
+        deliverer.start()
+        app[DELIVERER] = deliverer
+        add_health_check(app, "outbox", health.outbox(store, deliverer, options.clock))
+        try:
+            yield
+        finally:
+            await deliverer.stop()
+
+    async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
+        backend = app[BACKEND]
+
+        async def run_site(site: str, trigger: str) -> RunSummary:
+            return await backend.service.run(settings.devices(site), trigger)
+
+        extra = {"scheduler_factory": options.scheduler_factory} if options.scheduler_factory else {}
+        scheduler = Scheduler(settings, run_site, backend.store, options.clock, **extra)
+        await scheduler.start()
+        app[SCHEDULER] = scheduler
+        add_health_check(app, "scheduler", health.scheduler(settings, scheduler, backend.store, options.clock))
+        try:
+            yield
+        finally:
+            await scheduler.stop(grace=options.run_grace)
 
     async def socket_ctx(app: web.Application) -> AsyncIterator[None]:
         assert credentials.app_token is not None  # Credentials.from_env checked it
@@ -132,7 +191,8 @@ def create_app(settings: Settings, credentials: Credentials, *, socket_mode: boo
         finally:
             await runner.stop()
 
-    contexts: list[CleanupContext] = [backend_ctx, slack_ctx, tasks_ctx, bolt_ctx]  # type: ignore[list-item]
+    contexts: list[CleanupContext] = [backend_ctx, slack_ctx, tasks_ctx, bolt_ctx,  # type: ignore[list-item]
+                                      deliverer_ctx, scheduler_ctx]
     contexts += [*BACKGROUND_CONTEXTS, *options.background]
     if socket_mode:
         contexts.append(socket_ctx)  # type: ignore[arg-type]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from bot.backup import BackupService, Clock
 from bot.catalog import Catalog
@@ -17,3 +19,5 @@ class Deps:
     service: BackupService
     tasks: TaskTracker
     clock: Clock
+    # Each site's next scheduled run (UTC), for the App Home; empty when nothing is scheduled.
+    next_runs: Callable[[], Mapping[str, datetime]] = field(default=dict)

@@ -1,4 +1,5 @@
-"""App Home: when a user opens the bot's Home tab, publish a dashboard of what they may see.
+"""App Home: when a user opens the bot's Home tab, publish a dashboard of what they may see:
+sites (last and next scheduled run), failing devices and devices without a recent good backup.
 
 Events are acked by Bolt before the listener runs; the dashboard is built in a tracked task.
 In the Home tab there is no channel, so a site's allowed_channels decide as access.py says for
@@ -31,7 +32,7 @@ async def publish_home(deps: Deps, client: AsyncWebClient, user: str) -> None:
         statuses += await deps.catalog.device_statuses(site.name)
     failing = [s for s in statuses if s.last_attempt is not None and s.last_attempt.status is Status.FAILED]
     stale = [s for s in statuses if deps.catalog.is_stale(s)]
-    view = blocks.app_home(overviews, failing, stale, deps.clock())
+    view = blocks.app_home(overviews, failing, stale, deps.clock(), deps.next_runs())
     await client.views_publish(user_id=user, view=view)
 
 

@@ -11,6 +11,8 @@ import asyncio
 import hashlib
 import hmac
 import json
+import socket
+import sys
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -54,8 +56,10 @@ def credentials(slack: FakeSlack, *, socket_mode: bool = False, **env: str) -> C
 
 def config_for(tmp_path: Path, sites: Mapping[str, Sequence[SimDevice]], *,
                site_options: Mapping[str, Mapping[str, Any]] | None = None,
-               admins: Sequence[str] = (ADMIN,), timeout: float = 5.0) -> Settings:
-    """A real config (parsed by bot.config) with one site per key, each device a simulated router."""
+               admins: Sequence[str] = (ADMIN,), timeout: float = 5.0,
+               top: Mapping[str, Any] | None = None) -> Settings:
+    """A real config (parsed by bot.config) with one site per key, each device a simulated router;
+    `top` replaces top-level sections (e.g. "schedule", or "slack" without a channel)."""
     data = {
         "storage": {"path": "backups.db"},
         "concurrency": 20,
@@ -64,6 +68,7 @@ def config_for(tmp_path: Path, sites: Mapping[str, Sequence[SimDevice]], *,
         "sites": {name: {"devices": [{"name": d.name, "host": d.host, "port": d.port} for d in devices],
                          **(site_options or {}).get(name, {})}
                   for name, devices in sites.items()},
+        **(top or {}),
     }
     return parse_settings(data, {"ROUTER_PASSWORD": ROUTER_PASSWORD}, tmp_path)
 
@@ -174,6 +179,10 @@ class SlackBot:
         async with self.session.get(self.url + path) as resp:
             return resp.status, await resp.json()
 
+    async def get_text(self, path: str) -> tuple[int, str]:
+        async with self.session.get(self.url + path) as resp:
+            return resp.status, await resp.text()
+
 
 @asynccontextmanager
 async def run_bot(settings: Settings, slack: FakeSlack, *, socket_mode: bool = False,
@@ -251,6 +260,37 @@ def is_error(message: Mapping[str, Any]) -> bool:
 async def settle(bot: SlackBot, timeout: float = 30.0) -> None:
     """Wait until every task the bot started after an ack has finished."""
     await asyncio.wait_for(bot.app[TASKS].idle(), timeout)
+
+
+async def serve_process(config: Path, env: Mapping[str, str], *args: str) -> asyncio.subprocess.Process:
+    """`backupbot --config CONFIG serve --host 127.0.0.1 ARGS` as a real process (stdout/stderr piped)."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "--config", str(config), "serve", "--host", "127.0.0.1", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={"PATH": "/usr/bin:/bin", "ROUTER_PASSWORD": ROUTER_PASSWORD, **env})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def read_until(stream: asyncio.StreamReader, marker: bytes, timeout: float = 30.0) -> bytes:
+    """Read a process's output line by line until a line contains `marker`; everything read."""
+    seen = b""
+
+    async def scan() -> bytes:
+        nonlocal seen
+        while True:
+            line = await stream.readline()
+            if not line:
+                raise AssertionError(f"stream ended before {marker!r}:\n{seen.decode(errors='replace')}")
+            seen += line
+            if marker in line:
+                return seen
+
+    return await asyncio.wait_for(scan(), timeout)
 
 
 async def answer(slack: FakeSlack, reply: Reply, n: int = 1, timeout: float = 10.0) -> dict[str, Any]:

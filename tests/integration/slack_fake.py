@@ -5,7 +5,14 @@ records every call, so tests assert on what reached "Slack". It can misbehave on
 `fail(method, status=429, retry_after=1, times=2)` answers that status before succeeding,
 `go_down()` / `come_up()` stop and restart the listener on the same port (connection refused in
 between), `not_in_channel` / `missing_channels` make posts and uploads to those channels fail as
-Slack does.
+Slack does. `fail(..., landed=True)` answers the error AFTER doing the work (a post that reached
+the channel but whose answer says otherwise), and `hold(method)` keeps the next answer back until
+`release()` (the call is done and recorded: a client killed meanwhile never hears the answer).
+
+Channels keep what was posted (`messages`): chat.postMessage and shared files, with ts,
+thread_ts, metadata and files, answered back by conversations.history (top-level messages,
+newest first, metadata only with include_all_metadata) and conversations.replies (a thread,
+parent first) with Slack's paging (limit, cursor, oldest exclusive).
 
 Socket Mode: `apps.connections.open` hands out `ws://.../socket`; `send_envelope()` pushes an
 envelope to the connected bot and `socket_acks` collects what it answers. `answer_pings=False`
@@ -51,6 +58,7 @@ class Fault:
     times: int
     retry_after: int | None = None
     error: str | None = None  # with status 200: {"ok": false, "error": error}
+    landed: bool = False  # do the work (post the message) before answering the fault
 
 
 @dataclass
@@ -73,6 +81,9 @@ class FakeSlack:
         self.not_in_channel: set[str] = set()
         self.missing_channels: set[str] = set()
         self.faults: dict[str, list[Fault]] = {}
+        self.messages: dict[str, list[dict[str, Any]]] = {}  # channel -> posted messages, oldest first
+        self._holds: dict[str, asyncio.Event] = {}
+        self.holding = asyncio.Event()  # set once a held call has been done and its answer is waiting
         self.answer_pings = True
         self.socket_acks: dict[str, Any] = {}
         self.sockets: list[web.WebSocketResponse] = []
@@ -102,10 +113,14 @@ class FakeSlack:
             self.port = self._runner.addresses[0][1]
 
     async def go_down(self) -> None:
-        """Stop listening (connections are refused) until come_up()."""
+        """Stop listening (connections are refused) until come_up(); open keep-alive connections
+        are dropped too, as when Slack (or the network to it) really goes away."""
         if self._site is not None:
             await self._site.stop()
             self._site = None
+        if self._runner is not None and self._runner.server is not None:
+            for handler in list(self._runner.server.connections):
+                handler.force_close()
         for ws in list(self.sockets):
             await ws.close()
 
@@ -130,8 +145,33 @@ class FakeSlack:
 
     # -- fault injection ---------------------------------------------------------------------------
     def fail(self, method: str, status: int = 429, *, times: int = 1, retry_after: int | None = None,
-             error: str | None = None) -> None:
-        self.faults.setdefault(method, []).append(Fault(status, times, retry_after, error))
+             error: str | None = None, landed: bool = False) -> None:
+        self.faults.setdefault(method, []).append(Fault(status, times, retry_after, error, landed))
+
+    def hold(self, method: str) -> None:
+        """Do the next `method` call, record it, and keep its answer back until release()."""
+        self._holds[method] = asyncio.Event()
+        self.holding.clear()
+
+    def release(self) -> None:
+        for gate in self._holds.values():
+            gate.set()
+        self._holds.clear()
+
+    # -- what the channels hold ----------------------------------------------------------------------
+    def posts(self, channel: str, *, thread_ts: str | None = None) -> list[dict[str, Any]]:
+        """Top-level messages of a channel (or the replies of one thread), oldest first."""
+        found = self.messages.get(channel, [])
+        if thread_ts is None:
+            return [m for m in found if m.get("thread_ts") in (None, m["ts"])]
+        return [m for m in found if m.get("thread_ts") == thread_ts and m["ts"] != thread_ts]
+
+    def _store(self, channel: str, ts: str, **fields: Any) -> dict[str, Any]:
+        message = {"type": "message", "ts": ts, "user": BOT_USER, "bot_id": "B0BACKUPBOT", **fields}
+        if message.get("thread_ts") is None:
+            message.pop("thread_ts", None)
+        self.messages.setdefault(channel, []).append(message)
+        return message
 
     # -- what was received -------------------------------------------------------------------------
     def calls_to(self, *methods: str) -> list[Call]:
@@ -186,6 +226,8 @@ class FakeSlack:
         token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         fault = self._fault(method)
         if fault is not None:
+            if fault.landed:
+                self._answer(method, params, token)
             status = fault.status
             headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
             await self._record(Call(method, params, status))
@@ -193,6 +235,10 @@ class FakeSlack:
             return web.json_response(body, status=status, headers=headers)
         body = self._answer(method, params, token)
         await self._record(Call(method, params, 200 if body.get("ok") else 299))
+        gate = self._holds.get(method)
+        if gate is not None:
+            self.holding.set()
+            await gate.wait()
         return web.json_response(body)
 
     def _answer(self, method: str, params: dict[str, Any], token: str) -> dict[str, Any]:
@@ -205,13 +251,28 @@ class FakeSlack:
         if channel in self.missing_channels:
             return {"ok": False, "error": "channel_not_found"}
         n = next(self._ids)
-        ts = f"{1_700_000_000 + n}.{n:06d}"
+        ts = f"{int(time.time())}.{n:06d}"  # real time, like Slack (history's `oldest` compares with it)
         match method:
             case "auth.test":
                 return {"ok": True, "url": "https://fake.slack.test/", "team": "Fake", "user": "backupbot",
                         "team_id": TEAM, "user_id": BOT_USER, "bot_id": "B0BACKUPBOT"}
             case "chat.postMessage":
+                thread = params.get("thread_ts") or None
+                if thread is not None and not any(m["ts"] == thread for m in self.messages.get(str(channel), [])):
+                    return {"ok": False, "error": "thread_not_found"}
+                self._store(str(channel), ts, text=params.get("text"), blocks=_json(params.get("blocks")),
+                            metadata=_json(params.get("metadata")), thread_ts=thread)
                 return {"ok": True, "channel": channel, "ts": ts, "message": {"text": params.get("text"), "ts": ts}}
+            case "conversations.history":
+                found = [m for m in self.posts(str(channel)) if float(m["ts"]) > float(params.get("oldest") or 0)]
+                return self._page(list(reversed(found)), params)
+            case "conversations.replies":
+                thread = [m for m in self.messages.get(str(channel), []) if m["ts"] == params.get("ts")]
+                if not thread:
+                    return {"ok": False, "error": "thread_not_found"}
+                replies = [m for m in self.posts(str(channel), thread_ts=str(params.get("ts")))
+                           if float(m["ts"]) > float(params.get("oldest") or 0)]
+                return self._page(thread + replies, params)
             case "chat.postEphemeral":
                 return {"ok": True, "message_ts": ts}
             case "chat.update":
@@ -233,12 +294,29 @@ class FakeSlack:
                     upload = self.uploads[f["id"]]
                     upload.title, upload.channel = f.get("title"), channel
                     upload.initial_comment, upload.completed = params.get("initial_comment"), True
+                if channel:  # the file is shared: a message appears in the channel (or thread)
+                    self._store(str(channel), ts, text=params.get("initial_comment") or "",
+                                files=[{"id": f["id"], "name": self.uploads[f["id"]].filename,
+                                        "title": f.get("title")} for f in files],
+                                thread_ts=params.get("thread_ts") or None)
                 return {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files]}
             case "views.publish":
                 return {"ok": True, "view": {"id": f"V{n}", "type": "home"}}
             case "apps.connections.open":
                 return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/socket?n={n}"}
         return {"ok": False, "error": "unknown_method"}
+
+    @staticmethod
+    def _page(messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+        """One page as Slack answers it: `limit` messages from `cursor`; metadata only if asked for."""
+        start = int(params.get("cursor") or 0)
+        limit = int(params.get("limit") or 100)
+        page = messages[start:start + limit]
+        if str(params.get("include_all_metadata", "")).lower() not in ("1", "true"):
+            page = [{k: v for k, v in m.items() if k != "metadata"} for m in page]
+        more = start + limit < len(messages)
+        return {"ok": True, "messages": page, "has_more": more,
+                "response_metadata": {"next_cursor": str(start + limit) if more else ""}}
 
     async def _upload(self, request: web.Request) -> web.Response:
         file_id = request.match_info["file_id"]
@@ -288,6 +366,16 @@ class FakeSlack:
         async with self._changed:
             await asyncio.wait_for(self._changed.wait_for(lambda: envelope_id in self.socket_acks), timeout)
         return self.socket_acks[envelope_id]
+
+
+def _json(value: Any) -> Any:
+    """Form-encoded calls carry JSON fields as strings; JSON calls carry them as they are."""
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 def texts(calls: Iterable[Call]) -> str:

@@ -7,7 +7,6 @@ import json
 import signal
 import socket
 import sqlite3
-import sys
 import time
 import urllib.parse
 from pathlib import Path
@@ -19,13 +18,14 @@ import yaml
 from bot.server import BACKEND, Options
 from bot.simulator import SimDevice, Simulator
 from tests.integration.conftest import (
-    ROUTER_PASSWORD,
     SIGNING_SECRET,
     add_routers,
     answer,
     config_for,
     fast_collector,
+    read_until,
     run_bot,
+    serve_process,
     settle,
     sign,
 )
@@ -78,13 +78,6 @@ def write_config(tmp_path: Path, routers: list[SimDevice]) -> Path:
     return path
 
 
-async def serve_process(config: Path, env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "--config", str(config), "serve", "--host", "127.0.0.1", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={"PATH": "/usr/bin:/bin", "ROUTER_PASSWORD": ROUTER_PASSWORD, **env})
-
-
 async def test_missing_credentials_stop_start_up_naming_the_variable(tmp_path: Path) -> None:
     """No signing secret (HTTP) or no app token (Socket Mode): exit 2 with one line naming the variable."""
     config = write_config(tmp_path, [])
@@ -121,8 +114,7 @@ async def test_serve_answers_until_sigterm(tmp_path: Path, simulator: Simulator,
         "--port", str(port))
     try:
         assert proc.stderr is not None
-        line = await asyncio.wait_for(proc.stderr.readline(), 30)
-        assert b"listening on http://127.0.0.1" in line, line
+        await read_until(proc.stderr, b"listening on http://127.0.0.1")
         async with aiohttp.ClientSession() as session:
             async with session.get(f"http://127.0.0.1:{port}/healthz") as resp:
                 assert resp.status == 200 and (await resp.json())["database"]["ok"] is True

@@ -1,0 +1,144 @@
+"""`backupbot serve` as a real process, stopped the hard way: SIGKILL after Slack accepted a post
+but before the bot recorded it (the restart finds the post instead of repeating it), and SIGTERM in
+the middle of a scheduled run (clean exit, nothing half-written, undelivered messages still queued)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sqlite3
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.backup import utcnow
+from bot.config import load_settings
+from bot.deliver import Tuning
+from bot.server import BACKEND, Options
+from bot.simulator import SimDevice, Simulator
+from storage.store import OutboxMessage, Store
+from tests.integration.conftest import (
+    GENERAL,
+    ROUTER_PASSWORD,
+    SIGNING_SECRET,
+    add_routers,
+    fast_collector,
+    free_port,
+    run_bot,
+    serve_process,
+)
+from tests.integration.slack_fake import BOT_TOKEN, FakeSlack
+
+MISSING = "C0MISSING1"
+
+
+def write_config(tmp_path: Path, routers: Sequence[SimDevice]) -> Path:
+    path = tmp_path / "backupbot.yml"
+    devices = [{"name": d.name, "host": d.host, "port": d.port} for d in routers] or [
+        {"name": "never-contacted", "host": "127.0.0.1", "port": 1}]
+    path.write_text(yaml.safe_dump({
+        "storage": {"path": "backups.db"}, "slack": {"channel": GENERAL},
+        "schedule": {"times": ["02:00"], "timezone": "UTC", "jitter": 0},
+        "defaults": {"username": "backup", "password": "${ROUTER_PASSWORD}", "timeout": 60},
+        "sites": {"lab": {"devices": devices}},
+    }))
+    return path
+
+
+def env(slack: FakeSlack) -> dict[str, str]:
+    return {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": slack.api_url}
+
+
+def note(text: str, channel: str = GENERAL) -> OutboxMessage:
+    return OutboxMessage(channel, "summary", {"text": text, "blocks": [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text}}]})
+
+
+def rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(sql).fetchall()
+
+
+async def until(condition: Callable[[], Any], timeout: float = 20.0) -> None:
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.05)
+    await asyncio.wait_for(poll(), timeout)
+
+
+async def test_killed_after_slack_accepted_a_post_the_restart_finds_it_instead_of_reposting(
+        tmp_path: Path, slack: FakeSlack) -> None:
+    """serve posts "first"; Slack has put it in the channel but its answer is held back; the
+    process is SIGKILLed. The item is left marked "may be in Slack" with no ts. The restarted bot
+    finds the post in conversations.history by its outbox id, records that ts, does not post it
+    again, and then delivers "second", which was never sent."""
+    config = write_config(tmp_path, [])
+    settings = load_settings(config, {"ROUTER_PASSWORD": ROUTER_PASSWORD})
+    db = settings.storage_path
+    async with await Store.open(db) as store:
+        first, second = await store.enqueue([note("first"), note("second")], utcnow())
+    slack.hold("chat.postMessage")
+    proc = await serve_process(config, env(slack), "--port", str(free_port()))
+    try:
+        await asyncio.wait_for(slack.holding.wait(), 30)
+    finally:
+        proc.kill()
+        await proc.wait()
+        slack.release()
+    assert proc.returncode == -signal.SIGKILL
+    [(ts, since)] = rows(db, f"SELECT ts, sending_since FROM outbox WHERE id = {first}")
+    assert ts is None and since is not None
+    assert [m["text"] for m in slack.posts(GENERAL)] == ["first"]
+
+    opts = Options(collector=fast_collector(), drain_timeout=5.0, delivery=Tuning(spacing=0.0, poll=0.2))
+    async with run_bot(settings, slack, options=opts) as bot:
+        store = bot.app[BACKEND].store
+        await until(lambda: len(slack.posts(GENERAL)) == 2)
+        for _ in range(100):
+            if await store.outbox_depth() == 0:
+                break
+            await asyncio.sleep(0.02)
+    posts = slack.posts(GENERAL)
+    assert [m["text"] for m in posts] == ["first", "second"]
+    assert [c.params["text"] for c in slack.calls_to("chat.postMessage")] == ["first", "second"]
+    assert slack.calls_to("conversations.history")
+    assert rows(db, "SELECT id, ts FROM outbox ORDER BY id") == [(first, posts[0]["ts"]), (second, posts[1]["ts"])]
+
+
+async def test_sigterm_mid_run_exits_cleanly_with_nothing_half_written(
+        tmp_path: Path, simulator: Simulator, slack: FakeSlack) -> None:
+    """A catch-up run is under way (one router answered, one is slow) and a message cannot be
+    delivered yet. SIGTERM: serve starts nothing new, gives the run its grace, cancels the slow
+    device and exits 0. The database is intact: the finished device's attempt is kept, the
+    cancelled one wrote nothing, the run is left unfinished (the next start marks it interrupted
+    and catches up again), and the undelivered message is still queued."""
+    fast, slow = await add_routers(simulator, SimDevice("r-fast"), SimDevice("r-slow", delay=60))
+    config = write_config(tmp_path, [fast, slow])
+    db = load_settings(config, {"ROUTER_PASSWORD": ROUTER_PASSWORD}).storage_path
+    two_days_ago = utcnow() - timedelta(days=2)
+    async with await Store.open(db) as store:
+        await store.set_last_scheduled("lab", two_days_ago)
+        [queued] = await store.enqueue([note("cannot go yet", MISSING)], utcnow())
+    slack.missing_channels.add(MISSING)
+    proc = await serve_process(config, env(slack), "--port", str(free_port()))
+    try:
+        await until(lambda: rows(db, "SELECT COUNT(*) FROM attempts") == [(1,)] and slow.sessions >= 2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    log = err.decode()
+    assert proc.returncode == 0, log
+    assert "Traceback" not in log and "exception was never retrieved" not in log
+    assert 'event="scheduler stopped" cancelled=1' in log
+    assert rows(db, "PRAGMA integrity_check") == [("ok",)]
+    assert rows(db, "SELECT trigger, status FROM runs") == [("catch-up", "running")]
+    assert rows(db, "SELECT d.name, a.status FROM attempts a JOIN devices d ON d.id = a.device_id") == [
+        ("r-fast", "new")]
+    assert rows(db, "SELECT id, ts FROM outbox") == [(queued, None)]
+    async with await Store.open(db) as store:
+        assert await store.last_scheduled("lab") == two_days_ago
+        assert await store.interrupted_runs_cleanup(utcnow()) == 1
+    assert BOT_TOKEN not in log and ROUTER_PASSWORD not in log
