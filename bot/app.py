@@ -21,6 +21,7 @@ class Backend:
     store: Store
     service: BackupService
     catalog: Catalog
+    announce: Announcer
 
 
 @asynccontextmanager
@@ -36,6 +37,6 @@ async def open_backend(
         announce = Announcer(settings, store, catalog)
         async with SshWorker(collector or Collector()) as ssh:
             service = BackupService(settings, ssh, store, clock, announce=announce, observe=observe)
-            yield Backend(settings, store, service, catalog)
+            yield Backend(settings, store, service, catalog, announce)
     finally:
         await store.close()

@@ -40,7 +40,8 @@ FAILURE_WORDS = {
     "internal": "internal error",
 }
 TRIGGER_WORDS = {"schedule": "Scheduled run", "slack": "Run from Slack", "cli": "Run from the server",
-                 "catch-up": "Catch-up run (a scheduled time was missed)"}
+                 "catch-up": "Catch-up run (a scheduled time was missed)",
+                 "interrupted": "Run cut short by a restart"}
 REASON_CHARS = 300  # a reason longer than this is shown clipped, with "…"
 MAX_DIFF_BUTTONS = 10  # changed devices shown with their own "Show diff" button
 

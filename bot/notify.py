@@ -17,6 +17,9 @@ Who hears what, so that the channel hears about every change and every failure e
 - A device a run only joined (its backup was started by another run) is announced by the run that
   recorded it, never by both.
 - No channel configured for a site: nothing about it is enqueued.
+- A run that never finished (serve stopped or killed mid-run): at the next start of `serve` the
+  changes it recorded are posted on their own, in the same transaction that marks it interrupted.
+  (Its failures are not: the catch-up run that follows reports what still fails.)
 
 Building messages never breaks a run: a diff that cannot be rendered becomes a note saying which
 command shows it. Message payloads are `bot.blocks` Messages ({"text", "blocks"}) or, for long
@@ -33,7 +36,7 @@ from typing import Any, Protocol
 
 from bot import blocks
 from bot.catalog import STALE_AFTER
-from bot.models import Device, DeviceResult, Diff, RunSummary, Settings, Status
+from bot.models import Attempt, Device, DeviceResult, Diff, RunSummary, Settings, Status, Version
 from bot.offload import cpu
 from storage.outbox import OutboxMessage
 
@@ -45,6 +48,8 @@ SUMMARY, DRIFT, CHANGE, HOST_KEY = "summary", "drift", "change", "host_key"
 
 class NotifyStore(Protocol):
     async def last_successes(self, site: str | None = None) -> dict[tuple[str, str], datetime]: ...
+    async def versions(self, site: str, device: str, limit: int = 20, before_id: int | None = None) -> list[Version]: ...
+    async def version(self, version_id: int) -> Version | None: ...
 
 
 class Differ(Protocol):
@@ -160,6 +165,22 @@ class Announcer:
                 last.update(await self.store.last_successes(site))
         # Rendering walks every diff line: off the event loop, like the diffing itself.
         return await cpu(run_messages, self.settings, summary, drifts, last)
+
+    async def interrupted(self, run_id: int, started_at: datetime, attempts: Sequence[Attempt],
+                          now: datetime) -> list[OutboxMessage]:
+        """What a run that never finished (SIGTERM, crash) would have told the channel about the
+        changes it did record: each on its own, like a run from Slack, so none goes unheard."""
+        results = []
+        for a in attempts:
+            site = self.settings.sites.get(a.site)
+            device = site.device(a.device) if site is not None else None
+            if device is None or a.status is not Status.CHANGED or a.version_id is None:
+                continue
+            version = await self.store.version(a.version_id)
+            previous = await self.store.versions(a.site, a.device, limit=1, before_id=a.version_id)
+            results.append(DeviceResult(device, Status.CHANGED, version, previous[0] if previous else None,
+                                        added=a.added, removed=a.removed, note=a.note, run_id=run_id))
+        return await self(RunSummary(run_id, "interrupted", started_at, now, tuple(results)))
 
     async def _drift(self, r: DeviceResult) -> Drift:
         assert r.previous is not None and r.version is not None

@@ -45,6 +45,7 @@ from bot.app import Backend, open_backend
 from bot.backup import Clock, utcnow
 from bot.collector import Collector
 from bot.deliver import Deliverer, Tuning
+from bot.logs import log_event
 from bot.models import RunSummary, Settings
 from bot.scheduler import Scheduler, next_runs
 from bot.slack_client import BotIdentity, Credentials, StartupError, build_client, check_token
@@ -105,9 +106,7 @@ def create_app(settings: Settings, credentials: Credentials, *, socket_mode: boo
     async def backend_ctx(app: web.Application) -> AsyncIterator[None]:
         async with open_backend(settings, clock=options.clock, collector=options.collector,
                                 observe=observe) as backend:
-            interrupted = await backend.store.interrupted_runs_cleanup(options.clock())
-            if interrupted:
-                log.warning("marked %d run(s) left unfinished by a previous process as interrupted", interrupted)
+            await close_unfinished_runs(backend, options.clock)
             app[BACKEND] = backend
             metrics.load_last_successes(await backend.store.last_successes())
 
@@ -198,6 +197,22 @@ def create_app(settings: Settings, credentials: Credentials, *, socket_mode: boo
         contexts.append(socket_ctx)  # type: ignore[arg-type]
     app.cleanup_ctx.extend(contexts)
     return app
+
+
+async def close_unfinished_runs(backend: Backend, clock: Clock) -> None:
+    """Runs a previous process left unfinished are marked interrupted, each together with the
+    messages about the changes it recorded (bot.notify), so the channel still hears of them."""
+    for run in await backend.store.unfinished_runs():
+        attempts = await backend.store.run_attempts(run.id)
+        now = clock()
+        try:
+            messages = await backend.announce.interrupted(run.id, run.started_at, attempts, now)
+        except Exception:  # noqa: BLE001 - a message we cannot build must not stop start-up
+            log.exception("announcing the changes of interrupted run %d failed", run.id)
+            messages = []
+        if await backend.store.interrupt_run(run.id, now, messages):
+            log_event(log, logging.WARNING, "run left unfinished by a previous process marked interrupted",
+                      run_id=run.id, trigger=run.trigger, attempts=len(attempts), messages=len(messages))
 
 
 def serve(settings: Settings, env: Mapping[str, str], *, port: int = 3000, host: str = "0.0.0.0",

@@ -140,6 +140,24 @@ class Store(TrustStore, OutboxStore):
             cursor = await db.execute(_INTERRUPT_RUNS, (to_db_time(at),))
             return cursor.rowcount
 
+    async def unfinished_runs(self) -> list[RunInfo]:
+        """Runs still marked running (at start-up of `serve`: left by a process that stopped)."""
+        rows = await self._rows(RUN_SELECT + " WHERE r.status = 'running' ORDER BY r.id")
+        return [run_from_row(r) for r in rows]
+
+    async def interrupt_run(self, run_id: int, at: datetime, outbox: Sequence[OutboxMessage] = ()) -> bool:
+        """Mark one unfinished run interrupted and enqueue what it never announced, in one
+        transaction; False (nothing written) if it is not running any more."""
+        batch = prepare(outbox)
+        async with self._write() as db:
+            cursor = await db.execute(
+                "UPDATE runs SET status = 'interrupted', finished_at = ? WHERE id = ? AND status = 'running'",
+                (to_db_time(at), run_id))
+            if cursor.rowcount != 1:
+                return False
+            await insert_batch(db, batch, to_db_time(at))
+            return True
+
     async def run(self, run_id: int) -> RunInfo | None:
         row = await self._row(RUN_SELECT + " WHERE r.id = ?", (run_id,))
         return run_from_row(row) if row else None

@@ -10,17 +10,7 @@ from pathlib import Path
 
 from bot import diffing
 from bot.slack_outcome import Failure, carries, classify, tagged
-from bot.models import (
-    Device,
-    DeviceResult,
-    KeyChange,
-    RunSummary,
-    Settings,
-    Site,
-    SlackSettings,
-    Status,
-    Version,
-)
+from bot.models import Device, DeviceResult, KeyChange, RunSummary, Settings, Site, SlackSettings, Status, Version
 from bot.notify import CHANGE, DRIFT, HOST_KEY, SUMMARY, Drift, run_messages
 
 NOW = datetime(2026, 3, 2, 2, 5, tzinfo=UTC)

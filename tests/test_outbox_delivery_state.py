@@ -80,3 +80,14 @@ async def test_outbox_status_reports_depth_age_failures_and_given_up(store: Stor
     assert (status.depth, status.oldest_created_at, status.given_up) == (1, T0, 1)
     assert [(i.id, i.last_error) for i in status.failing] == [(b, "channel_not_found")]
     assert status.last_given_up is not None and status.last_given_up.id == c
+
+
+async def test_an_unfinished_run_is_interrupted_once_with_its_messages(store: Store) -> None:
+    """interrupt_run marks a running run interrupted and enqueues its messages in one transaction;
+    a second call (or a finished run) writes nothing."""
+    run_id = await store.start_run("schedule", T0, "lab")
+    assert [r.id for r in await store.unfinished_runs()] == [run_id]
+    assert await store.interrupt_run(run_id, at(5), [OutboxMessage("C1", "change", {"text": "x"})])
+    assert not await store.interrupt_run(run_id, at(6), [OutboxMessage("C1", "change", {"text": "y"})])
+    assert await store.unfinished_runs() == [] and await store.outbox_depth() == 1
+    assert (await store.run(run_id)).status == "interrupted"

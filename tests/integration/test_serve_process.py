@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from bot.app import open_backend
 from bot.backup import utcnow
 from bot.config import load_settings
 from bot.deliver import Tuning
@@ -108,24 +109,28 @@ async def test_killed_after_slack_accepted_a_post_the_restart_finds_it_instead_o
     assert rows(db, "SELECT id, ts FROM outbox ORDER BY id") == [(first, posts[0]["ts"]), (second, posts[1]["ts"])]
 
 
-async def test_sigterm_mid_run_exits_cleanly_with_nothing_half_written(
+async def test_sigterm_mid_run_exits_cleanly_and_the_restart_still_tells_the_change(
         tmp_path: Path, simulator: Simulator, slack: FakeSlack) -> None:
-    """A catch-up run is under way (one router answered, one is slow) and a message cannot be
-    delivered yet. SIGTERM: serve starts nothing new, gives the run its grace, cancels the slow
-    device and exits 0. The database is intact: the finished device's attempt is kept, the
-    cancelled one wrote nothing, the run is left unfinished (the next start marks it interrupted
-    and catches up again), and the undelivered message is still queued."""
+    """A catch-up run is under way (one router's change recorded, one router slow) and a message
+    cannot be delivered yet. SIGTERM: serve starts nothing new, gives the run its grace, cancels the
+    slow device and exits 0. The database is intact: the change is kept, the cancelled device wrote
+    nothing, the run is left unfinished and the undelivered message is still queued. The next start
+    marks the run interrupted together with a message about the change it recorded (delivered with
+    its diff in the thread), and catches up again."""
     fast, slow = await add_routers(simulator, SimDevice("r-fast"), SimDevice("r-slow", delay=60))
     config = write_config(tmp_path, [fast, slow])
-    db = load_settings(config, {"ROUTER_PASSWORD": ROUTER_PASSWORD}).storage_path
-    two_days_ago = utcnow() - timedelta(days=2)
-    async with await Store.open(db) as store:
-        await store.set_last_scheduled("lab", two_days_ago)
-        [queued] = await store.enqueue([note("cannot go yet", MISSING)], utcnow())
+    settings = load_settings(config, {"ROUTER_PASSWORD": ROUTER_PASSWORD})
+    db = settings.storage_path
+    async with open_backend(settings, collector=fast_collector()) as backend:  # yesterday's backup of r-fast
+        await backend.service.run(settings.devices("lab", "r-fast"), "cli")
+        two_days_ago = utcnow() - timedelta(days=2)
+        await backend.store.set_last_scheduled("lab", two_days_ago)
+        [queued] = await backend.store.enqueue([note("cannot go yet", MISSING)], utcnow())
+    fast.change(1)
     slack.missing_channels.add(MISSING)
     proc = await serve_process(config, env(slack), "--port", str(free_port()))
     try:
-        await until(lambda: rows(db, "SELECT COUNT(*) FROM attempts") == [(1,)] and slow.sessions >= 2)
+        await until(lambda: rows(db, "SELECT COUNT(*) FROM attempts") == [(2,)] and slow.sessions >= 2)
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(proc.communicate(), 30)
@@ -133,12 +138,20 @@ async def test_sigterm_mid_run_exits_cleanly_with_nothing_half_written(
     assert proc.returncode == 0, log
     assert "Traceback" not in log and "exception was never retrieved" not in log
     assert 'event="scheduler stopped" cancelled=1' in log
-    assert rows(db, "PRAGMA integrity_check") == [("ok",)]
-    assert rows(db, "SELECT trigger, status FROM runs") == [("catch-up", "running")]
-    assert rows(db, "SELECT d.name, a.status FROM attempts a JOIN devices d ON d.id = a.device_id") == [
-        ("r-fast", "new")]
-    assert rows(db, "SELECT id, ts FROM outbox") == [(queued, None)]
-    async with await Store.open(db) as store:
-        assert await store.last_scheduled("lab") == two_days_ago
-        assert await store.interrupted_runs_cleanup(utcnow()) == 1
     assert BOT_TOKEN not in log and ROUTER_PASSWORD not in log
+    assert rows(db, "PRAGMA integrity_check") == [("ok",)]
+    assert rows(db, "SELECT trigger, status FROM runs") == [("cli", "finished"), ("catch-up", "running")]
+    assert rows(db, "SELECT d.name, a.status FROM attempts a JOIN devices d ON d.id = a.device_id") == [
+        ("r-fast", "new"), ("r-fast", "changed")]
+    assert rows(db, "SELECT id, ts FROM outbox") == [(queued, None)]
+
+    slow.delay = 0.0
+    opts = Options(collector=fast_collector(), drain_timeout=5.0, delivery=Tuning(spacing=0.0, poll=0.2))
+    async with run_bot(settings, slack, options=opts) as bot:
+        store = bot.app[BACKEND].store
+        assert [r.status for r in [await store.run(1), await store.run(2)]] == ["finished", "interrupted"]
+        await until(lambda: len(slack.posts(GENERAL)) == 2)  # the change, then the catch-up's summary
+    notice, summary = slack.posts(GENERAL)
+    assert "Config changed: lab/r-fast" in notice["text"] and "Run cut short by a restart #2" in str(notice)
+    assert len(slack.posts(GENERAL, thread_ts=notice["ts"])) == 1
+    assert "Catch-up run" in str(summary)
