@@ -120,7 +120,8 @@ class Deliverer:
                 await self._nap(self.tuning.poll)
                 continue
             now = self.clock()
-            due = [h for h in heads if h.next_attempt_at <= now]
+            ready = [h for h in heads if h.parent_id is None or h.parent_ts is not None or h.parent_gave_up]
+            due = [h for h in ready if h.next_attempt_at <= now]  # (a reply waits for its parent's ts)
             if due:
                 progress = await asyncio.gather(*(self._deliver(h) for h in due))
                 await self._refresh_depth()
@@ -128,7 +129,7 @@ class Deliverer:
                     await self._nap(1.0)  # only unexpected errors: don't spin
                 continue
             await self._refresh_depth()
-            waits = [(h.next_attempt_at - now).total_seconds() for h in heads]
+            waits = [(h.next_attempt_at - now).total_seconds() for h in ready]
             await self._nap(min([*waits, self.tuning.poll]))
 
     async def _nap(self, seconds: float) -> None:

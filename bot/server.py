@@ -35,7 +35,6 @@ from typing import AsyncContextManager
 
 import aiohttp
 from aiohttp import web
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -89,7 +88,6 @@ class Options:
     background: Sequence[CleanupContext] = field(default_factory=tuple)
     delivery: Tuning = Tuning()
     run_grace: float = 5.0  # at shutdown, scheduled runs in flight get this long before being cancelled
-    scheduler_factory: Callable[[], AsyncIOScheduler] | None = None  # tests: inspect or drive the jobs
 
 
 def create_app(settings: Settings, credentials: Credentials, *, socket_mode: bool = False,
@@ -166,8 +164,7 @@ def create_app(settings: Settings, credentials: Credentials, *, socket_mode: boo
         async def run_site(site: str, trigger: str) -> RunSummary:
             return await backend.service.run(settings.devices(site), trigger)
 
-        extra = {"scheduler_factory": options.scheduler_factory} if options.scheduler_factory else {}
-        scheduler = Scheduler(settings, run_site, backend.store, options.clock, **extra)
+        scheduler = Scheduler(settings, run_site, backend.store, options.clock)
         await scheduler.start()
         app[SCHEDULER] = scheduler
         add_health_check(app, "scheduler", health.scheduler(settings, scheduler, backend.store, options.clock))
@@ -190,8 +187,8 @@ def create_app(settings: Settings, credentials: Credentials, *, socket_mode: boo
         finally:
             await runner.stop()
 
-    contexts: list[CleanupContext] = [backend_ctx, slack_ctx, tasks_ctx, bolt_ctx,  # type: ignore[list-item]
-                                      deliverer_ctx, scheduler_ctx]
+    contexts: list[CleanupContext] = [backend_ctx, slack_ctx, tasks_ctx, bolt_ctx]  # type: ignore[list-item]
+    contexts += [deliverer_ctx, scheduler_ctx]  # type: ignore[list-item]
     contexts += [*BACKGROUND_CONTEXTS, *options.background]
     if socket_mode:
         contexts.append(socket_ctx)  # type: ignore[arg-type]
