@@ -179,12 +179,15 @@ def change_notice(result: DeviceResult, trigger: str, run_id: int) -> Message:
     """A change found by a run the channel gets no summary of (from Slack or the CLI): device,
     versions, +/- counts and Show diff, like a summary's line; the diff follows in the thread."""
     label = result.device.label
-    origin = f"{TRIGGER_WORDS.get(trigger, esc(trigger))} #{run_id} · the redacted diff is in the thread"
+    origin = f"{TRIGGER_WORDS.get(trigger, esc(trigger))} #{run_id}"
+    if result.added or result.removed:
+        origin += " · the redacted diff is in the thread"
     return message(f"Config changed: {esc(label)}",
                    [header(f":pencil2: Config changed: {label}"), *_changed(result).detail, context(origin)])
 
 
 def diff_note(old_id: int, new_id: int, why: str) -> Message:
     """Stands in for a diff that could not be rendered: where to get it instead."""
-    text = f"The diff #{old_id} → #{new_id} could not be attached ({esc(why, REASON_CHARS)}): `/backup diff {old_id} {new_id}` shows it."
+    text = (f"The diff #{old_id} → #{new_id} could not be attached ({esc(why, REASON_CHARS)}): "
+            f"`/backup diff {old_id} {new_id}` shows it.")
     return message(text, [section(text)])

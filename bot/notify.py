@@ -135,10 +135,11 @@ def run_messages(settings: Settings, summary: RunSummary, drifts: Mapping[tuple[
             parent = add(channel, SUMMARY, blocks.run_summary(part, stale=stale, now=summary.finished_at))
             for r in changed:
                 add(channel, *drift_payload(drifts[r.device.key]), parent=parent)
-        else:
-            for r in changed:
+        else:  # every change, even one only in the header (a RouterOS upgrade): it is told only now
+            for r in (r for r in mine if r.status is Status.CHANGED):
                 parent = add(channel, CHANGE, blocks.change_notice(r, summary.trigger, summary.run_id))
-                add(channel, *drift_payload(drifts[r.device.key]), parent=parent)
+                if r in changed:
+                    add(channel, *drift_payload(drifts[r.device.key]), parent=parent)
         for r in mine:
             if r.key_change is not None and r.key_change.first_seen:
                 add(channel, HOST_KEY, blocks.host_key_alert(r.device, r.key_change.old_fingerprint,

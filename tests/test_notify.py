@@ -68,6 +68,19 @@ def test_a_run_from_slack_or_the_cli_posts_each_change_on_its_own() -> None:
     assert "lab/r1" in json.dumps(msgs[0].payload)
 
 
+def test_a_header_only_change_from_slack_is_told_without_a_diff() -> None:
+    """A change only in the export header (a RouterOS upgrade) from a non-scheduled run is still
+    told once (it will be "unchanged" next time), without a diff reply."""
+    s = settings()
+    r1 = s.sites["lab"].devices[0]
+    upgrade = DeviceResult(r1, Status.CHANGED, version(5, r1), version(1, r1), note="RouterOS 7.19 -> 7.20",
+                           run_id=7)
+    msgs = run_messages(s, RunSummary(7, "cli", NOW, NOW, (upgrade,)), {}, {})
+    assert [(m.kind, m.parent) for m in msgs] == [(CHANGE, None)]
+    assert "RouterOS 7.19 -&gt; 7.20" in json.dumps(msgs[0].payload) and "diff is in the thread" not in json.dumps(
+        msgs[0].payload)
+
+
 def test_no_channel_means_nothing_is_enqueued() -> None:
     """Without slack.channel and without a site channel, a run produces no message at all."""
     s = settings(channel=None, branch_channel=None)
