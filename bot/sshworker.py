@@ -28,7 +28,7 @@ from typing import Any
 from bot import errors
 from bot.collector import Collector
 from bot.errors import CollectError
-from bot.logs import configure_logging
+from bot.logs import configure_logging, register_secret
 from bot.models import Device, Export, HostKey
 
 log = logging.getLogger(__name__)
@@ -155,6 +155,8 @@ async def _serve(collector: Collector) -> None:
     sessions: dict[int, asyncio.Task[None]] = {}
 
     async def one(request_id: int, device: Device, trusted: HostKey | None) -> None:
+        if device.password:
+            register_secret(device.password)  # this process logs too: mask it like the bot does
         try:
             outcome: tuple[Any, ...] = ("ok", await collector.collect(device, trusted))
         except CollectError as exc:

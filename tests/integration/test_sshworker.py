@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from datetime import UTC, datetime
 
 import pytest
 
@@ -15,6 +16,7 @@ from bot.models import Device, HostKey
 from bot.simulator import SimDevice, Simulator
 from bot.sshworker import SshWorker
 
+FIXED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)  # the export header must not tick between collect and compare
 FAST = Collector(connect_timeout=2.0, retries=0, backoff=0.05, idle_timeout=30.0)
 
 
@@ -24,7 +26,7 @@ def inventory(dev: SimDevice, timeout: float = 5.0) -> Device:
 
 async def test_an_export_crosses_the_worker_byte_exact(simulator: Simulator) -> None:
     """A 1 MB export collected in the child arrives in the bot exactly as the router printed it."""
-    dev = simulator.add(SimDevice("big", size=1_000_000))
+    dev = simulator.add(SimDevice("big", size=1_000_000, clock=lambda: FIXED))
     await simulator.start()
     async with SshWorker(FAST) as worker:
         export = await worker.collect(inventory(dev), None)
@@ -51,7 +53,7 @@ async def test_a_changed_host_key_keeps_both_fingerprints_across_the_pipe(simula
 async def test_a_dead_worker_fails_its_collections_clearly_and_is_replaced(simulator: Simulator) -> None:
     """Killing the child mid-collection fails that device with a reason; the next backup works."""
     slow = simulator.add(SimDevice("slow", behaviour="hang"))
-    ok = simulator.add(SimDevice("ok"))
+    ok = simulator.add(SimDevice("ok", clock=lambda: FIXED))
     await simulator.start()
     async with SshWorker(FAST) as worker:
         pending = asyncio.create_task(worker.collect(inventory(slow, timeout=30), None))
