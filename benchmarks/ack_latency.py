@@ -135,11 +135,22 @@ async def run(args: argparse.Namespace, devices: list[dict[str, Any]], work: Pat
         stderr=asyncio.subprocess.PIPE, cwd=ROOT,
         env={**os.environ, PASSWORD_VAR: PASSWORD, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SECRET,
              "SLACK_API_URL": slack.api_url})
+    assert bot.stderr is not None
+    log_lines: list[bytes] = []
+
+    async def drain_log() -> None:
+        # Keep reading the bot's log: a full pipe would block the bot on its next log line.
+        async for line in bot.stderr:
+            log_lines.append(line)
+
+    drainer = asyncio.create_task(drain_log())
     try:
-        assert bot.stderr is not None
-        line = await asyncio.wait_for(bot.stderr.readline(), 60)
-        if b"listening" not in line:
-            sys.exit(f"bot did not start: {line.decode()}{(await bot.stderr.read()).decode()[-2000:]}")
+        for _ in range(600):
+            if any(b"listening" in line for line in log_lines) or bot.returncode is not None:
+                break
+            await asyncio.sleep(0.1)
+        if not any(b"listening" in line for line in log_lines):
+            sys.exit("bot did not start:\n" + b"".join(log_lines[-20:]).decode(errors="replace"))
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=args.in_flight * 2)) as session:
             load = Load(f"http://127.0.0.1:{port}", slack, session)
             t_backup = time.monotonic()
@@ -179,6 +190,7 @@ async def run(args: argparse.Namespace, devices: list[dict[str, Any]], work: Pat
     finally:
         bot.terminate()
         await bot.wait()
+        await drainer
         await slack.stop()
     report(load, slack, backup_keys, sites, backup_wall, load_done - t_backup, during, args)
 

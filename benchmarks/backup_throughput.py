@@ -11,8 +11,8 @@ generate each export). Each measured phase runs in a fresh child process so its 
              stores everything as new; the second is the daily steady state (same configs, new
              timestamps, so every device is confirmed "unchanged")
 
-Printed per phase: wall seconds, CPU seconds (backupbot: its own process plus its SSH worker
-process), peak RSS of each process, the longest event-loop stall (a 10 ms ticker measures how late
+Printed per phase: wall seconds, CPU seconds (backupbot's worker processes separately), the peak
+RSS of every process of the phase and their sum (an upper bound of what ran at once), the longest event-loop stall (a 10 ms ticker measures how late
 it wakes), and backupbot's wall time as a ratio of the reference.
 Only 127.0.0.0/8 addresses are used.
 """
@@ -33,6 +33,37 @@ from typing import Any
 
 PASSWORD_VAR = "BACKUPBOT_SIM_PASSWORD"
 PASSWORD = "bench-secret"
+
+
+def _descendants(root: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass
+    found, frontier = [], [root]
+    while frontier:
+        pid = frontier.pop()
+        kids = [p for p, parent in parents.items() if parent == pid]
+        found += kids
+        frontier += kids
+    return found
+
+
+async def rss_monitor(stop: asyncio.Event, peaks: dict[int, tuple[str, float]]) -> None:
+    """Peak RSS (VmHWM) of this process and every process it starts (SSH worker, CPU worker)."""
+    while not stop.is_set():
+        for pid in [os.getpid(), *_descendants(os.getpid())]:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:120]
+            except OSError:
+                continue
+            hwm = next(int(line.split()[1]) / 1024 for line in status.splitlines() if line.startswith("VmHWM"))
+            peaks[pid] = (cmd, max(hwm, peaks.get(pid, ("", 0.0))[1]))
+        await asyncio.sleep(0.25)
 
 
 async def stall_monitor(stop: asyncio.Event, interval: float = 0.01) -> float:
@@ -116,6 +147,8 @@ def child(args: argparse.Namespace) -> None:
             loop.slow_callback_duration = 0.05
         stop = asyncio.Event()
         monitor = asyncio.create_task(stall_monitor(stop))
+        peaks: dict[int, tuple[str, float]] = {}
+        rss = asyncio.create_task(rss_monitor(stop, peaks))
         t0, c0 = time.monotonic(), time.process_time()
         if args.phase == "reference":
             failures = await reference(devices, args.concurrency, work)
@@ -125,13 +158,19 @@ def child(args: argparse.Namespace) -> None:
             result = {"runs": await backupbot(devices, args.concurrency, work, runs=2)}
         stop.set()
         result["stall_ms"] = await monitor * 1000
-        me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-        result["peak_rss_mb"] = me.ru_maxrss / 1024
-        result["worker_rss_mb"] = children.ru_maxrss / 1024  # the SSH worker (exited and reaped by now)
+        await rss
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)  # workers, exited and reaped by now
+        result["peaks"] = sorted(peaks.values(), key=lambda p: -p[1])
         result["worker_cpu"] = children.ru_utime + children.ru_stime
         return result
 
     print(json.dumps(asyncio.run(main())))
+
+
+def _role(cmdline: str) -> str:
+    roles = {"bot.sshworker": "SSH worker", "multiprocessing.spawn": "CPU worker",
+             "resource_tracker": "multiprocessing resource tracker"}
+    return next((role for marker, role in roles.items() if marker in cmdline), "main")
 
 
 def run_phase(phase: str, devices_file: Path, concurrency: int) -> dict[str, Any]:
@@ -185,9 +224,12 @@ def main() -> None:
     for label, run in zip(("backupbot run 1 (all new)", "backupbot run 2 (unchanged)"), bot["runs"]):
         print(f"{label:<34}{run['wall']:>8.1f}{run['cpu']:>8.1f}{run['wall'] / base:>7.2f}  {run['statuses']}"
               + (f" e.g. {run['failed']}" if run["failed"] else ""))
-    print(f"\nbackupbot's SSH worker process: {bot['worker_cpu']:.1f} CPU s over both runs (not in the cpu column)")
-    print(f"peak RSS: reference {ref['peak_rss_mb']:.0f} MB; backupbot {bot['peak_rss_mb']:.0f} MB "
-          f"+ SSH worker {bot['worker_rss_mb']:.0f} MB = {bot['peak_rss_mb'] + bot['worker_rss_mb']:.0f} MB")
+    print(f"\nbackupbot's worker processes (SSH, CPU): {bot['worker_cpu']:.1f} CPU s over both runs "
+          "(not in the cpu column)")
+    for label, phase in (("reference", ref), ("backupbot", bot)):
+        total = sum(mb for _, mb in phase["peaks"])
+        parts = ", ".join(f"{mb:.0f} MB {_role(cmd)}" for cmd, mb in phase["peaks"])
+        print(f"peak RSS {label}: {total:.0f} MB in all ({parts})")
     print(f"longest event-loop stall: reference {ref['stall_ms']:.0f} ms, backupbot {bot['stall_ms']:.0f} ms")
 
 

@@ -1,26 +1,57 @@
-"""Run pure-Python CPU work on configs (normalize, check, diff, redact) off the event loop.
+"""Run pure-Python CPU work on configs (normalize, check, diff, redact, render) in a worker process.
 
-One worker thread, on purpose. Under the GIL, CPU-bound Python runs one thread at a time, so more
-workers add no throughput; each extra busy thread is one more contender the event loop must queue
-behind for the GIL. With a single worker the loop waits at most for one C-level call (a regex pass
-over a 1 MB export, ~15 ms) before it runs again, so 1 MB exports never stall other SSH sessions.
-(hashlib and zlib release the GIL and stay in the default executor.)
+Why a process and not a thread: this work is Python under the GIL. In a thread it still takes the
+GIL from the event loop, and every socket read or write the loop makes waits up to a switch
+interval (5 ms) to get it back; an ack needs a dozen of those, so one 1 MB redaction pushed Slack
+acks past 100 ms (measured with benchmarks/ack_latency.py). In a process it costs the loop a
+pickle of the arguments and nothing else. One worker: the work is rare next to the I/O, and it
+keeps the second CPU for the SSH worker. A worker that dies is replaced on the next call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
 T = TypeVar("T")
 
-_worker: ThreadPoolExecutor | None = None
+_pool: ProcessPoolExecutor | None = None
+
+
+def _exit_with(parent: int) -> None:
+    """Worker initializer: leave when the bot does, even when it was SIGKILLed and ran no cleanup
+    (an orphan would hold the bot's stdout and stderr open)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _executor() -> ProcessPoolExecutor:
+    global _pool
+    if _pool is None:  # created on first use: nothing happens at import time
+        # "spawn": forking a process that runs threads (aiosqlite, executors) is unsafe
+        _pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                    initializer=_exit_with, initargs=(os.getpid(),))
+    return _pool
 
 
 async def cpu(fn: Callable[..., T], *args: object) -> T:
-    global _worker
-    if _worker is None:  # created on first use: nothing happens at import time
-        _worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="backupbot-cpu")
-    return await asyncio.get_running_loop().run_in_executor(_worker, fn, *args)
+    """fn(*args) in the worker process; fn and args must pickle (module-level functions, models)."""
+    global _pool
+    loop = asyncio.get_running_loop()
+    try:
+        return await loop.run_in_executor(_executor(), fn, *args)
+    except BrokenProcessPool:
+        _pool = None  # the worker died (OOM killer?): start a new one and try once more
+        return await loop.run_in_executor(_executor(), fn, *args)

@@ -409,6 +409,7 @@ class Simulator:
     def __init__(self) -> None:
         self.devices: dict[str, SimDevice] = {}
         self._listeners: dict[str, asyncssh.SSHAcceptor] = {}
+        self._held: dict[str, socket.socket] = {}  # ports of "refuse" devices
         self._conns: dict[str, set[asyncssh.SSHServerConnection]] = {}
         self._started: set[str] = set()  # listening, or refusing on a fixed port
 
@@ -451,6 +452,12 @@ class Simulator:
             device.port = _free_port(device.host)
         self._started.add(device.name)
         if device.behaviour == "refuse":
+            # Bound but not listening: connections are refused, and no other device can be given
+            # this port meanwhile (a free port found now could otherwise be handed out again).
+            holder = socket.socket()
+            holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            holder.bind((device.host, device.port))
+            self._held[device.name] = holder
             return
         self._listeners[device.name] = await asyncssh.listen(
             device.host, device.port, reuse_address=True,
@@ -461,6 +468,8 @@ class Simulator:
         )
 
     async def _close(self, name: str) -> None:
+        if (holder := self._held.pop(name, None)) is not None:
+            holder.close()
         listener = self._listeners.pop(name, None)
         if listener is not None:
             listener.close()
