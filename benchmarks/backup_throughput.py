@@ -12,8 +12,9 @@ generate each export). Each measured phase runs in a fresh child process so its 
              timestamps, so every device is confirmed "unchanged")
 
 Printed per phase: wall seconds, CPU seconds (backupbot's worker processes separately), the peak
-RSS of every process of the phase and their sum (an upper bound of what ran at once), the longest event-loop stall (a 10 ms ticker measures how late
-it wakes), and backupbot's wall time as a ratio of the reference.
+RSS of every process of the phase and their sum (an upper bound of what ran at once), the longest
+event-loop stall (a 10 ms ticker measures how late it wakes), and backupbot's wall time as a ratio
+of the reference.
 Only 127.0.0.0/8 addresses are used.
 """
 
@@ -117,7 +118,7 @@ async def backupbot(devices: list[dict[str, Any]], concurrency: int, work: Path,
         site["devices"].append({"name": d["name"], "host": d["host"], "port": d["port"]})
     settings = parse_settings({
         "storage": {"path": "bench.db"}, "concurrency": concurrency,
-        "defaults": {"username": "backup", "password": "${%s}" % PASSWORD_VAR, "timeout": 120},
+        "defaults": {"username": "backup", "password": f"${{{PASSWORD_VAR}}}", "timeout": 120},
         "sites": sites,
     }, {PASSWORD_VAR: PASSWORD}, work)
     out = []

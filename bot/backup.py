@@ -157,7 +157,7 @@ class BackupService:
         if self.observe is not None:
             try:
                 self.observe(summary)
-            except Exception:  # noqa: BLE001 - metrics must never fail a run
+            except Exception:
                 log.exception("observing run %d failed", summary.run_id)
         return summary
 
@@ -168,7 +168,7 @@ class BackupService:
         if self.announce is not None:
             try:
                 outbox = await self.announce(summary)
-            except Exception:  # noqa: BLE001 - see docstring
+            except Exception:
                 log.exception("building the messages of run %d failed; the run is recorded without them",
                               summary.run_id)
         try:
@@ -199,7 +199,7 @@ class BackupService:
             log.warning("backup failed device=%s kind=%s reason=%r", device.label, exc.kind, exc.reason)
             result = DeviceResult(device, Status.FAILED, error_kind=exc.kind, reason=exc.reason,
                                   key_change=key_change)
-        except Exception as exc:  # noqa: BLE001 - one device's bug must not stop the others
+        except Exception as exc:
             log.exception("backup crashed device=%s", device.label)
             reason = f"internal error: {type(exc).__name__}"
             await self.store.record_failure(run_id, device.site, device.name, self.clock(), "internal", reason)

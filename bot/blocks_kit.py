@@ -148,7 +148,8 @@ def _element_problems(where: str, el: Block) -> list[str]:
     if kind == "checkboxes" and not 1 <= len(el["options"]) <= MAX_CHECKBOX_OPTIONS:
         out.append(f"{where}: {len(el['options'])} checkbox options")
     for opt in el.get("options", []):
-        if len(opt["text"]["text"]) > MAX_OPTION_TEXT or len(opt.get("description", {}).get("text", "")) > MAX_OPTION_TEXT:
+        description = opt.get("description", {}).get("text", "")
+        if len(opt["text"]["text"]) > MAX_OPTION_TEXT or len(description) > MAX_OPTION_TEXT:
             out.append(f"{where}: option text over {MAX_OPTION_TEXT}")
         if len(opt["value"]) > MAX_OPTION_VALUE:
             out.append(f"{where}: option value over {MAX_OPTION_VALUE}")

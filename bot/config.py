@@ -129,9 +129,8 @@ class _Checker:
     def integer(self, value: object, low: int, high: int | None = None) -> int:
         if isinstance(value, str) and self.expand(value).strip().isdigit():  # e.g. port: ${SSH_PORT}
             value = int(self.expand(value))
-        if isinstance(value, int) and not isinstance(value, bool):
-            if value >= low and (high is None or value <= high):
-                return value
+        if isinstance(value, int) and not isinstance(value, bool) and value >= low and (high is None or value <= high):
+            return value
         wanted = f"{low}-{high}" if high is not None else f">= {low}"
         raise _Invalid(f"must be an integer {wanted}, got {_show(value)}")
 

@@ -115,7 +115,7 @@ class Deliverer:
         while not self._stopping:
             try:
                 heads = await self.store.outbox_heads()
-            except Exception:  # noqa: BLE001 - the database may come back; keep the task alive
+            except Exception:
                 log.exception("reading the outbox failed")
                 await self._nap(self.tuning.poll)
                 continue
@@ -166,7 +166,7 @@ class Deliverer:
             return True
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - classified below; nothing escapes the deliverer
+        except Exception as exc:
             failure = classify(exc, posting=posting)
             if not posting and item.sending_since is not None:
                 # Looking for an earlier attempt failed: that attempt may still have posted.
@@ -175,7 +175,7 @@ class Deliverer:
                 log.exception("delivering outbox item %d failed", item.id)
             try:
                 await self._failed(item, failure)
-            except Exception:  # noqa: BLE001 - the database is failing too; try again later
+            except Exception:
                 log.exception("recording the failure of outbox item %d failed", item.id)
                 return False
             return True

@@ -19,6 +19,7 @@ tests/test_diffing.py times the 300 KB and 1 MB cases.
 
 from __future__ import annotations
 
+import itertools
 import re
 import sys
 from bisect import bisect_left
@@ -269,5 +270,5 @@ def compare(texts: Sequence[tuple[str, str]]) -> list[Diff]:
     """Given (label, normalized text) pairs oldest first, the diff of each consecutive pair."""
     return [
         diff(old, new, old_label, new_label)
-        for (old_label, old), (new_label, new) in zip(texts, texts[1:])
+        for (old_label, old), (new_label, new) in itertools.pairwise(texts)
     ]

@@ -48,7 +48,9 @@ SUMMARY, DRIFT, CHANGE, HOST_KEY = "summary", "drift", "change", "host_key"
 
 class NotifyStore(Protocol):
     async def last_successes(self, site: str | None = None) -> dict[tuple[str, str], datetime]: ...
-    async def versions(self, site: str, device: str, limit: int = 20, before_id: int | None = None) -> list[Version]: ...
+    async def versions(
+        self, site: str, device: str, limit: int = 20, before_id: int | None = None
+    ) -> list[Version]: ...
     async def version(self, version_id: int) -> Version | None: ...
 
 
@@ -187,6 +189,6 @@ class Announcer:
         assert r.previous is not None and r.version is not None
         try:
             return Drift(r, await self.differ.compare([r.previous.id, r.version.id], redact=True))
-        except Exception as exc:  # noqa: BLE001 - a diff we cannot make must not lose the summary
+        except Exception as exc:
             log.exception("diff for the announcement of %s failed", r.device.label)
             return Drift(r, error=f"{type(exc).__name__}")

@@ -221,7 +221,8 @@ def describe_meta_change(old: ExportMeta, new: ExportMeta) -> str | None:
 
 # Command verbs that end the menu path in a terse line (`/ip firewall filter add ...`).
 _VERBS: Final = frozenset(
-    "add set remove unset move enable disable comment edit export import print reset".split()
+    ["add", "set", "remove", "unset", "move", "enable", "disable", "comment", "edit", "export", "import", "print",
+     "reset"]
 )
 
 

@@ -247,7 +247,7 @@ class Scheduler:
             log_event(log, logging.INFO, "scheduled run starting", site=site, trigger=trigger)
             try:
                 await self.run_site(site, trigger)
-            except Exception:  # noqa: BLE001 - logged; not recorded, so the next start-up catches up
+            except Exception:
                 log.exception("scheduled run crashed", extra={"fields": {"site": site, "trigger": trigger}})
                 return
             await self.store.set_last_scheduled(site, max(started, self._coalesced.get(site, started)))

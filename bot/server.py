@@ -30,8 +30,8 @@ import logging
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import AsyncContextManager
 
 import aiohttp
 from aiohttp import web
@@ -68,7 +68,7 @@ IDENTITY = web.AppKey("identity", BotIdentity)
 TASKS = web.AppKey("tasks", TaskTracker)
 SOCKET = web.AppKey("socket_mode", SocketModeRunner)
 
-CleanupContext = Callable[[web.Application], AsyncContextManager[None]]
+CleanupContext = Callable[[web.Application], AbstractAsyncContextManager[None]]
 # More background jobs (besides the deliverer and the scheduler): they start after Bolt and the
 # task tracker, and stop before tasks are drained.
 BACKGROUND_CONTEXTS: list[CleanupContext] = []
@@ -86,7 +86,7 @@ class Options:
     watchdog_interval: float = 15.0
     watchdog_stale_after: float = 60.0
     background: Sequence[CleanupContext] = field(default_factory=tuple)
-    delivery: Tuning = Tuning()
+    delivery: Tuning = Tuning()  # noqa: RUF009 - a frozen dataclass: one shared default is fine
     run_grace: float = 5.0  # at shutdown, scheduled runs in flight get this long before being cancelled
 
 
@@ -204,7 +204,7 @@ async def close_unfinished_runs(backend: Backend, clock: Clock) -> None:
         now = clock()
         try:
             messages = await backend.announce.interrupted(run.id, run.started_at, attempts, now)
-        except Exception:  # noqa: BLE001 - a message we cannot build must not stop start-up
+        except Exception:
             log.exception("announcing the changes of interrupted run %d failed", run.id)
             messages = []
         if await backend.store.interrupt_run(run.id, now, messages):

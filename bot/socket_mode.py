@@ -123,12 +123,12 @@ class SocketModeRunner:
                 await self.check()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - keep watching; the next tick tries again
+            except Exception:
                 log.exception("Socket Mode watchdog could not reconnect; retrying in %.0fs", self.interval)
 
 
 async def _close(handler: AsyncSocketModeHandler) -> None:
     try:
         await handler.close_async()
-    except Exception:  # noqa: BLE001 - closing a broken socket may fail; we are replacing it anyway
+    except Exception:
         log.warning("closing the old Socket Mode handler failed", exc_info=True)

@@ -59,7 +59,7 @@ class TaskTracker:
                 await self._report(on_error, Busy("backupbot is restarting and had to stop this request;"
                                                   " please ask again in a minute."), name)
             raise
-        except Exception as exc:  # noqa: BLE001 - reported below, never swallowed
+        except Exception as exc:
             if isinstance(exc, UserError):
                 log.info("task %s ended with a user error: %s", name, exc)
             else:
@@ -71,7 +71,7 @@ class TaskTracker:
     async def _report(on_error: OnError, exc: BaseException, name: str) -> None:
         try:
             await asyncio.wait_for(on_error(exc), REPORT_TIMEOUT)
-        except Exception:  # noqa: BLE001 - the report itself failed; the log stands
+        except Exception:
             log.exception("could not report the failure of task %s", name)
 
     async def idle(self) -> None:

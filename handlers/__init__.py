@@ -38,7 +38,7 @@ async def on_error(error: Exception, body: dict[str, Any], respond: AsyncRespond
     if respond is not None and (response is None or not is_command):  # the ack cannot carry the message
         try:
             await respond(text=text, response_type="ephemeral")
-        except Exception:  # noqa: BLE001 - nothing more we can do than the log above
+        except Exception:
             log.warning("could not tell the user about the error", exc_info=True)
     if response is None:  # already acknowledged
         return None

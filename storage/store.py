@@ -40,7 +40,8 @@ from storage.records import (
 )
 from storage.trust import TrustStore
 
-__all__ = ["CorruptBlob", "OutboxItem", "OutboxMessage", "OutboxStatus", "RunInfo", "RunStatus", "SchemaTooNew", "Store"]
+__all__ = ["CorruptBlob", "OutboxItem", "OutboxMessage", "OutboxStatus", "RunInfo", "RunStatus", "SchemaTooNew",
+           "Store"]
 
 # The newest row of {table} for each device (of :site, or all): one MAX(id) seek per device on
 # the table's (device_id, id) index, never a scan of the history.

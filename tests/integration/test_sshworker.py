@@ -59,7 +59,7 @@ async def test_a_dead_worker_fails_its_collections_clearly_and_is_replaced(simul
         pending = asyncio.create_task(worker.collect(inventory(slow, timeout=30), None))
         while slow.sessions == 0:  # the child is connected and waiting on the router
             await asyncio.sleep(0.02)
-        os.kill(worker._proc.pid, signal.SIGKILL)  # noqa: SLF001 - the test plays the OOM killer
+        os.kill(worker._proc.pid, signal.SIGKILL)
         with pytest.raises(CollectError) as info:
             await pending
         assert info.value.kind == "internal"
