@@ -112,9 +112,13 @@ async def _with_backend(settings: Settings, args: argparse.Namespace, out: TextI
         return await handler(backend, args, out, err)
 
 
-def _dump(doc: Any, out: TextIO) -> None:
-    json.dump(doc, out, indent=2)
-    out.write("\n")
+def _emit(args: argparse.Namespace, out: TextIO, doc: Callable[[], Any], text: Callable[[], str]) -> None:
+    """The --json document, or the text for people."""
+    if args.json:
+        json.dump(doc(), out, indent=2)
+        out.write("\n")
+    else:
+        print(text(), file=out)
 
 
 async def cmd_backup(b: Backend, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -135,35 +139,24 @@ async def cmd_backup(b: Backend, args: argparse.Namespace, out: TextIO, err: Tex
     summary = await b.service.run(devices, "cli", on_result=on_result)
     if show_progress:
         err.write("\n")
-    if args.json:
-        _dump(terminal.summary_json(summary), out)
-    else:
-        print(terminal.summary(summary), file=out)
+    _emit(args, out, lambda: terminal.summary_json(summary), lambda: terminal.summary(summary))
     return EXIT_FAILED if summary.failed else EXIT_OK
 
 
 async def cmd_sites(b: Backend, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     overviews = await b.catalog.sites()
-    if args.json:
-        _dump(terminal.sites_json(overviews), out)
-    else:
-        print(terminal.sites(overviews), file=out)
+    _emit(args, out, lambda: terminal.sites_json(overviews), lambda: terminal.sites(overviews))
     return EXIT_OK
 
 
 async def cmd_list(b: Backend, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.device:
         versions = await b.catalog.versions(args.site, args.device, limit=args.limit)
-        if args.json:
-            _dump([terminal.version_json(v) for v in versions], out)
-        else:
-            print(terminal.versions(versions) if versions else f"{args.site}/{args.device}: no versions yet", file=out)
+        _emit(args, out, lambda: [terminal.version_json(v) for v in versions],
+              lambda: terminal.versions(versions) if versions else f"{args.site}/{args.device}: no versions yet")
         return EXIT_OK
     statuses = await b.catalog.device_statuses(args.site)
-    if args.json:
-        _dump(terminal.devices_json(statuses), out)
-    else:
-        print(terminal.devices(statuses), file=out)
+    _emit(args, out, lambda: terminal.devices_json(statuses), lambda: terminal.devices(statuses))
     return EXIT_OK
 
 
@@ -180,10 +173,7 @@ async def cmd_show(b: Backend, args: argparse.Namespace, out: TextIO, err: TextI
         return EXIT_OK
     version = await b.catalog.version(args.id)
     config = await b.catalog.config(args.id)
-    if args.json:
-        _dump({**terminal.version_json(version), "config": config}, out)
-    else:
-        out.write(config)
+    _emit(args, out, lambda: {**terminal.version_json(version), "config": config}, lambda: config.rstrip("\n"))
     return EXIT_OK
 
 

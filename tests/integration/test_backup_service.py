@@ -17,9 +17,9 @@ from bot.config import parse_settings
 from bot.errors import UserError
 from bot.models import DeviceResult, ExportMeta, Settings, Status
 from bot.simulator import SimDevice, Simulator
+from tests.integration.conftest import ROUTER_PASSWORD, add_routers
 
-PASSWORD = "sim-Pa55"
-ENV = {"ROUTER_PASSWORD": PASSWORD}
+ENV = {"ROUTER_PASSWORD": ROUTER_PASSWORD}
 
 
 def settings_for(tmp_path: Path, devices: Sequence[SimDevice], *, concurrency: int = 10,
@@ -36,14 +36,6 @@ def settings_for(tmp_path: Path, devices: Sequence[SimDevice], *, concurrency: i
     return parse_settings(data, ENV, tmp_path)
 
 
-async def start(sim: Simulator, *devices: SimDevice) -> list[SimDevice]:
-    for d in devices:
-        d.password = PASSWORD
-        sim.add(d)
-    await sim.start()
-    return list(devices)
-
-
 @pytest.fixture
 def collector() -> Collector:
     return Collector(connect_timeout=2.0, retries=1, backoff=0.05, idle_timeout=3.0)
@@ -57,7 +49,7 @@ async def test_new_then_unchanged_despite_new_timestamp_then_changed(tmp_path: P
                                                                     collector: Collector) -> None:
     """A timestamp is not a change: the second run confirms the version; a real edit makes a new one."""
     clock = [datetime(2026, 1, 1, 2, 0, tzinfo=UTC)]
-    (dev,) = await start(simulator, SimDevice("r1", clock=lambda: clock[0]))
+    (dev,) = await add_routers(simulator, SimDevice("r1", clock=lambda: clock[0]))
     settings = settings_for(tmp_path, [dev])
     async with open_backend(settings, collector=collector) as b:
         first = (await b.service.run(settings.devices(), "test")).results[0]
@@ -84,7 +76,7 @@ async def test_new_then_unchanged_despite_new_timestamp_then_changed(tmp_path: P
 async def test_every_failure_kind_is_recorded_and_never_stops_the_others(
         tmp_path: Path, simulator: Simulator, collector: Collector) -> None:
     """Each broken router fails with its own reason; the healthy ones are still backed up."""
-    devices = await start(
+    devices = await add_routers(
         simulator,
         SimDevice("ok"),
         SimDevice("auth", behaviour="auth_fail"),
@@ -117,7 +109,7 @@ async def test_every_failure_kind_is_recorded_and_never_stops_the_others(
 async def test_changed_host_key_stores_nothing_until_trusted(tmp_path: Path, simulator: Simulator,
                                                              collector: Collector) -> None:
     """A new host key fails the device with both fingerprints; `trust` accepts it and backups resume."""
-    (dev,) = await start(simulator, SimDevice("r1"))
+    (dev,) = await add_routers(simulator, SimDevice("r1"))
     settings = settings_for(tmp_path, [dev])
     async with open_backend(settings, collector=collector) as b:
         await b.service.run(settings.devices(), "test")
@@ -145,7 +137,7 @@ async def test_changed_host_key_stores_nothing_until_trusted(tmp_path: Path, sim
 async def test_routeros_upgrade_alone_is_reported_as_an_upgrade(tmp_path: Path, simulator: Simulator,
                                                                 collector: Collector) -> None:
     """Same config after an upgrade: a new version noted as the upgrade, with no changed lines."""
-    (dev,) = await start(simulator, SimDevice("r1", ros_version="7.19.3"))
+    (dev,) = await add_routers(simulator, SimDevice("r1", ros_version="7.19.3"))
     settings = settings_for(tmp_path, [dev])
     async with open_backend(settings, collector=collector) as b:
         await b.service.run(settings.devices(), "test")
@@ -160,7 +152,7 @@ async def test_routeros_upgrade_alone_is_reported_as_an_upgrade(tmp_path: Path, 
 async def test_a_new_noise_rule_does_not_turn_into_a_false_change(tmp_path: Path, simulator: Simulator,
                                                                   collector: Collector) -> None:
     """A version stored under older normalization rules (different hash, same lines) is confirmed."""
-    (dev,) = await start(simulator, SimDevice("r1"))
+    (dev,) = await add_routers(simulator, SimDevice("r1"))
     settings = settings_for(tmp_path, [dev])
     async with open_backend(settings, collector=collector) as b:
         raw = dev.export_text("/export show-sensitive")
@@ -176,7 +168,7 @@ async def test_a_new_noise_rule_does_not_turn_into_a_false_change(tmp_path: Path
 async def test_concurrency_is_bounded_across_the_run(tmp_path: Path, simulator: Simulator,
                                                      collector: Collector) -> None:
     """With concurrency 2, six devices that each take ~0.3 s need at least three rounds."""
-    devices = await start(simulator, *(SimDevice(f"r{i}", delay=0.3) for i in range(6)))
+    devices = await add_routers(simulator, *(SimDevice(f"r{i}", delay=0.3) for i in range(6)))
     settings = settings_for(tmp_path, devices, concurrency=2)
     async with open_backend(settings, collector=collector) as b:
         t0 = time.monotonic()
@@ -189,7 +181,7 @@ async def test_concurrency_is_bounded_across_the_run(tmp_path: Path, simulator: 
 async def test_a_second_request_joins_the_running_backup(tmp_path: Path, simulator: Simulator,
                                                          collector: Collector) -> None:
     """Asking again while a device is being backed up waits for that backup instead of connecting again."""
-    devices = await start(simulator, SimDevice("r1", delay=0.3), SimDevice("r2", delay=0.3))
+    devices = await add_routers(simulator, SimDevice("r1", delay=0.3), SimDevice("r2", delay=0.3))
     settings = settings_for(tmp_path, devices)
     async with open_backend(settings, collector=collector) as b:
         first = asyncio.create_task(b.service.run(settings.devices(), "schedule"))
@@ -204,7 +196,7 @@ async def test_a_second_request_joins_the_running_backup(tmp_path: Path, simulat
 
 async def test_meta_is_kept_from_the_header(tmp_path: Path, simulator: Simulator, collector: Collector) -> None:
     """Version, model and serial come from the export header and are stored with the version."""
-    (dev,) = await start(simulator, SimDevice("r1", ros_version="6.49.7", model="RB750Gr3"))
+    (dev,) = await add_routers(simulator, SimDevice("r1", ros_version="6.49.7", model="RB750Gr3"))
     settings = settings_for(tmp_path, [dev])
     async with open_backend(settings, collector=collector) as b:
         result = (await b.service.run(settings.devices(), "test")).results[0]
