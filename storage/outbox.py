@@ -26,7 +26,7 @@ from typing import Any
 
 import aiosqlite
 
-from storage.codec import from_db_time, to_db_time
+from storage.codec import from_db_time, from_db_time_or_none, to_db_time
 from storage.db import Database, scalar
 
 
@@ -223,7 +223,7 @@ def _item(row: aiosqlite.Row) -> OutboxItem:
         next_attempt_at=from_db_time(row["next_attempt_at"]),
         created_at=from_db_time(row["created_at"]),
         last_error=row["last_error"],
-        sending_since=from_db_time(row["sending_since"]) if row["sending_since"] is not None else None,
+        sending_since=from_db_time_or_none(row["sending_since"]),
         form=row["form"],
         parent_gave_up=bool(row["parent_gave_up"]),
     )
