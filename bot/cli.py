@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"%(prog)s {version()}",
                    help="print the installed version and exit")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
-                         help="one of these; `backupbot COMMAND -h` shows its options")
+                           help="one of these; `backupbot COMMAND -h` shows its options")
 
     def cmd(name: str, help: str, json_flag: bool = False, takes_config: bool = True) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help, description=help, formatter_class=_Help)

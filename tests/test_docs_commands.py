@@ -29,7 +29,7 @@ from bot.cli import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = {"SITE": "site-a", "DEVICE": "core-1", "ID": "12", "ID1": "12", "ID2": "15", "DIR": "/tmp/backupbot-demo",
-           "FILE": "backupbot.yml"}
+           "FILE": "backupbot.yml", "COMMAND": "sites"}
 FENCE = re.compile(r"^[ \t]*(?:[-*+]|\d+\.)?[ \t]*```[^\n]*\n(.*?)^[ \t]*```", re.S | re.M)  # also after "4. "
 SPAN = re.compile(r"`(backupbot [^`]+)`")
 PLACEHOLDER = re.compile(r"[A-Z][A-Z0-9_]*")
@@ -111,8 +111,8 @@ def parse_error(argv: list[str]) -> str | None:
     try:
         with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
             build_parser().parse_args(argv)
-    except SystemExit as exc:
-        return stderr.getvalue().strip() or f"exit {exc.code}"
+    except SystemExit as exc:  # --help and --version exit 0 and are fine
+        return None if exc.code == 0 else stderr.getvalue().strip() or f"exit {exc.code}"
     return None
 
 
@@ -133,6 +133,7 @@ def test_the_documented_commands_are_found() -> None:
     assert ["demo"] in commands  # after `&&` in README's first line
     assert ["backup"] in commands and ["backup", "site-a", "core-1", "--json"] in commands  # README's table
     assert ["trust", "site-a", "core-1"] in commands  # prose
+    assert ["--version"] in commands and ["sites", "-h"] in commands
     assert {where.split(":")[0] for where, _ in DOCUMENTED} >= {"README.md", "docs/slack.md"}
 
 
@@ -167,3 +168,4 @@ def test_an_option_that_does_not_exist_fails() -> None:
     assert "unrecognized arguments: --no-such-option 1" in (parse_error(argv) or "")
     assert "invalid int value" in (parse_error(["show", "ID"]) or "")
     assert parse_error(["serve", "--config", "backupbot.yml", "--port", "3000"]) is None
+    assert parse_error(["--version"]) is None and parse_error(["diff", "-h"]) is None
