@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from bot.simulator import SimDevice, Simulator
-from tests.test_docs_commands import documented_commands
+from tests.test_docs_commands import SAMPLES, documented_commands
 
 PASSWORD = "cli-Pa55"
 ENV = {"PATH": "/usr/bin:/bin", "ROUTER_PASSWORD": PASSWORD}
@@ -246,7 +246,7 @@ async def test_documented_commands_work_on_the_demo_database(demo: Path) -> None
     as written, with the demo's names and ids for SITE, DEVICE and ID, and `--config` after the command."""
     cfg = str(demo / "backupbot.yml")
     older, newer = await demo_ids(cfg)
-    samples = {"SITE": "hq", "DEVICE": "core-1", "ID": str(newer), "ID1": str(older), "ID2": str(newer),
+    samples = {**SAMPLES, "SITE": "hq", "DEVICE": "core-1", "ID": str(newer), "ID1": str(older), "ID2": str(newer),
                "DIR": str(demo), "FILE": cfg}
     runnable = [(where, argv) for where, argv in documented_commands(samples)
                 if argv[0] in {"sites", "list", "show", "diff", "check-config"}]
