@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import json
 import logging
 import re
 import sys
+import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -20,65 +22,115 @@ from bot.logs import configure_logging, register_secret
 from bot.models import DeviceResult, Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+DEFAULT_CONFIG = "backupbot.yml"
 SECRET_ENV = re.compile(r"TOKEN|SECRET|PASSW|PASSPHRASE|(^|_)KEY$|CREDENTIAL", re.IGNORECASE)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="backupbot", description="MikroTik RouterOS config backups.")
-    p.add_argument("--config", default="backupbot.yml", help="YAML config file (default: backupbot.yml)")
-    p.add_argument("-v", "--verbose", action="store_true", help="log each retry and failure to stderr")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends "(default: …)" to every option that has a default worth showing (not None or False)."""
 
-    def cmd(name: str, help: str, json_flag: bool = False) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help, description=help)
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or "(default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def version() -> str:
+    """The installed version; from a source tree that was never installed, pyproject.toml's."""
+    try:
+        return importlib.metadata.version("backupbot")
+    except importlib.metadata.PackageNotFoundError:
+        try:
+            with open(Path(__file__).parent.parent / "pyproject.toml", "rb") as f:
+                return f"{tomllib.load(f)['project']['version']} (source tree, not installed)"
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown (not installed)"
+
+
+def _global_options(parser: argparse.ArgumentParser, config: bool = True) -> None:
+    """--config and -v, given to the top-level parser and to each command so they may stand on either
+    side of it. Each parser gets its own copies (argparse `parents` would share one Action, and the
+    top level's set_defaults would then change the commands' copies too). They default to SUPPRESS:
+    a command's copy sets nothing unless given, so it cannot overwrite a value given before the command."""
+    if config:
+        parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                            help=f"YAML config file (default: {DEFAULT_CONFIG})")
+    parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="log retries and failures to stderr (serve always does)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="backupbot", description="MikroTik RouterOS config backups.",
+                                formatter_class=_Help)
+    _global_options(p)
+    # The one place the global options get a value when none is given. config=None: main() tells
+    # `demo` it takes no --config, and gives every other command DEFAULT_CONFIG.
+    p.set_defaults(config=None, verbose=False)
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}",
+                   help="print the installed version and exit")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                           help="one of these; `backupbot COMMAND -h` shows its options")
+
+    def cmd(name: str, help: str, json_flag: bool = False, takes_config: bool = True) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help, formatter_class=_Help)
+        _global_options(sp, config=takes_config)
         if json_flag:
-            sp.add_argument("--json", action="store_true", help="machine-readable output")
+            sp.add_argument("--json", action="store_true", help="machine-readable output (default: text)")
         return sp
 
     b = cmd("backup", "back up all devices, a site, or one device now", json_flag=True)
-    b.add_argument("site", nargs="?")
-    b.add_argument("device", nargs="?")
+    b.add_argument("site", nargs="?", metavar="SITE", help="only this site (default: every site)")
+    b.add_argument("device", nargs="?", metavar="DEVICE", help="only this device of SITE (default: all of them)")
     cmd("sites", "list sites with their last run and counts", json_flag=True)
     ls = cmd("list", "a site's devices, or a device's versions", json_flag=True)
-    ls.add_argument("site")
-    ls.add_argument("device", nargs="?")
-    ls.add_argument("--limit", type=int, default=50)
+    ls.add_argument("site", metavar="SITE", help="site name")
+    ls.add_argument("device", nargs="?", metavar="DEVICE", help="list this device's versions (default: the devices)")
+    ls.add_argument("--limit", type=int, default=50, metavar="N", help="at most this many versions, newest first")
     sh = cmd("show", "print a stored config version", json_flag=True)
-    sh.add_argument("id", type=int)
-    sh.add_argument("--raw", action="store_true", help="print the exact bytes received from the device")
+    sh.add_argument("id", type=int, metavar="ID", help="version id (from `list SITE DEVICE`)")
+    sh.add_argument("--raw", action="store_true",
+                    help="print the exact bytes received from the device (default: the normalized config)")
     d = cmd("diff", "unified diff of two versions' normalized configs")
-    d.add_argument("id1", type=int)
-    d.add_argument("id2", type=int)
+    d.add_argument("id1", type=int, metavar="ID1", help="older version id")
+    d.add_argument("id2", type=int, metavar="ID2", help="newer version id")
     t = cmd("trust", "accept a device's changed SSH host key")
-    t.add_argument("site")
-    t.add_argument("device")
+    t.add_argument("site", metavar="SITE", help="site name")
+    t.add_argument("device", metavar="DEVICE", help="device name")
     cmd("check-config", "validate the config file and exit")
-    demo = cmd("demo", "back up simulated routers on 127.0.0.1: no router or Slack account needed")
-    demo.add_argument("--dir", help="where to keep the demo database (default: a new temporary directory)")
+    demo = cmd("demo", "back up simulated routers on 127.0.0.1: no router or Slack account needed; "
+                       "writes its own config, DIR/backupbot.yml", takes_config=False)
+    demo.add_argument("--dir", metavar="DIR",
+                      help="where to keep the demo's config and database (default: a new temporary directory)")
     serve = cmd("serve", "run the Slack bot and the daily schedule")
-    serve.add_argument("--port", type=int, default=3000)
-    serve.add_argument("--host", default="0.0.0.0")
-    serve.add_argument("--socket-mode", action="store_true", help="connect to Slack over Socket Mode")
+    serve.add_argument("--port", type=int, default=3000, help="port for POST /slack/events and GET /healthz")
+    serve.add_argument("--host", default="0.0.0.0", help="address to listen on")
+    serve.add_argument("--socket-mode", action="store_true",
+                       help="connect to Slack over Socket Mode (default: HTTP on --port)")
     return p
 
 
 def main(argv: Sequence[str], env: Mapping[str, str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "demo" and args.config is not None:  # given before the command
+        parser.error("demo writes its own config file into --dir; it takes no --config")
+    config = args.config if args.config is not None else DEFAULT_CONFIG
     # One scrubbed line per event (bot.logs). `serve` logs what it does; for other commands the
     # summary table already reports failures, and logs are for when you want to see retries.
     configure_logging(logging.INFO if args.verbose or args.command == "serve" else logging.ERROR, stream=err)
     register_secrets(env)
+    args.colour = terminal.colour_wanted(out, env)  # for diff and demo
     try:
         if args.command == "demo":
             from bot.demo import run_demo
 
-            return asyncio.run(run_demo(Path(args.dir) if args.dir else None, out))
-        settings = load_settings(args.config, env)
+            return asyncio.run(run_demo(Path(args.dir) if args.dir else None, out, colour=args.colour))
+        settings = load_settings(config, env)
         for device in settings.devices():
             register_secret(device.password)
         if args.command == "check-config":
             count = len(settings.devices())
-            print(f"{args.config}: OK ({len(settings.sites)} sites, {count} devices)", file=out)
+            print(f"{config}: OK ({len(settings.sites)} sites, {count} devices)", file=out)
             return EXIT_OK
         if args.command == "serve":
             from bot.server import serve
@@ -86,7 +138,7 @@ def main(argv: Sequence[str], env: Mapping[str, str], out: TextIO = sys.stdout, 
             return serve(settings, env, port=args.port, host=args.host, socket_mode=args.socket_mode)
         return asyncio.run(_with_backend(settings, args, out, err))
     except ConfigError as exc:
-        print(f"{args.config}: configuration is not valid:", file=err)
+        print(f"{config}: configuration is not valid:", file=err)
         for problem in exc.problems:
             print(f"  - {problem}", file=err)
         return EXIT_CONFIG
@@ -180,7 +232,7 @@ async def cmd_show(b: Backend, args: argparse.Namespace, out: TextIO, err: TextI
 async def cmd_diff(b: Backend, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     diffs = await b.catalog.compare([args.id1, args.id2])
     text = terminal.diffs_text(diffs)
-    out.write(terminal.colour_diff(text) if out.isatty() else text)
+    out.write(terminal.colour_diff(text) if args.colour else text)
     return EXIT_OK
 
 

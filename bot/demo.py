@@ -42,11 +42,10 @@ def _config(directory: Path, key_file: Path, sim: Simulator) -> dict[str, object
     }
 
 
-async def run_demo(directory: Path | None, out: TextIO) -> int:
+async def run_demo(directory: Path | None, out: TextIO, colour: bool = False) -> int:
     directory = (directory or Path(tempfile.mkdtemp(prefix="backupbot-demo-"))).absolute()
     directory.mkdir(parents=True, exist_ok=True)
     public_key = write_client_key(directory / "demo_id_ed25519")
-    colour = out.isatty()
     async with Simulator() as sim:
         for device in (d for devices in SITES.values() for d in devices):
             device.authorized_key = public_key

@@ -1,10 +1,11 @@
-"""PURE. What the CLI prints: tables, the progress line, coloured diffs and --json documents."""
+"""PURE. What the CLI prints: tables, the progress line, coloured diffs and --json documents,
+and whether to colour them (`colour_wanted`, the one place that decides)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bot.models import Attempt, DeviceResult, DeviceStatus, Diff, RunSummary, Status, Version
 
@@ -67,6 +68,12 @@ def versions(items: Sequence[Version]) -> str:
     return table(["ID", "FIRST SEEN", "LAST VERIFIED", "ROUTEROS", "SIZE", "HASH"],
                  ([v.id, when(v.first_seen), when(v.last_verified), v.meta.ros_version or "?", v.size, v.hash[:12]]
                   for v in items))
+
+
+def colour_wanted(stream: TextIO, env: Mapping[str, str]) -> bool:
+    """Colour only on a terminal; never with NO_COLOR set to anything non-empty (no-color.org) or
+    TERM=dumb. `env` is the environment main() was given, so callers and tests control it."""
+    return stream.isatty() and not env.get("NO_COLOR") and env.get("TERM") != "dumb"
 
 
 def colour_diff(text: str) -> str:

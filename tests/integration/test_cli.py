@@ -8,28 +8,55 @@ import os
 import pty
 import signal
 import sqlite3
+import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
+import pytest
 import yaml
 
 from bot.simulator import SimDevice, Simulator
+from tests.test_docs_commands import SAMPLES, documented_commands
 
 PASSWORD = "cli-Pa55"
+ENV = {"PATH": "/usr/bin:/bin", "ROUTER_PASSWORD": PASSWORD}
 
 
-async def spawn(*args: str) -> asyncio.subprocess.Process:
+async def spawn(*args: str, cwd: Path | None = None) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={"PATH": "/usr/bin:/bin", "ROUTER_PASSWORD": PASSWORD})
+        env=ENV, cwd=cwd)
 
 
-async def backupbot(*args: str) -> tuple[int, str, str]:
+async def backupbot(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
     """Run `python -m bot ARGS` as a separate process."""
-    proc = await spawn(*args)
+    proc = await spawn(*args, cwd=cwd)
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+async def on_a_terminal(*args: str, stream: str, env: Mapping[str, str] = ENV) -> tuple[int, bytes, bytes]:
+    """Run `python -m bot ARGS` with `stream` ("stdout" or "stderr") on a terminal (a pty) and the
+    other piped; return the exit code, what the terminal showed and what went down the pipe."""
+    leader, follower = pty.openpty()
+    pipes = {"stdout": asyncio.subprocess.PIPE, "stderr": asyncio.subprocess.PIPE, stream: follower}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot", *args, env=dict(env), **pipes)
+    os.close(follower)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(leader)
+    assert proc.returncode is not None
+    return proc.returncode, drawn, err if stream == "stdout" else out
 
 
 def stored_versions(db: Path) -> int:
@@ -190,22 +217,79 @@ async def test_demo_runs_on_embedded_defaults(tmp_path: Path) -> None:
 async def test_a_terminal_gets_a_progress_bar(tmp_path: Path, simulator: Simulator) -> None:
     """On a terminal, `backup` draws devices done/total and failures as it goes; pipes get none."""
     cfg = str(await site(tmp_path, simulator, SimDevice("r1"), SimDevice("r2"), SimDevice("bad", behaviour="auth_fail")))
-    leader, follower = pty.openpty()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "--config", cfg, "backup", stdout=asyncio.subprocess.PIPE, stderr=follower,
-        env={"PATH": "/usr/bin:/bin", "ROUTER_PASSWORD": PASSWORD})
-    os.close(follower)
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    drawn = b""
-    while True:
-        try:
-            chunk = os.read(leader, 4096)
-        except OSError:  # the terminal closed with the process
-            break
-        if not chunk:
-            break
-        drawn += chunk
-    os.close(leader)
-    assert proc.returncode == 1
+    code, drawn, out = await on_a_terminal("--config", cfg, "backup", stream="stderr")
+    assert code == 1
     assert b"3/3 devices, 1 failed" in drawn and b"\r[" in drawn
     assert b"devices, " not in out.split(b"\n\n")[0]  # the bar went to the terminal, not into the table
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory holding what `backupbot demo --dir DIR` leaves behind: backupbot.yml and its database."""
+    directory = tmp_path_factory.mktemp("demo")
+    done = subprocess.run([sys.executable, "-m", "bot", "demo", "--dir", str(directory)], env=ENV,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return directory
+
+
+async def demo_ids(cfg: str) -> tuple[int, int]:
+    """core-1's two versions (the demo changes it between its two runs): older, newer."""
+    code, out, err = await backupbot("list", "hq", "core-1", "--json", "--config", cfg)
+    assert code == 0, err
+    newer, older = (v["id"] for v in json.loads(out))
+    return older, newer
+
+
+async def test_documented_commands_work_on_the_demo_database(demo: Path) -> None:
+    """Every read-only command README.md and docs/ show (tests/test_docs_commands.py finds them) runs
+    as written, with the demo's names and ids for SITE, DEVICE and ID, and `--config` after the command."""
+    cfg = str(demo / "backupbot.yml")
+    older, newer = await demo_ids(cfg)
+    samples = {**SAMPLES, "SITE": "hq", "DEVICE": "core-1", "ID": str(newer), "ID1": str(older), "ID2": str(newer),
+               "DIR": str(demo), "FILE": cfg}
+    runnable = [(where, argv) for where, argv in documented_commands(samples)
+                if argv[0] in {"sites", "list", "show", "diff", "check-config"}]
+    assert {argv[0] for _, argv in runnable} == {"sites", "list", "show", "diff", "check-config"}
+    for where, argv in runnable:
+        code, out, err = await backupbot(*argv, "--config", cfg)
+        assert code == 0 and out and "Traceback" not in err, (where, argv, err)
+
+
+async def test_global_options_stand_before_or_after_the_command(demo: Path) -> None:
+    """`--config` and `-v` work on either side of the command; without --config, ./backupbot.yml is read."""
+    cfg = str(demo / "backupbot.yml")
+    outputs = []
+    for argv in (["--config", cfg, "-v", "sites"], ["sites", "--config", cfg, "-v"], ["-v", "sites", "--config", cfg]):
+        code, out, err = await backupbot(*argv)
+        assert code == 0, (argv, err)
+        outputs.append(out)
+    assert outputs[0] == outputs[1] == outputs[2] and outputs[0].splitlines()[2].startswith("hq ")
+    code, out, _ = await backupbot("check-config", cwd=demo)
+    assert code == 0 and out == "backupbot.yml: OK (2 sites, 5 devices)\n"
+    code, _, err = await backupbot("check-config", cwd=demo / "..")
+    assert code == 2 and "backupbot.yml" in err and "no such file" in err
+
+
+async def test_diff_is_coloured_only_on_a_terminal_without_no_color_or_term_dumb(demo: Path) -> None:
+    """Colour codes reach a terminal; never a pipe, and not when NO_COLOR is set or TERM=dumb."""
+    cfg = str(demo / "backupbot.yml")
+    older, newer = await demo_ids(cfg)
+    diff = ("diff", str(older), str(newer), "--config", cfg)
+    code, drawn, _ = await on_a_terminal(*diff, stream="stdout", env={**ENV, "TERM": "xterm"})
+    assert code == 0 and b"\x1b[32m+" in drawn and b"\x1b[36m@@" in drawn
+    for env in ({"NO_COLOR": "1"}, {"TERM": "dumb"}):
+        code, drawn, _ = await on_a_terminal(*diff, stream="stdout", env={**ENV, **env})
+        assert code == 0 and b"\n+" in drawn and b"\x1b[" not in drawn, env
+    code, out, _ = await backupbot(*diff)
+    assert code == 0 and "\n+" in out and "\x1b[" not in out
+
+
+async def test_demo_takes_no_config_and_usage_errors_exit_2() -> None:
+    """demo writes its own config, so --config is refused on either side, as a usage error (exit 2)."""
+    code, _, err = await backupbot("--config", "mine.yml", "demo")
+    assert code == 2 and "demo writes its own config file into --dir; it takes no --config" in err
+    code, _, err = await backupbot("demo", "--config", "mine.yml")
+    assert code == 2 and "unrecognized arguments: --config mine.yml" in err
+    code, _, err = await backupbot("serve", "--no-such-option")
+    assert code == 2 and "unrecognized arguments" in err

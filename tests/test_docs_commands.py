@@ -1,0 +1,171 @@
+"""Every `backupbot …` command written in README.md and docs/ goes through the real argument parser,
+so the documentation and the CLI cannot drift apart (tests/integration/test_cli.py also runs the
+read-only ones against a demo database).
+
+Where commands are found:
+- in fenced code blocks: each shell line (a trailing `\\` joins the next line, `#` starts a comment),
+  split at `&&`, `||`, `;` and `|`; every part whose first word is `backupbot`;
+- in prose and tables: every inline code span that starts with `backupbot ` (a bare `backupbot` or
+  `backupbot.yml` is a name, not a command).
+
+How a syntax summary is read: `[…]` marks an optional part, so a line with brackets stands for the
+shortest command it allows (every optional part left out) and the longest (every one put in), and
+both must parse. An ALL-CAPS word is a placeholder and is replaced by a sample value (SAMPLES); a
+placeholder without a sample fails the test, so a new one is given a value on purpose.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import shlex
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from bot.cli import build_parser
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = {"SITE": "site-a", "DEVICE": "core-1", "ID": "12", "ID1": "12", "ID2": "15", "DIR": "/tmp/backupbot-demo",
+           "FILE": "backupbot.yml", "COMMAND": "sites"}
+FENCE = re.compile(r"^[ \t]*(?:[-*+]|\d+\.)?[ \t]*```[^\n]*\n(.*?)^[ \t]*```", re.S | re.M)  # also after "4. "
+SPAN = re.compile(r"`(backupbot [^`]+)`")
+PLACEHOLDER = re.compile(r"[A-Z][A-Z0-9_]*")
+OPERATORS = {"&&", "||", ";", "|", "&"}
+
+
+def doc_files() -> list[Path]:
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def expand(usage: str) -> list[str]:
+    """A syntax summary's shortest and longest forms; a line without brackets is itself."""
+    if "[" not in usage:
+        return [usage]
+    shortest = usage
+    while (fewer := re.sub(r"\[[^\[\]]*\]", "", shortest)) != shortest:
+        shortest = fewer
+    return [shortest, usage.replace("[", "").replace("]", "")]
+
+
+def shell_commands(line: str) -> list[list[str]]:
+    """The simple commands of one shell line, comments dropped."""
+    lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    commands: list[list[str]] = [[]]
+    for token in lexer:
+        if token in OPERATORS:
+            commands.append([])
+        else:
+            commands[-1].append(token)
+    return [c for c in commands if c]
+
+
+def commands_in(markdown: str, samples: Mapping[str, str] = SAMPLES) -> list[tuple[int, list[str]]]:
+    """(line number, argv after `backupbot`) for every command the markdown shows."""
+    found: list[tuple[int, str]] = []
+    prose = markdown
+    for fence in FENCE.finditer(markdown):
+        first = markdown.count("\n", 0, fence.start(1)) + 1
+        lines = fence.group(1).split("\n")
+        i = 0
+        while i < len(lines):
+            start, text = i, lines[i]
+            while text.endswith("\\") and i + 1 < len(lines):
+                i += 1
+                text = text[:-1] + " " + lines[i]
+            found.append((first + start, text))
+            i += 1
+        prose = prose.replace(fence.group(0), "\n" * fence.group(0).count("\n"), 1)  # keep line numbers
+    for span in SPAN.finditer(prose):
+        found.append((prose.count("\n", 0, span.start()) + 1, span.group(1)))
+
+    commands = []
+    for number, text in sorted(found):
+        for form in expand(text):
+            for words in shell_commands(form):
+                if words[0] == "backupbot":
+                    commands.append((number, [substitute(w, samples) for w in words[1:]]))
+    return commands
+
+
+def substitute(word: str, samples: Mapping[str, str]) -> str:
+    if not PLACEHOLDER.fullmatch(word):
+        return word
+    if word not in samples:
+        raise KeyError(f"placeholder {word} has no sample value: add one to SAMPLES")
+    return samples[word]
+
+
+def documented_commands(samples: Mapping[str, str] = SAMPLES) -> list[tuple[str, list[str]]]:
+    """("README.md:31", argv) for every command in README.md and docs/."""
+    return [(f"{path.relative_to(ROOT)}:{number}", argv)
+            for path in doc_files() for number, argv in commands_in(path.read_text(), samples)]
+
+
+def parse_error(argv: list[str]) -> str | None:
+    """What the real parser says about argv, or None if it parses."""
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+            build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help and --version exit 0 and are fine
+        return None if exc.code == 0 else stderr.getvalue().strip() or f"exit {exc.code}"
+    return None
+
+
+DOCUMENTED = documented_commands()
+
+
+@pytest.mark.parametrize("argv", [argv for _, argv in DOCUMENTED], ids=[f"{w} {' '.join(a)}" for w, a in DOCUMENTED])
+def test_documented_command_parses(argv: list[str]) -> None:
+    error = parse_error(argv)
+    assert error is None, f"`backupbot {shlex.join(argv)}` is documented but does not parse:\n{error}"
+
+
+def test_the_documented_commands_are_found() -> None:
+    """The extractor really reads the docs: code blocks (with their options), table rows in both forms, prose."""
+    commands = [argv for _, argv in DOCUMENTED]
+    assert ["serve", "--config", "backupbot.yml", "--port", "3000"] in commands  # docs/slack.md code block
+    assert ["serve", "--config", "backupbot.yml", "--socket-mode"] in commands
+    assert ["demo"] in commands  # after `&&` in README's first line
+    assert ["backup"] in commands and ["backup", "site-a", "core-1", "--json"] in commands  # README's table
+    assert ["trust", "site-a", "core-1"] in commands  # prose
+    assert ["--version"] in commands and ["sites", "-h"] in commands
+    assert {where.split(":")[0] for where, _ in DOCUMENTED} >= {"README.md", "docs/slack.md"}
+
+
+def test_extraction_rules() -> None:
+    markdown = """
+Run `backupbot sites --json` or `backupbot.yml`, `backupbot`.
+
+```sh
+export X=1 && backupbot backup site-a \\
+    --json                # a comment --nope
+backupbot list SITE | less
+docker run backupbot      # an image called backupbot is not a command
+```
+
+| `backupbot show ID [--raw] [--json]` | x |
+"""
+    assert commands_in(markdown) == [
+        (2, ["sites", "--json"]),
+        (5, ["backup", "site-a", "--json"]),
+        (7, ["list", "site-a"]),
+        (11, ["show", "12"]),
+        (11, ["show", "12", "--raw", "--json"]),
+    ]
+    assert expand("backupbot backup [SITE [DEVICE]] [--json]") == ["backupbot backup  ", "backupbot backup SITE DEVICE --json"]
+    with pytest.raises(KeyError, match="NEWTHING"):
+        commands_in("`backupbot show NEWTHING`")
+
+
+def test_an_option_that_does_not_exist_fails() -> None:
+    """What makes this file worth having: a documented option the CLI lacks is an error, with argparse's reason."""
+    [(_, argv)] = commands_in("```\nbackupbot serve --config backupbot.yml --no-such-option 1\n```")
+    assert "unrecognized arguments: --no-such-option 1" in (parse_error(argv) or "")
+    assert "invalid int value" in (parse_error(["show", "ID"]) or "")
+    assert parse_error(["serve", "--config", "backupbot.yml", "--port", "3000"]) is None
+    assert parse_error(["--version"]) is None and parse_error(["diff", "-h"]) is None
