@@ -122,13 +122,13 @@ def _changed(r: DeviceResult) -> Entry:
 
 
 def site_counts(counts: Counter[Status]) -> str:
-    """"12 devices: 11 unchanged, 1 changed", or "12 devices, all unchanged"."""
+    """"12 devices, 11 unchanged, 1 changed", or "12 devices, all unchanged"."""
     total = sum(counts.values())
     if counts[Status.UNCHANGED] == total:
         return f"{plural(total, 'device')}, all unchanged"
     parts = [f"{counts[st]:,} {st.value}" for st in (Status.UNCHANGED, Status.CHANGED, Status.NEW, Status.FAILED)
              if counts[st]]
-    return f"{plural(total, 'device')}: {', '.join(parts)}"
+    return ", ".join([plural(total, "device"), *parts])
 
 
 def _site_lines(summary: RunSummary) -> list[tuple[str, str]]:

@@ -82,7 +82,7 @@ def site_schedule(settings: Settings, site: str) -> tuple[Times, ZoneInfo]:
     return (s.times or settings.schedule.times), ZoneInfo(s.timezone or settings.schedule.timezone)
 
 
-def slots(settings: Settings) -> list[Slot]:
+def schedule_slots(settings: Settings) -> list[Slot]:
     """The sites grouped by (time, zone): slots in order of first appearance, sites in inventory order."""
     grouped: dict[tuple[str, str], list[str]] = {}
     for site in settings.sites:
@@ -174,7 +174,7 @@ class Scheduler:
     ) -> None:
         self.settings, self.run_sites, self.store, self.clock = settings, run_sites, store, clock
         self._factory, self._sleep = scheduler_factory, sleep
-        self.slots = {slot.id: slot for slot in slots(settings)}
+        self.slots = {slot.id: slot for slot in schedule_slots(settings)}
         self.aps: AsyncIOScheduler | None = None
         self._stopping = False
         self._busy: dict[str, str] = {}  # site -> the run that holds it (waiting to start or running)
