@@ -185,6 +185,36 @@ async def test_a_site_still_running_from_an_earlier_slot_is_named_in_the_next_sl
     assert first_slot["text"] == "Backup of lab/core-1 — 1 new"
 
 
+async def test_quiet_posts_no_all_clear_but_app_home_shows_the_run(
+        tmp_path: Path, simulator: Simulator, slack: FakeSlack) -> None:
+    """schedule.quiet: true and nothing changed: the slot's run is recorded (App Home shows it) and
+    nothing is posted; the next slot with a change posts its digest as usual."""
+    r1, r2 = await add_routers(simulator, SimDevice("core-1"), SimDevice("gw-1"))
+    settings = config_for(tmp_path, {"lab": [r1], "depot": [r2]},
+                          top={"schedule": {"times": ["02:00"], "timezone": "UTC", "quiet": True}})
+    clock = ShiftedClock(-timedelta(days=1))
+    async with run_bot(settings, slack, options=options(clock)) as bot:
+        store = bot.app[BACKEND].store
+        await bot.app[BACKEND].service.run(settings.devices(), "cli")  # yesterday
+        clock.shift = timedelta(0)
+        job = bot.app[SCHEDULER].aps.get_job("02:00 UTC")
+        await job.func(*job.args)
+        assert (await store.run(2)).status == "finished" and len(await store.run_attempts(2)) == 2
+        await bot.event({"type": "app_home_opened", "user": "U0ADMIN001", "channel": "D0ADMIN001", "tab": "home"})
+        (call,) = await slack.wait_for("views.publish")
+        await asyncio.sleep(0.5)  # the deliverer polls every 0.2 s: room to post anything queued
+        assert slack.posts(GENERAL) == []
+        r2.change(1)
+        await job.func(*job.args)
+        await until(lambda: len(slack.posts(GENERAL)) == 1)
+    view = json.dumps(call.params["view"], ensure_ascii=False)
+    assert "*lab* · 1 device · last run" in view and "*depot* · 1 device · last run" in view
+    assert view.count("(just now)") == 2, "the quiet run is the last run shown"
+    [digest] = slack.posts(GENERAL)
+    assert digest["text"].startswith("Backup of 2 sites — 1 changed\n")
+    assert "`lab` 1 device, all unchanged" in json.dumps(digest, ensure_ascii=False)
+
+
 def write_config(tmp_path: Path, sites: Mapping[str, Sequence[SimDevice]]) -> Path:
     path = tmp_path / "backupbot.yml"
     path.write_text(yaml.safe_dump({
