@@ -121,7 +121,7 @@ def _changed(r: DeviceResult) -> Entry:
                  (section(line, button("Show diff", SHOW_DIFF, pair_value(old, new))),))
 
 
-def site_counts(counts: Counter[Status]) -> str:
+def _site_counts(counts: Counter[Status]) -> str:
     """"12 devices, 11 unchanged, 1 changed", or "12 devices, all unchanged"."""
     total = sum(counts.values())
     if counts[Status.UNCHANGED] == total:
@@ -132,8 +132,11 @@ def site_counts(counts: Counter[Status]) -> str:
 
 
 def _site_lines(summary: RunSummary) -> list[tuple[str, str]]:
-    """(mrkdwn, plain) line per site: those not started first, then those with failures, then
-    with changes or new devices, then the rest; by name within each."""
+    """(mrkdwn, plain) line per site, when the summary is of several sites or names one that did
+    not start (one site's line would only repeat the totals): those not started first, then those
+    with failures, then with changes or new devices, then the rest; by name within each."""
+    if len(_sites(summary)) < 2 and not summary.not_started:
+        return []
     per: dict[str, Counter[Status]] = {}
     for r in summary.results:
         per.setdefault(r.device.site, Counter())[r.status] += 1
@@ -147,7 +150,7 @@ def _site_lines(summary: RunSummary) -> list[tuple[str, str]]:
              for n in sorted(summary.not_started, key=lambda n: n.site)]
     for site in sorted(per, key=rank):
         mark = ":x: " if per[site][Status.FAILED] else ""
-        lines.append((f"{mark}`{esc(site)}` {site_counts(per[site])}", f"{site}: {site_counts(per[site])}"))
+        lines.append((f"{mark}`{esc(site)}` {_site_counts(per[site])}", f"{site}: {_site_counts(per[site])}"))
     return lines
 
 
@@ -155,7 +158,7 @@ def _groups(summary: RunSummary, stale: Sequence[tuple[Device, datetime | None]]
             ) -> list[tuple[str, list[Entry], str, int, str]]:
     """(title, entries, noun for "… and N more", max detailed, separator) per non-empty list."""
     by = {st: [r for r in summary.results if r.status is st] for st in Status}
-    sites = _site_lines(summary) if len(_sites(summary)) > 1 or summary.not_started else []
+    sites = _site_lines(summary)
     groups = [
         (f"*Sites ({len(sites):,})*", [Entry(line) for line, _ in sites], "site", 0, "\n"),
         (f"*Changed ({len(by[Status.CHANGED]):,})*", [_changed(r) for r in by[Status.CHANGED]],
@@ -177,11 +180,12 @@ def _fallback(title: str, summary: RunSummary, stale: Sequence[tuple[Device, dat
               now: datetime) -> str:
     """The plain `text`: title, then a line per site (when several) and per change, failure and
     stale device, as many as MAX_FALLBACK holds, then how many lines were left out."""
-    lines = [plain for _, plain in _site_lines(summary)] if len(_sites(summary)) > 1 else []
+    lines = [plain for _, plain in _site_lines(summary)]
     for r in summary.results:
         if r.status is Status.CHANGED:
-            lines.append(f"changed: {r.device.label}" + (f" {changes(r.added, r.removed)}" if r.added or r.removed
-                                                         else f" ({esc(r.note or '', REASON_CHARS)})"))
+            note = f"({esc(r.note or 'header only', REASON_CHARS)})"
+            detail = changes(r.added, r.removed) if r.added or r.removed else note
+            lines.append(f"changed: {r.device.label} {detail}")
         elif r.status is Status.FAILED:
             lines.append(f"failed: {r.device.label} — {esc(failure(r.error_kind, r.reason), REASON_CHARS)}")
     lines += [f"stale: {d.label} — {stale_phrase(last, now)}" for d, last in stale]

@@ -445,7 +445,7 @@ def test_a_site_that_did_not_start_is_listed_first_with_its_reason() -> None:
             "is covered by that run\n`site-a` 1 device, all unchanged") in text_of(m)
     alone = blocks.run_summary(_digest([], (BUSY,)), now=NOW)
     check_limits(alone)
-    assert alone["text"].startswith("Backup of site-c — 1 site not started")
+    assert alone["text"] == f"Backup of site-c — 1 site not started\nsite-c: not started — {BUSY.reason}"
     assert ":x: `site-c` not started — its 01:30" in text_of(alone)
 
 
