@@ -30,6 +30,7 @@ from bot.models import (
     ExportMeta,
     HostKey,
     KeyChange,
+    NotStarted,
     RunSummary,
     Settings,
     Status,
@@ -122,8 +123,13 @@ class BackupService:
         trigger: str,
         *,
         on_result: Callable[[DeviceResult], None] | None = None,
+        not_started: Sequence[NotStarted] = (),
     ) -> RunSummary:
-        """Back up `devices` once; devices already in flight are joined, not collected again."""
+        """Back up `devices` once; devices already in flight are joined, not collected again.
+
+        `not_started`: sites the caller meant this run to cover but could not start (the
+        scheduler's busy sites); they are carried into the summary, so its messages tell them.
+        """
         started = self.clock()
         run_id: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         owned: list[asyncio.Task[DeviceResult]] = []
@@ -152,7 +158,7 @@ class BackupService:
             # Nobody awaits the gather any more: retrieve its outcome so asyncio does not log it.
             gathered.add_done_callback(lambda f: f.cancelled() or f.exception())
             raise
-        summary = RunSummary(run_id.result(), trigger, started, self.clock(), tuple(results))
+        summary = RunSummary(run_id.result(), trigger, started, self.clock(), tuple(results), tuple(not_started))
         await self._finish(summary)
         if self.observe is not None:
             try:

@@ -1,19 +1,25 @@
-"""PURE. Messages about backup runs: started, the run summary, the host-key alert; and the
-plain-word phrases (failure kinds, ages, staleness) the other Slack views share.
+"""PURE. Messages about backup runs: started, the run summary (a scheduled slot's digest), the
+host-key alert; and the plain-word phrases (failure kinds, ages, staleness) the other Slack views share.
 
-A summary of 1,000 devices must still be one valid message: unchanged devices are only
-counted; changed, new, failed and stale devices are listed compactly (many per section) and
-the budget is shared fairly between those lists, each ending "… and N more …" if cut.
+A summary of 1,000 devices over 100 sites must still be one valid message: unchanged devices
+are only counted; sites (when there are several, or one did not start), changed, new, failed
+and stale devices are listed compactly (many per section) and the budget is shared fairly
+between those lists, each ending "… and N more …" if cut. The fallback `text` (what
+notifications show, and all that is posted if Slack refuses the blocks) is the title, then a
+line per site and per change, failure and stale device, within MAX_FALLBACK, ending
+"… and N more lines" if cut.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from bot.blocks_ids import SHOW_DIFF, pair_value
 from bot.blocks_kit import (
     MAX_BLOCKS,
+    MAX_FALLBACK,
     MAX_TEXT,
     Block,
     Message,
@@ -86,10 +92,14 @@ def backup_started(label: str, device_count: int, joined: bool) -> Message:
     return message(text, [section(text)])
 
 
+def _sites(summary: RunSummary) -> list[str]:
+    return sorted({r.device.site for r in summary.results} | {n.site for n in summary.not_started})
+
+
 def _scope(summary: RunSummary) -> tuple[str, str]:
     """(what the run covered, the command that shows more)."""
-    sites = sorted({r.device.site for r in summary.results})
-    if len(summary.results) == 1:
+    sites = _sites(summary)
+    if len(summary.results) == 1 and not summary.not_started:
         return summary.results[0].device.label, f"/backup {summary.results[0].device.site}"
     if len(sites) == 1:
         return sites[0], f"/backup {sites[0]}"
@@ -111,11 +121,46 @@ def _changed(r: DeviceResult) -> Entry:
                  (section(line, button("Show diff", SHOW_DIFF, pair_value(old, new))),))
 
 
+def _site_counts(counts: Counter[Status]) -> str:
+    """"12 devices, 11 unchanged, 1 changed", or "12 devices, all unchanged"."""
+    total = sum(counts.values())
+    if counts[Status.UNCHANGED] == total:
+        return f"{plural(total, 'device')}, all unchanged"
+    parts = [f"{counts[st]:,} {st.value}" for st in (Status.UNCHANGED, Status.CHANGED, Status.NEW, Status.FAILED)
+             if counts[st]]
+    return ", ".join([plural(total, "device"), *parts])
+
+
+def _site_lines(summary: RunSummary) -> list[tuple[str, str]]:
+    """(mrkdwn, plain) line per site, when the summary is of several sites or names one that did
+    not start (one site's line would only repeat the totals): those not started first, then those
+    with failures, then with changes or new devices, then the rest; by name within each."""
+    if len(_sites(summary)) < 2 and not summary.not_started:
+        return []
+    per: dict[str, Counter[Status]] = {}
+    for r in summary.results:
+        per.setdefault(r.device.site, Counter())[r.status] += 1
+
+    def rank(site: str) -> tuple[int, str]:
+        c = per[site]
+        return (0 if c[Status.FAILED] else 1 if c[Status.CHANGED] or c[Status.NEW] else 2), site
+
+    lines = [(f":x: `{esc(n.site)}` not started — {esc(n.reason, REASON_CHARS)}",
+              f"{n.site}: not started — {esc(n.reason, REASON_CHARS)}")
+             for n in sorted(summary.not_started, key=lambda n: n.site)]
+    for site in sorted(per, key=rank):
+        mark = ":x: " if per[site][Status.FAILED] else ""
+        lines.append((f"{mark}`{esc(site)}` {_site_counts(per[site])}", f"{site}: {_site_counts(per[site])}"))
+    return lines
+
+
 def _groups(summary: RunSummary, stale: Sequence[tuple[Device, datetime | None]], now: datetime
             ) -> list[tuple[str, list[Entry], str, int, str]]:
     """(title, entries, noun for "… and N more", max detailed, separator) per non-empty list."""
     by = {st: [r for r in summary.results if r.status is st] for st in Status}
+    sites = _site_lines(summary)
     groups = [
+        (f"*Sites ({len(sites):,})*", [Entry(line) for line, _ in sites], "site", 0, "\n"),
         (f"*Changed ({len(by[Status.CHANGED]):,})*", [_changed(r) for r in by[Status.CHANGED]],
          "changed device", MAX_DIFF_BUTTONS, "\n"),
         (f"*New ({len(by[Status.NEW]):,})* — first backup:",
@@ -131,18 +176,45 @@ def _groups(summary: RunSummary, stale: Sequence[tuple[Device, datetime | None]]
     return [g for g in groups if g[1]]
 
 
+def _fallback(title: str, summary: RunSummary, stale: Sequence[tuple[Device, datetime | None]],
+              now: datetime) -> str:
+    """The plain `text`: title, then a line per site (when several) and per change, failure and
+    stale device, as many as MAX_FALLBACK holds, then how many lines were left out."""
+    lines = [plain for _, plain in _site_lines(summary)]
+    for r in summary.results:
+        if r.status is Status.CHANGED:
+            note = f"({esc(r.note or 'header only', REASON_CHARS)})"
+            detail = changes(r.added, r.removed) if r.added or r.removed else note
+            lines.append(f"changed: {r.device.label} {detail}")
+        elif r.status is Status.FAILED:
+            lines.append(f"failed: {r.device.label} — {esc(failure(r.error_kind, r.reason), REASON_CHARS)}")
+    lines += [f"stale: {d.label} — {stale_phrase(last, now)}" for d, last in stale]
+    text = esc(title)
+    for i, line in enumerate(lines):
+        rest = len(lines) - i
+        more = f"\n… and {plural(rest, 'more line')}"
+        if len(text) + 1 + len(line) + (len(more) if rest > 1 else 0) > MAX_FALLBACK:
+            return text + more
+        text += "\n" + line
+    return text
+
+
 def run_summary(
     summary: RunSummary, *, stale: Sequence[tuple[Device, datetime | None]] = (),
     title: str | None = None, now: datetime,
 ) -> Message:
-    """Totals, then changed (with Show diff), new, failed (with reasons) and stale devices."""
+    """Totals, then the sites (when several, or one did not start), changed (with Show diff),
+    new, failed (with reasons) and stale devices."""
     scope, hint = _scope(summary)
     counts = {st: summary.count(st) for st in Status}
     outcome = [plural(counts[st], st.value, st.value) for st in (Status.CHANGED, Status.NEW, Status.FAILED)
                if counts[st]]
+    if summary.not_started:
+        outcome.append(plural(len(summary.not_started), "site not started", "sites not started"))
     title = title or f"Backup of {scope} — {', '.join(outcome) or 'no changes'}"
     totals = (f"*{plural(len(summary.results), 'device')}* · {counts[Status.UNCHANGED]:,} unchanged · "
-              f"{counts[Status.CHANGED]:,} changed · {counts[Status.NEW]:,} new · {counts[Status.FAILED]:,} failed\n"
+              f"{counts[Status.CHANGED]:,} changed · {counts[Status.NEW]:,} new · {counts[Status.FAILED]:,} failed"
+              + (f" · {len(stale):,} stale" if stale else "") + "\n"
               f"{TRIGGER_WORDS.get(summary.trigger, esc(summary.trigger))} #{summary.run_id} · "
               f"{when(summary.started_at)} UTC, took "
               f"{_seconds((summary.finished_at - summary.started_at).total_seconds())}")
@@ -159,7 +231,7 @@ def run_summary(
     char_shares = fair_share([text_size(f) for f in full], MAX_TEXT - text_size(blocks))
     for g, f, nb, nc in zip(groups, full, block_shares, char_shares):
         blocks.extend(f if len(f) <= nb and text_size(f) <= nc else render(g, nb, nc))
-    return message(f"{esc(title)}", blocks)
+    return message(_fallback(title, summary, stale, now), blocks)
 
 
 def host_key_alert(device: Device, old_fingerprint: str, new_fingerprint: str) -> Message:

@@ -134,6 +134,11 @@ class _Checker:
         wanted = f"{low}-{high}" if high is not None else f">= {low}"
         raise _Invalid(f"must be an integer {wanted}, got {_show(value)}")
 
+    def boolean(self, loc: str, value: object) -> bool:
+        if isinstance(value, bool):
+            return value
+        raise _Invalid(f"must be true or false, got {_show(value)}")
+
     def text(self, loc: str, value: object) -> str:
         text = self.expand(value) if isinstance(value, str) else ""
         if not text.strip():
@@ -247,7 +252,7 @@ class _Checker:
                                                          "admins": self.id_list("user")}) or {},
             "schedule": lambda loc, v: self.fields(loc, v, {
                 "times": self.times, "timezone": self.timezone,
-                "jitter": lambda loc, v: self.integer(v, 0)}) or {},
+                "jitter": lambda loc, v: self.integer(v, 0), "quiet": self.boolean}) or {},
             "concurrency": lambda loc, v: self.integer(v, 1, 1000),  # SSH sessions across all sites
             # a broken defaults section counts as "set" so devices don't also report missing keys
             "defaults": lambda loc, v: self.fields(loc, v, self.conn) or dict.fromkeys(_CONN_KEYS, _BAD),
@@ -276,7 +281,7 @@ class _Checker:
         fields = self.fields(loc, body, {
             "devices": lambda loc, v: v, **self.conn, "channel": self.channel, "times": self.times,
             "timezone": self.timezone, "allowed_users": user_ids,
-            "allowed_channels": self.id_list("channel"), "download_users": user_ids})
+            "allowed_channels": self.id_list("channel"), "download_users": user_ids, "quiet": self.boolean})
         name, devices = str(key), []
         if fields is not None:
             inherited = {**inherited, **{k: v for k, v in fields.items() if k in _CONN_KEYS}}

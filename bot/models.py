@@ -53,6 +53,7 @@ class Site:
     allowed_users: frozenset[str] = frozenset()  # empty = everyone in the workspace
     allowed_channels: frozenset[str] = frozenset()  # empty = any channel
     download_users: frozenset[str] = frozenset()  # besides slack.admins
+    quiet: bool | None = None  # overrides schedule.quiet for this site's digests
 
     def device(self, name: str) -> Device | None:
         return next((d for d in self.devices if d.name == name), None)
@@ -68,7 +69,10 @@ class SlackSettings:
 class ScheduleSettings:
     times: tuple[str, ...] = ("02:00",)
     timezone: str = "UTC"
-    jitter: int = 300  # seconds; spreads site start times so hundreds of devices don't connect at once
+    # Seconds: each slot (and the catch-up) starts up to this much later, at random. 0: "02:00" means
+    # 02:00; `concurrency` already bounds the SSH sessions.
+    jitter: int = 0
+    quiet: bool = False  # no digest without a change, new device, failure, stale device or site not started
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,11 @@ class Settings:
     concurrency: int = 50
     slack: SlackSettings = SlackSettings()
     schedule: ScheduleSettings = ScheduleSettings()
+
+    def quiet(self, site: str) -> bool:
+        """Whether the site's all-clear alone is not worth a digest (its own `quiet`, else schedule.quiet)."""
+        own = self.sites[site].quiet if site in self.sites else None
+        return self.schedule.quiet if own is None else own
 
     def devices(self, site: str | None = None, device: str | None = None) -> list[Device]:
         sites = [self.sites[site]] if site is not None else list(self.sites.values())
@@ -175,12 +184,21 @@ class DeviceResult:
 
 
 @dataclass(frozen=True)
+class NotStarted:
+    """A site a scheduled run was meant to back up but did not start, and why (told in its digest)."""
+
+    site: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class RunSummary:
     run_id: int
     trigger: str  # "cli", "schedule", "slack", "catch-up"
     started_at: datetime
     finished_at: datetime
     results: tuple[DeviceResult, ...]
+    not_started: tuple[NotStarted, ...] = ()
 
     def count(self, status: Status) -> int:
         return sum(1 for r in self.results if r.status is status)

@@ -3,10 +3,15 @@ the run's end (bot.deliver posts them later).
 
 Who hears what, so that the channel hears about every change and every failure exactly once:
 
-- A scheduled (or catch-up) run: one summary per channel (a site's `channel`, else
-  `slack.channel`) with totals, changed devices (+/- and Show diff), failures with their reasons
-  and devices without a good backup for over a day; each change's redacted diff is a reply in
-  the summary's thread (inline when short, a diff snippet when long).
+- A scheduled (or catch-up) run: one digest per channel (a site's `channel`, else
+  `slack.channel`) over every site of the run that posts there (the scheduler runs all sites of a
+  slot as one run): totals, a line per site (also the sites it could not start, with why),
+  changed devices (+/- and Show diff), failures with their reasons and devices without a good
+  backup for over a day; each change's redacted diff is a reply in the digest's thread (inline
+  when short, a diff snippet when long). Quiet (`schedule.quiet`, or a site's `quiet`): a digest
+  whose sites are all quiet is left out when it has nothing to tell (no change, new device,
+  failure, stale device or site not started). A quiet site in a digest posted anyway keeps its
+  line: quiet means "don't post for my all-clear alone", not "hide me".
 - A run from Slack or the CLI: no summary (whoever asked got the result), but each change it
   recorded is posted on its own, with its diff in that message's thread. A change is stored once
   and the next run sees "unchanged", so this is the channel's only chance to hear about it.
@@ -36,7 +41,7 @@ from typing import Any, Protocol
 
 from bot import blocks
 from bot.catalog import STALE_AFTER
-from bot.models import Attempt, Device, DeviceResult, Diff, RunSummary, Settings, Status, Version
+from bot.models import Attempt, Device, DeviceResult, Diff, NotStarted, RunSummary, Settings, Status, Version
 from bot.offload import cpu
 from storage.outbox import OutboxMessage
 
@@ -110,6 +115,14 @@ def stale_of(results: Sequence[DeviceResult], last_successes: Mapping[tuple[str,
     return out
 
 
+def worth_posting(settings: Settings, digest: RunSummary, stale: Sequence[object]) -> bool:
+    """A digest is posted unless all its sites are quiet and it has nothing to tell."""
+    sites = {r.device.site for r in digest.results} | {n.site for n in digest.not_started}
+    if not all(settings.quiet(site) for site in sites):
+        return True
+    return bool(digest.not_started or stale or any(r.status is not Status.UNCHANGED for r in digest.results))
+
+
 def run_messages(settings: Settings, summary: RunSummary, drifts: Mapping[tuple[str, str], Drift],
                  last_successes: Mapping[tuple[str, str], datetime]) -> list[OutboxMessage]:
     """Every message about `summary`, per channel, in the order the channel should see them.
@@ -121,6 +134,12 @@ def run_messages(settings: Settings, summary: RunSummary, drifts: Mapping[tuple[
         channel = channel_of(settings, r.device.site)
         if channel is not None:
             by_channel.setdefault(channel, []).append(r)
+    skipped: dict[str, list[NotStarted]] = {}
+    for n in summary.not_started:
+        channel = channel_of(settings, n.site)
+        if channel is not None:
+            skipped.setdefault(channel, []).append(n)
+            by_channel.setdefault(channel, [])
     own = {id(r) for r in announced(summary)}
     batch: list[OutboxMessage] = []
 
@@ -132,11 +151,12 @@ def run_messages(settings: Settings, summary: RunSummary, drifts: Mapping[tuple[
         mine = [r for r in results if id(r) in own]
         changed = [r for r in mine if needs_diff(r) and r.device.key in drifts]
         if summary.trigger in SCHEDULED:
-            part = replace(summary, results=tuple(results))
+            part = replace(summary, results=tuple(results), not_started=tuple(skipped.get(channel, ())))
             stale = stale_of(results, last_successes, summary.finished_at)
-            parent = add(channel, SUMMARY, blocks.run_summary(part, stale=stale, now=summary.finished_at))
-            for r in changed:
-                add(channel, *drift_payload(drifts[r.device.key]), parent=parent)
+            if worth_posting(settings, part, stale):
+                parent = add(channel, SUMMARY, blocks.run_summary(part, stale=stale, now=summary.finished_at))
+                for r in changed:
+                    add(channel, *drift_payload(drifts[r.device.key]), parent=parent)
         else:  # every change, even one only in the header (a RouterOS upgrade): it is told only now
             for r in (r for r in mine if r.status is Status.CHANGED):
                 parent = add(channel, CHANGE, blocks.change_notice(r, summary.trigger, summary.run_id))
@@ -158,7 +178,7 @@ class Announcer:
 
     async def __call__(self, summary: RunSummary) -> list[OutboxMessage]:
         heard = [r for r in summary.results if channel_of(self.settings, r.device.site) is not None]
-        if not heard:
+        if not heard and not any(channel_of(self.settings, n.site) for n in summary.not_started):
             return []
         drifts = {r.device.key: await self._drift(r) for r in announced(summary) if needs_diff(r)
                   and channel_of(self.settings, r.device.site) is not None}

@@ -1,20 +1,32 @@
-"""When scheduled backups run: daily times per site, jitter, one catch-up after downtime, no overlap.
+"""When scheduled backups run: daily slots shared by sites, jitter, one catch-up after downtime, no overlap.
 
-The "when" is pure functions over (times, zone, now); `Scheduler` only hands them to APScheduler
-3.x and calls `run_site(site, trigger)`. Decisions:
+A slot is one `times` entry in one zone ("02:00 Europe/Riga"); every site whose schedule has it
+belongs to it. The "when" is pure functions over (times, zone, now); `Scheduler` hands one job per
+slot to APScheduler 3.x and, when it fires, calls `run_sites(sites, trigger, not_started)` ONCE for
+all of the slot's sites: one run, so one record and one transaction with its messages, and one
+digest per channel (bot.notify groups a run's results by channel). Decisions:
 
 - A time that does not exist on a spring-forward day (03:30 in Europe/Riga on the last Sunday of
   March) runs as far past the gap as it was into it (04:30 EEST), as cron and APScheduler do; a time
   that repeats on a fall-back day runs at its first occurrence only. Either way: once a day.
-- `last_scheduled` is written when a run ENDS (run_site returned), holding the instant it STARTED:
-  every slot up to that instant is covered. A crash or SIGTERM mid-run records nothing, so the next
-  start-up catches up. A run whose devices failed still ended, so it counts.
-- Catch-up: at start-up a site whose last covered instant is older than its latest slot runs once
-  ("catch-up"), however many slots were missed; catch-ups are spread over `jitter` seconds.
+- `last_scheduled` is written per site when a run ENDS (run_sites returned), holding the instant it
+  STARTED: every slot up to that instant is covered. All sites of a run are written in one
+  transaction. A crash or SIGTERM mid-run records nothing, so the next start-up catches up.
+  A run whose devices failed still ended, so it counts.
+- Catch-up: at start-up every site whose last covered instant is older than its latest slot is
+  backed up once ("catch-up"), however many slots were missed, all such sites in ONE run (one
+  digest per channel), started after a random delay of up to `jitter` seconds.
 - First start (no `last_scheduled`, also a site newly added to the inventory): no catch-up; `now`
   is recorded as the baseline, so installing at 15:00 does not hammer every router at once.
-- Never two runs of a site at once: a slot that comes due while the site's run (scheduled or
-  catch-up) is in progress is skipped, logged, and counted as covered by that run.
+- Never two runs of a site at once: a site whose run (scheduled or catch-up) is still in progress
+  when another of its slots comes due is not started again; that slot counts as covered by the
+  run in progress, and the slot's digest lists the site as not started, saying why. The other
+  sites of the slot run as usual; if none can, the slot's run has no devices and its digest
+  still names every site it could not start.
+- A slot's run that fails as a whole (the database refused it) is logged, is not recorded as
+  covered (the next start catches it up), and is reported as a run without devices whose digest
+  names every site as not started with the error, if the database takes that.
+- Jitter delays each slot's start (all its sites together) by up to `jitter` seconds; default 0.
 - misfire_grace_time=None with coalesce=True: a slot missed while the process was alive but stalled
   (host suspended, event loop blocked) runs once, however late, the same rule as the start-up catch-up.
 """
@@ -24,7 +36,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -33,23 +46,50 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.logs import log_event
-from bot.models import Settings
+from bot.models import NotStarted, Settings
 
 log = logging.getLogger(__name__)
 
 Times = tuple[str, ...]
-RunSite = Callable[[str, str], Awaitable[Any]]
+# run_sites(sites, trigger, not_started): back up every device of `sites` as ONE run whose
+# messages also tell the `not_started` sites.
+RunSites = Callable[[tuple[str, ...], str, tuple[NotStarted, ...]], Awaitable[Any]]
+CATCH_UP = "catch-up run"
 
 
 class ScheduleStore(Protocol):
     async def last_scheduled(self, site: str) -> datetime | None: ...
-    async def set_last_scheduled(self, site: str, at: datetime) -> None: ...
+    async def record_scheduled(self, covered: Mapping[str, datetime]) -> None: ...
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One daily time in one zone, and the sites whose schedule has it."""
+
+    at: str  # "HH:MM"
+    zone: ZoneInfo
+    sites: tuple[str, ...]
+
+    @property
+    def id(self) -> str:
+        """How the slot is named in logs, job ids and a not-started reason: "02:00 Europe/Riga"."""
+        return f"{self.at} {self.zone.key}"
 
 
 def site_schedule(settings: Settings, site: str) -> tuple[Times, ZoneInfo]:
     """The site's daily times and zone: its own overrides, else `schedule.times`/`timezone`."""
     s = settings.sites[site]
     return (s.times or settings.schedule.times), ZoneInfo(s.timezone or settings.schedule.timezone)
+
+
+def schedule_slots(settings: Settings) -> list[Slot]:
+    """The sites grouped by (time, zone): slots in order of first appearance, sites in inventory order."""
+    grouped: dict[tuple[str, str], list[str]] = {}
+    for site in settings.sites:
+        times, tz = site_schedule(settings, site)
+        for at in dict.fromkeys(times):  # a time listed twice is still one slot
+            grouped.setdefault((at, tz.key), []).append(site)
+    return [Slot(at, ZoneInfo(zone), tuple(sites)) for (at, zone), sites in grouped.items()]
 
 
 def _fires_on(day: date, times: Iterable[str], tz: tzinfo) -> set[datetime]:
@@ -120,23 +160,24 @@ def _apscheduler() -> AsyncIOScheduler:
 
 
 class Scheduler:
-    """Daily runs per site on APScheduler, a catch-up at start-up, never two runs of a site at once."""
+    """One run per daily slot for all its sites, one catch-up at start-up, never two runs of a site at once."""
 
     def __init__(
         self,
         settings: Settings,
-        run_site: RunSite,
+        run_sites: RunSites,
         store: ScheduleStore,
         clock: Callable[[], datetime],
         *,
         scheduler_factory: Callable[[], AsyncIOScheduler] = _apscheduler,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
-        self.settings, self.run_site, self.store, self.clock = settings, run_site, store, clock
+        self.settings, self.run_sites, self.store, self.clock = settings, run_sites, store, clock
         self._factory, self._sleep = scheduler_factory, sleep
+        self.slots = {slot.id: slot for slot in schedule_slots(settings)}
         self.aps: AsyncIOScheduler | None = None
         self._stopping = False
-        self._busy: set[str] = set()  # sites with a run claimed (waiting to start or running)
+        self._busy: dict[str, str] = {}  # site -> the run that holds it (waiting to start or running)
         self._coalesced: dict[str, datetime] = {}  # site -> when a slot came due during its run
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -154,21 +195,17 @@ class Scheduler:
         return next_runs(self.settings, self.clock())
 
     async def start(self) -> None:
-        """Add one job per (site, time), start APScheduler, then launch catch-ups for missed slots."""
+        """Add one job per slot, start APScheduler, then launch the catch-up of missed slots."""
         if self.aps is not None:
             raise RuntimeError("scheduler already started")
         self.aps = self._factory()
         jitter = self.settings.schedule.jitter
-        for site in self.settings.sites:
-            times, tz = site_schedule(self.settings, site)
-            for at in times:
-                self.aps.add_job(
-                    self._scheduled, DailyTrigger(at, tz, jitter), args=(site,), id=f"{site}@{at}",
-                    name=f"backup {site} at {at} {tz.key}", coalesce=True, max_instances=1,
-                    misfire_grace_time=None, replace_existing=True)
-        now = self.clock()
-        for site in self.settings.sites:
-            await self._plan_catch_up(site, now, jitter)
+        for slot in self.slots.values():
+            self.aps.add_job(
+                self._scheduled, DailyTrigger(slot.at, slot.zone, jitter), args=(slot.id,), id=slot.id,
+                name=f"backup {', '.join(slot.sites)} at {slot.id}", coalesce=True, max_instances=1,
+                misfire_grace_time=None, replace_existing=True)
+        await self._plan_catch_up(self.clock(), jitter)
         self.aps.start()
         log_event(log, logging.INFO, "scheduler started", sites=len(self.settings.sites),
                   jobs=len(self.aps.get_jobs()), jitter=jitter)
@@ -194,47 +231,68 @@ class Scheduler:
         while pending := {t for t in self._tasks if not t.done()}:
             await asyncio.wait(pending)
 
-    async def _plan_catch_up(self, site: str, now: datetime, jitter: int) -> None:
-        times, tz = site_schedule(self.settings, site)
-        last = await self.store.last_scheduled(site)
-        if last is None:
-            await self.store.set_last_scheduled(site, now)
-            log_event(log, logging.INFO, "schedule baseline recorded", site=site, at=now)
-            return
-        slot = missed(last, times, tz, now)
-        if slot is None or not self._claim(site, "catch-up"):
+    async def _plan_catch_up(self, now: datetime, jitter: int) -> None:
+        """Record a baseline for sites never scheduled; start one catch-up run for every site that missed a slot."""
+        baseline: dict[str, datetime] = {}
+        due: list[str] = []
+        for site in self.settings.sites:
+            last = await self.store.last_scheduled(site)
+            if last is None:
+                baseline[site] = now
+                log_event(log, logging.INFO, "schedule baseline recorded", site=site, at=now)
+            elif (slot := missed(last, *site_schedule(self.settings, site), now)) is not None:
+                due.append(site)
+                log_event(log, logging.INFO, "catch-up planned", site=site, missed=slot, last=last)
+        if baseline:
+            await self.store.record_scheduled(baseline)
+        claim = self._claim(due, "catch-up", CATCH_UP) if due else None
+        if claim is None:
             return
         delay = random.uniform(0, jitter) if jitter else 0.0
-        log_event(log, logging.INFO, "catch-up planned", site=site, missed=slot, last=last, delay=round(delay, 1))
-        task = asyncio.create_task(self._execute(site, "catch-up", delay), name=f"catch-up {site}")
+        log_event(log, logging.INFO, "catch-up run planned", sites=len(due), delay=round(delay, 1))
+        task = asyncio.create_task(self._execute(*claim, trigger="catch-up", delay=delay), name="catch-up")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _scheduled(self, site: str) -> None:
-        """The APScheduler job: one daily slot of `site` is due."""
-        if not self._claim(site, "schedule"):
+    async def _scheduled(self, slot_id: str) -> None:
+        """The APScheduler job: the daily slot `slot_id` is due for all its sites."""
+        slot = self.slots[slot_id]
+        claim = self._claim(slot.sites, "schedule", f"{slot.id} run")
+        if claim is None:
             return
         try:
-            await self._execute(site, "schedule")
+            await self._execute(*claim, trigger="schedule", slot=slot.id)
         except asyncio.CancelledError:
             if not self._stopping:
                 raise
             # APScheduler would log a cancelled job as a crash; at shutdown it is the plan.
-            log_event(log, logging.INFO, "scheduled run cancelled by shutdown", site=site)
+            log_event(log, logging.INFO, "scheduled run cancelled by shutdown", slot=slot.id)
 
-    def _claim(self, site: str, trigger: str) -> bool:
-        if self._stopping or site in self._busy:
-            reason = "stopping" if self._stopping else "a run of this site is in progress"
-            if not self._stopping:
-                self._coalesced[site] = self.clock()  # this slot is folded into the running run
+    def _claim(self, sites: Iterable[str], trigger: str, run: str
+               ) -> tuple[tuple[str, ...], tuple[NotStarted, ...]] | None:
+        """Mark the sites that are free as held by `run`; the busy ones come back as not started,
+        their slot folded into the run that holds them. None when stopping: nothing starts."""
+        if self._stopping:
+            log_event(log, logging.WARNING, "run skipped", sites=",".join(sites), trigger=trigger, reason="stopping")
+            return None
+        claimed: list[str] = []
+        skipped: list[NotStarted] = []
+        for site in sites:
+            holder = self._busy.get(site)
+            if holder is None:
+                self._busy[site] = run
+                claimed.append(site)
+                continue
+            self._coalesced[site] = self.clock()  # this slot is covered by the run in progress
+            reason = f"its {holder} is still in progress; this slot is covered by that run"
             log_event(log, logging.WARNING, "run skipped", site=site, trigger=trigger, reason=reason)
-            return False
-        self._busy.add(site)
-        return True
+            skipped.append(NotStarted(site, reason))
+        return tuple(claimed), tuple(skipped)
 
-    async def _execute(self, site: str, trigger: str, delay: float = 0.0) -> None:
-        """Run a claimed site; once run_site returns, record what it covered: its start instant,
-        or a slot that came due (and was skipped) while it ran, whichever is later."""
+    async def _execute(self, sites: tuple[str, ...], not_started: tuple[NotStarted, ...], *, trigger: str,
+                       slot: str | None = None, delay: float = 0.0) -> None:
+        """Run the claimed sites as one run; once run_sites returns, record what each covered: the
+        run's start instant, or a slot that came due (and was folded in) while it ran, if later."""
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
@@ -244,15 +302,30 @@ class Scheduler:
             if self._stopping:
                 return
             started = self.clock()
-            log_event(log, logging.INFO, "scheduled run starting", site=site, trigger=trigger)
+            log_event(log, logging.INFO, "scheduled run starting", slot=slot or trigger, trigger=trigger,
+                      sites=len(sites), not_started=len(not_started))
             try:
-                await self.run_site(site, trigger)
-            except Exception:
-                log.exception("scheduled run crashed", extra={"fields": {"site": site, "trigger": trigger}})
+                await self.run_sites(sites, trigger, not_started)
+            except Exception as exc:
+                log.exception("scheduled run crashed", extra={"fields": {"slot": slot or trigger, "trigger": trigger,
+                                                                          "sites": ",".join(sites)}})
+                await self._report_failed(sites, not_started, trigger, exc)
                 return
-            await self.store.set_last_scheduled(site, max(started, self._coalesced.get(site, started)))
+            if sites:
+                await self.store.record_scheduled({s: max(started, self._coalesced.get(s, started)) for s in sites})
         finally:
-            self._busy.discard(site)
-            self._coalesced.pop(site, None)
+            for site in sites:
+                self._busy.pop(site, None)
+                self._coalesced.pop(site, None)
             if task is not None:
                 self._tasks.discard(task)
+
+    async def _report_failed(self, sites: tuple[str, ...], not_started: tuple[NotStarted, ...], trigger: str,
+                             exc: Exception) -> None:
+        """A run that failed as a whole: a run without devices whose digest names its sites (best effort:
+        the database that refused the run may refuse this too; the log has both)."""
+        reason = f"the run failed ({type(exc).__name__}: {exc}); it is tried again at the next slot"
+        try:
+            await self.run_sites((), trigger, tuple(NotStarted(s, reason) for s in sites) + not_started)
+        except Exception:
+            log.exception("reporting the failed run failed too", extra={"fields": {"sites": ",".join(sites)}})

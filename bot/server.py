@@ -45,7 +45,7 @@ from bot.backup import Clock, utcnow
 from bot.collector import Collector
 from bot.deliver import Deliverer, Tuning
 from bot.logs import log_event
-from bot.models import RunSummary, Settings
+from bot.models import NotStarted, RunSummary, Settings
 from bot.scheduler import Scheduler, next_runs
 from bot.slack_client import BotIdentity, Credentials, StartupError, build_client, check_token
 from bot.socket_mode import SocketModeRunner, check_app_token
@@ -161,10 +161,11 @@ def create_app(settings: Settings, credentials: Credentials, *, socket_mode: boo
     async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         backend = app[BACKEND]
 
-        async def run_site(site: str, trigger: str) -> RunSummary:
-            return await backend.service.run(settings.devices(site), trigger)
+        async def run_sites(sites: tuple[str, ...], trigger: str, not_started: tuple[NotStarted, ...]) -> RunSummary:
+            devices = [d for site in sites for d in settings.devices(site)]
+            return await backend.service.run(devices, trigger, not_started=not_started)
 
-        scheduler = Scheduler(settings, run_site, backend.store, options.clock)
+        scheduler = Scheduler(settings, run_sites, backend.store, options.clock)
         await scheduler.start()
         app[SCHEDULER] = scheduler
         add_health_check(app, "scheduler", health.scheduler(settings, scheduler, backend.store, options.clock))

@@ -13,7 +13,7 @@ last_verified.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -301,11 +301,16 @@ class Store(TrustStore, OutboxStore):
         return from_db_time_or_none(row[0] if row else None)
 
     async def set_last_scheduled(self, site: str, at: datetime) -> None:
+        await self.record_scheduled({site: at})
+
+    async def record_scheduled(self, covered: Mapping[str, datetime]) -> None:
+        """Each site's schedule is covered up to its instant; all of them in one transaction, so a
+        run over many sites is recorded for all of them or for none."""
         async with self._write() as db:
-            await db.execute(
+            await db.executemany(
                 "INSERT INTO schedule (site, last_scheduled) VALUES (?, ?)"
                 " ON CONFLICT (site) DO UPDATE SET last_scheduled = excluded.last_scheduled",
-                (site, to_db_time(at)),
+                [(site, to_db_time(at)) for site, at in covered.items()],
             )
 
 

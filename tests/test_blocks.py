@@ -19,6 +19,7 @@ from bot.models import (
     DeviceResult,
     DeviceStatus,
     ExportMeta,
+    NotStarted,
     RunSummary,
     Site,
     Status,
@@ -390,6 +391,104 @@ def test_run_summary_of_1000_devices_with_300_failures_fits_and_counts_add_up() 
     assert stale_shown + (int(hidden.group(1)) if hidden else 0) == 50
     assert not re.search(r"dev-0(4\d\d|[5-9]\d\d)`", text)  # unchanged never listed
     assert "(see `/backup sites`)" in text
+
+
+# --- a slot's digest: several sites in one message ------------------------------------------------------
+def _digest(results: list[DeviceResult], not_started: tuple[NotStarted, ...] = ()) -> RunSummary:
+    return RunSummary(42, "schedule", TAKEN, TAKEN + timedelta(seconds=95), tuple(results), not_started)
+
+
+BUSY = NotStarted("site-c", "its 01:30 Europe/Riga run is still in progress; this slot is covered by that run")
+
+
+def test_digest_of_two_sites_has_totals_a_line_per_site_then_changes_failures_and_stale() -> None:
+    """Two sites in one message: totals over both (stale too), a line per site (the one with a
+    failure first, marked), then the changed device with +/- and Show diff, the failure with its
+    reason, the stale device. The fallback text says the same in plain lines."""
+    a1, a2 = dev(1, "site-a", "core-1"), dev(2, "site-a", "ap-1")
+    b1, b2, b3 = dev(3, "site-b", "gw-1"), dev(4, "site-b", "gw-2"), dev(5, "site-b", "sw-1")
+    results = [
+        DeviceResult(a1, Status.CHANGED, version=ver(12, a1), previous=ver(11, a1), added=5, removed=2),
+        DeviceResult(a2, Status.UNCHANGED, version=ver(20, a2), previous=ver(20, a2)),
+        DeviceResult(b1, Status.UNCHANGED, version=ver(30, b1), previous=ver(30, b1)),
+        DeviceResult(b2, Status.UNCHANGED, version=ver(31, b2), previous=ver(31, b2)),
+        DeviceResult(b3, Status.FAILED, error_kind="timeout", reason="no answer in 120 s"),
+    ]
+    m = blocks.run_summary(_digest(results), stale=[(b3, NOW - timedelta(days=3))], now=NOW)
+    check_limits(m)
+    text = text_of(m)
+    assert m["blocks"][0]["text"]["text"] == "Backup of 2 sites — 1 changed, 1 failed"
+    assert "*5 devices* · 3 unchanged · 1 changed · 0 new · 1 failed · 1 stale\n" in text
+    assert "*Sites (2)*\n:x: `site-b` 3 devices, 2 unchanged, 1 failed\n`site-a` 2 devices, 1 unchanged, 1 changed" in text
+    assert text.index("*Sites (2)*") < text.index("*Changed (1)*") < text.index("*Failed (1)*")
+    assert "`site-a/core-1` #11 → #12 · `+5 -2`" in text
+    assert ("Show diff", blocks.SHOW_DIFF, "11 12") in buttons(m)
+    assert "`site-b/sw-1` — timed out: no answer in 120 s" in text
+    assert "`site-b/sw-1` — no good backup for 3 days" in text
+    assert m["text"] == ("Backup of 2 sites — 1 changed, 1 failed\n"
+                         "site-b: 3 devices, 2 unchanged, 1 failed\n"
+                         "site-a: 2 devices, 1 unchanged, 1 changed\n"
+                         "changed: site-a/core-1 +5 -2\n"
+                         "failed: site-b/sw-1 — timed out: no answer in 120 s\n"
+                         "stale: site-b/sw-1 — no good backup for 3 days")
+
+
+def test_a_site_that_did_not_start_is_listed_first_with_its_reason() -> None:
+    """A busy site is in the digest as not started, with why, before the sites that ran; alone
+    (no other site of the slot could run) it still makes a digest naming it."""
+    d = dev(1, "site-a", "core-1")
+    m = blocks.run_summary(_digest([DeviceResult(d, Status.UNCHANGED, version=ver(1, d), previous=ver(1, d))],
+                                   (BUSY,)), now=NOW)
+    check_limits(m)
+    assert m["blocks"][0]["text"]["text"] == "Backup of 2 sites — 1 site not started"
+    assert ("*Sites (2)*\n:x: `site-c` not started — its 01:30 Europe/Riga run is still in progress; this slot "
+            "is covered by that run\n`site-a` 1 device, all unchanged") in text_of(m)
+    alone = blocks.run_summary(_digest([], (BUSY,)), now=NOW)
+    check_limits(alone)
+    assert alone["text"] == f"Backup of site-c — 1 site not started\nsite-c: not started — {BUSY.reason}"
+    assert ":x: `site-c` not started — its 01:30" in text_of(alone)
+
+
+def test_a_one_site_digest_has_no_site_list() -> None:
+    """A site with its own channel gets a digest of its own: totals only, no one-line site list."""
+    d = dev(1, "site-a", "core-1")
+    m = blocks.run_summary(_digest([DeviceResult(d, Status.FAILED, error_kind="auth", reason="denied"),
+                                    DeviceResult(dev(2), Status.UNCHANGED)]), now=NOW)
+    assert "*Sites" not in text_of(m) and m["blocks"][0]["text"]["text"] == "Backup of site-a — 1 failed"
+
+
+def test_digest_of_100_sites_fits_one_message_and_accounts_for_every_site_and_device() -> None:
+    """100 sites of 10 devices (some failed with long reasons, some changed) plus 5 sites not
+    started: one valid message; every site is either shown or counted in "… and N more sites",
+    likewise every failure; the fallback text stays within its limit and counts what it leaves out."""
+    results = []
+    for i in range(1000):
+        d = dev(i, site=f"site-{i // 10:03d}")
+        if i % 10 == 0 and i < 600:
+            results.append(DeviceResult(d, Status.FAILED, error_kind="timeout", reason="y" * 250))
+        elif i % 10 == 1 and i < 400:
+            results.append(DeviceResult(d, Status.CHANGED, version=ver(i + 5000, d), previous=ver(i, d),
+                                        added=3, removed=1))
+        else:
+            results.append(DeviceResult(d, Status.UNCHANGED, version=ver(i, d), previous=ver(i, d)))
+    busy = tuple(NotStarted(f"site-{100 + i}", "its catch-up run is still in progress; this slot is covered by "
+                                               "that run") for i in range(5))
+    m = blocks.run_summary(_digest(results, busy), now=NOW)
+    check_limits(m)
+    text = text_of(m)
+    assert m["blocks"][0]["text"]["text"] == "Backup of 105 sites — 40 changed, 60 failed, 5 sites not started"
+    assert "*1,000 devices* · 900 unchanged · 40 changed · 0 new · 60 failed" in text
+    shown = set(re.findall(r"`(site-\d{3})` ", text))
+    hidden = re.search(r"… and ([\d,]+) more sites? \(see `/backup sites`\)", text)
+    assert len(shown) + (int(hidden.group(1)) if hidden else 0) == 105
+    assert {f"site-{100 + i}" for i in range(5)} <= shown, "sites that did not start are never cut"
+    failed = set(re.findall(r":x: `(site-\d{3}/dev-\d{4})`", text))
+    more = re.search(r"… and ([\d,]+) more failed devices?", text)
+    assert failed and len(failed) + (int(more.group(1)) if more else 0) == 60
+    fallback = m["text"]
+    assert len(fallback) <= 3000 and fallback.startswith("Backup of 105 sites — 40 changed, 60 failed")
+    left = re.search(r"\n… and ([\d,]+) more lines$", fallback)
+    assert left and len(fallback.split("\n")) - 2 + int(left.group(1)) == 105 + 40 + 60
 
 
 # --- diffs ----------------------------------------------------------------------------------------------

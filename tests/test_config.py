@@ -79,7 +79,7 @@ def test_full_example_loads_with_precedence(tmp_path: Path, key_file: Path) -> N
     assert settings.concurrency == 50
     assert settings.slack.channel == "C0123456789" and settings.slack.admins == {"U0123456789"}
     assert settings.schedule.times == ("02:00",) and settings.schedule.timezone == "Europe/Riga"
-    assert settings.schedule.jitter == 300
+    assert settings.schedule.jitter == 0 and settings.schedule.quiet is False  # "02:00" means 02:00; digests daily
     assert SECRET not in repr(settings)
 
 
@@ -101,7 +101,21 @@ def test_site_overrides_defaults_and_device_overrides_site(tmp_path: Path, examp
     assert site.allowed_users == {"U0AAAAAAA"} and site.allowed_channels == {"C0BBBBBBB"}
     assert site.download_users == {"W0CCCCCCC"}
     assert settings.sites["site-a"].channel is None and settings.sites["site-a"].times is None
+    assert settings.quiet("site-a") is False and settings.sites["site-a"].quiet is None
     assert list(settings.sites) == ["site-a", "site-b"]
+
+
+def test_quiet_is_global_with_a_per_site_override(tmp_path: Path, example: dict[str, Any]) -> None:
+    """schedule.quiet applies to every site without its own `quiet`; a site's own value wins either way."""
+    example["schedule"]["quiet"] = True
+    example["sites"]["site-b"] = {"quiet": False, "devices": [{"name": "r1", "host": "10.1.0.1"}]}
+    example["sites"]["site-c"] = {"devices": [{"name": "r1", "host": "10.2.0.1"}]}
+    settings = load_settings(write(tmp_path, example), ENV)
+    assert [settings.quiet(s) for s in ("site-a", "site-b", "site-c")] == [True, False, True]
+    example["schedule"]["quiet"] = False
+    example["sites"]["site-c"]["quiet"] = True
+    settings = load_settings(write(tmp_path, example), ENV)
+    assert [settings.quiet(s) for s in ("site-a", "site-b", "site-c")] == [False, False, True]
 
 
 def test_minimal_config_uses_builtin_defaults(tmp_path: Path) -> None:
@@ -182,6 +196,10 @@ CASES: list[tuple[str, object, str]] = [
     ("schedule.times", [], 'schedule.times: at least one time is required, e.g. ["02:00"]'),
     ("schedule.times", "02:00", 'schedule.times: must be a list of "HH:MM" times, e.g. ["02:00"], got "02:00"'),
     ("schedule.jitter", -1, "schedule.jitter: must be an integer >= 0, got -1"),
+    ("schedule.quiet", "sometimes", 'schedule.quiet: must be true or false, got "sometimes"'),
+    ("schedule.quiet", 1, "schedule.quiet: must be true or false, got 1"),
+    ("sites.site-a.quiet", None, "sites.site-a.quiet: must be true or false, got nothing"),
+    ("schedule.quite", True, 'schedule.quite: unknown key (did you mean "quiet"?)'),
     ("schedule.timezone", "Mars/Base",
      'schedule.timezone: unknown time zone "Mars/Base" (use an IANA name such as "Europe/Riga" or "UTC")'),
     ("sites.site-a.foo", 1, 'sites.site-a.foo: unknown key'),

@@ -1,16 +1,30 @@
 """bot.notify's rule of who hears what, on plain data (no I/O): summaries only for scheduled runs,
-one per channel; changes on their own for other runs; host-key alerts once; a joined device
-announced by the run that recorded it; nothing without a channel."""
+one digest per channel over all the run's sites (sites not started included); quiet digests left
+out; changes on their own for other runs; host-key alerts once; a joined device announced by the
+run that recorded it; nothing without a channel."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bot import diffing
 from bot.slack_outcome import Failure, carries, classify, tagged
-from bot.models import Device, DeviceResult, KeyChange, RunSummary, Settings, Site, SlackSettings, Status, Version
+from bot.models import (
+    Device,
+    DeviceResult,
+    KeyChange,
+    NotStarted,
+    RunSummary,
+    ScheduleSettings,
+    Settings,
+    Site,
+    SlackSettings,
+    Status,
+    Version,
+)
 from bot.notify import CHANGE, DRIFT, HOST_KEY, SUMMARY, Drift, run_messages
 
 NOW = datetime(2026, 3, 2, 2, 5, tzinfo=UTC)
@@ -95,6 +109,76 @@ def test_a_diff_that_could_not_be_made_becomes_a_note() -> None:
     drifts = {k: Drift(d.result, error="RuntimeError") for k, d in drifts.items()}
     [_, drift, *_] = run_messages(s, summary, drifts, {})
     assert "/backup diff 1 5" in drift.payload["text"]
+
+
+# -- a slot's digest: several sites, one message per channel ---------------------------------------
+def slot_settings(quiet: bool = False, **site_quiet: bool) -> Settings:
+    """lab and depot post to CGEN, branch to its own channel; `quiet` global, per site overrides."""
+    sites = {name: Site(name, (Device(name, "r1", "10.0.0.1"), Device(name, "r2", "10.0.0.2")),
+                        channel="CBRANCH" if name == "branch" else None, quiet=site_quiet.get(name))
+             for name in ("lab", "depot", "branch")}
+    return Settings(Path("x.db"), sites, slack=SlackSettings(channel="CGEN"), schedule=ScheduleSettings(quiet=quiet))
+
+
+def slot_run(s: Settings, changed: str | None = None, not_started: tuple[NotStarted, ...] = (),
+             sites: tuple[str, ...] = ("lab", "depot", "branch")) -> RunSummary:
+    results = []
+    for site in sites:
+        for d in s.sites[site].devices:
+            if d.site == changed and d.name == "r1":
+                results.append(DeviceResult(d, Status.CHANGED, version(9, d), version(3, d), added=1, run_id=7))
+            else:
+                results.append(DeviceResult(d, Status.UNCHANGED, version(3, d), version(3, d), run_id=7))
+    return RunSummary(7, "schedule", NOW - timedelta(minutes=5), NOW, tuple(results), not_started)
+
+
+def test_sites_of_one_slot_sharing_a_channel_get_one_digest_a_site_with_its_own_channel_its_own() -> None:
+    """One run over three sites: CGEN gets ONE digest naming lab and depot (with the change and its
+    diff in the thread), CBRANCH one naming only branch."""
+    s = slot_settings()
+    summary = slot_run(s, changed="depot")
+    r1 = s.sites["depot"].devices[0]
+    msgs = run_messages(s, summary, {r1.key: Drift(summary.results[2], diffing.compare(
+        [("depot/r1 #3", "a\n"), ("depot/r1 #9", "b\n")]))}, {})
+    assert [(m.channel, m.kind, m.parent) for m in msgs] == [
+        ("CGEN", SUMMARY, None), ("CGEN", DRIFT, -1), ("CBRANCH", SUMMARY, None)]
+    general, branch = json.dumps(msgs[0].payload), json.dumps(msgs[2].payload)
+    assert "`depot` 2 devices, 1 unchanged, 1 changed" in general and "`lab` 2 devices, all unchanged" in general
+    assert "*4 devices*" in general and "branch" not in general
+    assert "branch/r1" not in general and "lab" not in branch and "*Sites" not in branch
+
+
+def test_a_site_not_started_is_told_in_its_channels_digest_even_when_nothing_ran_there() -> None:
+    """branch was busy (its earlier run still going): its channel gets a digest naming it, with the
+    reason, although the run has no device of branch; lab's channel gets its usual digest."""
+    s = slot_settings()
+    busy = NotStarted("branch", "its 01:30 UTC run is still in progress; this slot is covered by that run")
+    msgs = run_messages(s, slot_run(s, not_started=(busy,), sites=("lab", "depot")), {}, {})
+    assert [(m.channel, m.kind) for m in msgs] == [("CGEN", SUMMARY), ("CBRANCH", SUMMARY)]
+    assert "`branch` not started — its 01:30 UTC run is still in progress" in json.dumps(msgs[1].payload, ensure_ascii=False)
+
+
+def test_quiet_leaves_out_a_digest_with_nothing_to_tell_only() -> None:
+    """schedule.quiet: an all-unchanged digest is not enqueued; one with a change, a failure, a
+    stale device or a site not started still is. A non-quiet site in the same channel keeps the
+    digest coming, and a quiet site keeps its line in a digest posted anyway."""
+    quiet = slot_settings(quiet=True)
+    assert run_messages(quiet, slot_run(quiet), {}, {}) == []
+    assert [m.channel for m in run_messages(quiet, slot_run(quiet, changed="lab"), {}, {})] == ["CGEN"]
+    failed = slot_run(quiet)
+    r = failed.results[0]
+    failed = replace(failed, results=(replace(r, status=Status.FAILED, error_kind="auth", reason="denied",
+                                              version=None, previous=None), *failed.results[1:]))
+    assert [m.channel for m in run_messages(quiet, failed, {}, {r.device.key: NOW - timedelta(hours=2)})] == ["CGEN"]
+    assert [m.channel for m in run_messages(quiet, failed, {}, {})] == ["CGEN"]  # stale too: never backed up
+    busy = NotStarted("branch", "its catch-up run is still in progress; this slot is covered by that run")
+    assert [m.channel for m in run_messages(quiet, slot_run(quiet, not_started=(busy,), sites=("lab", "depot")),
+                                            {}, {})] == ["CBRANCH"]
+
+    mixed = slot_settings(lab=True, branch=True)  # depot is not quiet: CGEN still hears the all-clear
+    msgs = run_messages(mixed, slot_run(mixed), {}, {})
+    assert [m.channel for m in msgs] == ["CGEN"]
+    assert "`lab` 2 devices, all unchanged" in json.dumps(msgs[0].payload)
 
 
 # -- classification of Slack failures (bot.deliver) ------------------------------------------------------

@@ -1,5 +1,6 @@
-"""The scheduler: pure "when" functions (fixed datetimes, DST days), job registration, catch-up
-against a real SQLite store, no overlapping runs of a site, and a clean stop. Nothing sleeps."""
+"""The scheduler: pure "when" functions (fixed datetimes, DST days), sites grouped into slots (one
+run per slot), job registration, one grouped catch-up against a real SQLite store, no overlapping
+runs of a site (a busy site is reported as not started), and a clean stop. Nothing sleeps."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from apscheduler.triggers.cron import CronTrigger
 
-from bot.models import ScheduleSettings, Settings, Site
-from bot.scheduler import DailyTrigger, Scheduler, missed, next_fire, previous_fire, site_schedule
+from bot.models import NotStarted, ScheduleSettings, Settings, Site
+from bot.scheduler import DailyTrigger, Scheduler, Slot, missed, next_fire, previous_fire, schedule_slots, site_schedule
 from storage.store import Store
 
 RIGA = ZoneInfo("Europe/Riga")
@@ -40,20 +41,25 @@ class Clock:
 
 
 class Recorder:
-    """A real run_site: records each call; blocks on `gate` when one is set."""
+    """A real run_sites: records each call; a run with sites blocks on `gate` when one is set and
+    raises when `fail` is set (a run without sites only reports, so it never waits or fails)."""
 
     def __init__(self, gate: asyncio.Event | None = None, fail: bool = False) -> None:
-        self.calls: list[tuple[str, str]] = []
-        self.cancelled: list[str] = []
+        self.calls: list[tuple[tuple[str, ...], str]] = []
+        self.not_started: list[tuple[NotStarted, ...]] = []
+        self.cancelled: list[tuple[str, ...]] = []
         self.gate, self.fail = gate, fail
 
-    async def __call__(self, site: str, trigger: str) -> None:
-        self.calls.append((site, trigger))
+    async def __call__(self, sites: tuple[str, ...], trigger: str, not_started: tuple[NotStarted, ...]) -> None:
+        self.calls.append((sites, trigger))
+        self.not_started.append(not_started)
+        if not sites:
+            return
         try:
             if self.gate is not None:
                 await self.gate.wait()
         except asyncio.CancelledError:
-            self.cancelled.append(site)
+            self.cancelled.append(sites)
             raise
         if self.fail:
             raise RuntimeError("store went away")
@@ -79,6 +85,20 @@ def test_site_schedule_uses_site_overrides_else_defaults(tmp_path: Path) -> None
                              ny=Site("ny", (), times=("01:15", "13:15"), timezone="America/New_York"))
     assert site_schedule(settings, "plain") == (("02:00",), RIGA)
     assert site_schedule(settings, "ny") == (("01:15", "13:15"), ZoneInfo("America/New_York"))
+
+
+def test_sites_with_the_same_time_and_zone_share_a_slot(tmp_path: Path) -> None:
+    """A slot is one `times` entry in one zone: sites on the global schedule share it; a site's
+    own time or zone is a slot of its own (02:00 in another zone is another slot, even if it
+    fell on the same instant); a site with two times is in two slots; a repeated time is one."""
+    settings = make_settings(
+        tmp_path, a=Site("a", ()), b=Site("b", ()), twice=Site("twice", (), times=("02:00", "14:00", "02:00")),
+        ny=Site("ny", (), times=("02:00",), timezone="America/New_York"),
+        noon=Site("noon", (), times=("14:00",), timezone="Europe/Riga"))
+    assert schedule_slots(settings) == [
+        Slot("02:00", RIGA, ("a", "b", "twice")), Slot("14:00", RIGA, ("twice", "noon")),
+        Slot("02:00", ZoneInfo("America/New_York"), ("ny",))]
+    assert [s.id for s in schedule_slots(settings)] == ["02:00 Europe/Riga", "14:00 Europe/Riga", "02:00 America/New_York"]
 
 
 def test_previous_fire_is_today_after_the_time_and_yesterday_before_it() -> None:
@@ -183,27 +203,30 @@ def test_daily_trigger_jitter_stays_within_bounds_and_never_skips_a_day() -> Non
 # -- the Scheduler ------------------------------------------------------------------------------
 
 
-async def test_start_registers_one_cron_job_per_site_and_time(tmp_path: Path, store: Store) -> None:
-    """Each (site, time) is a job: cron fields, zone, jitter, coalesce, max_instances, no misfire limit."""
-    settings = make_settings(tmp_path, jitter=120, riga=Site("riga", ()),
+async def test_start_registers_one_cron_job_per_slot(tmp_path: Path, store: Store) -> None:
+    """Each slot (time, zone) is one job, however many sites share it: cron fields, zone, jitter,
+    coalesce, max_instances, no misfire limit."""
+    settings = make_settings(tmp_path, jitter=120, riga=Site("riga", ()), tallinn=Site("tallinn", ()),
                              ny=Site("ny", (), times=("01:15", "13:45"), timezone="America/New_York"))
     sched = Scheduler(settings, Recorder(), store, Clock(NOW))
     await sched.start()
     try:
         assert sched.aps is not None and sched.running
         jobs = {job.id: job for job in sched.aps.get_jobs()}
-        assert set(jobs) == {"riga@02:00", "ny@01:15", "ny@13:45"}
-        job = jobs["ny@13:45"]
+        assert set(jobs) == {"02:00 Europe/Riga", "01:15 America/New_York", "13:45 America/New_York"}
+        assert sched.slots["02:00 Europe/Riga"].sites == ("riga", "tallinn")
+        job = jobs["13:45 America/New_York"]
         trigger = job.trigger
         fields = {f.name: str(f) for f in trigger.fields}
         assert (fields["hour"], fields["minute"]) == ("13", "45")
         assert trigger.timezone == ZoneInfo("America/New_York") and trigger.jitter == 120
-        assert (job.coalesce, job.max_instances, job.misfire_grace_time, job.args) == (True, 1, None, ("ny",))
+        assert (job.coalesce, job.max_instances, job.misfire_grace_time, job.args) == (
+            True, 1, None, ("13:45 America/New_York",))
         fixed_now = datetime(2024, 6, 10, 12, 0, tzinfo=UTC)  # 08:00 in New York
         fire = trigger.get_next_fire_time(None, fixed_now)
         slot = datetime(2024, 6, 10, 13, 45, tzinfo=ZoneInfo("America/New_York"))
         assert slot <= fire <= slot + timedelta(seconds=120)
-        assert sched.next_runs() == {"riga": riga(2024, 6, 11, 2, 0), "ny": slot}
+        assert sched.next_runs() == {"riga": riga(2024, 6, 11, 2, 0), "tallinn": riga(2024, 6, 11, 2, 0), "ny": slot}
     finally:
         await sched.stop()
     assert not sched.running and not sched.aps.running
@@ -219,7 +242,7 @@ async def test_catch_up_runs_once_after_several_missed_days(tmp_path: Path, stor
     await sched.start()
     await sched.join()
     await sched.stop()
-    assert run.calls == [("riga", "catch-up")]
+    assert run.calls == [(("riga",), "catch-up")]
     assert await store.last_scheduled("riga") == NOW
     assert await store.last_scheduled("tallinn") == riga(2024, 6, 10, 2, 4)
 
@@ -243,25 +266,33 @@ async def test_first_start_records_a_baseline_and_runs_nothing(tmp_path: Path, s
 
 
 async def test_a_run_that_crashes_is_not_recorded_so_the_next_start_catches_up(tmp_path: Path, store: Store) -> None:
-    """last_scheduled is written only when run_site returns: a crashed run is caught up next start."""
+    """last_scheduled is written only when run_sites returns: a crashed run is caught up next start.
+    The crash is not silent: a run without devices names the site as not started, with the error."""
     settings = make_settings(tmp_path, riga=Site("riga", ()))
     old = NOW - timedelta(days=2)
     await store.set_last_scheduled("riga", old)
-    sched = Scheduler(settings, Recorder(fail=True), store, Clock(NOW))
+    crashing = Recorder(fail=True)
+    sched = Scheduler(settings, crashing, store, Clock(NOW))
     await sched.start()
     await sched.join()
     await sched.stop()
     assert await store.last_scheduled("riga") == old
+    assert crashing.calls == [(("riga",), "catch-up"), ((), "catch-up")]
+    [(reported,)] = crashing.not_started[1:]
+    assert reported == NotStarted("riga", "the run failed (RuntimeError: store went away); "
+                                          "it is tried again at the next slot")
     run = Recorder()
     restarted = Scheduler(settings, run, store, Clock(NOW + timedelta(minutes=5)))
     await restarted.start()
     await restarted.join()
     await restarted.stop()
-    assert run.calls == [("riga", "catch-up")]
+    assert run.calls == [(("riga",), "catch-up")]
 
 
-async def test_catch_ups_are_spread_over_the_jitter(tmp_path: Path, store: Store) -> None:
-    """Many sites to catch up start after random delays in [0, jitter], not all at the same second."""
+async def test_every_site_that_missed_a_slot_is_caught_up_in_one_run_after_the_jitter(
+        tmp_path: Path, store: Store) -> None:
+    """Twenty sites missed their slot: one catch-up run covers all of them (one digest per channel,
+    not twenty), started after one random delay in [0, jitter]; each site's coverage is recorded."""
     sites = {f"s{i}": Site(f"s{i}", ()) for i in range(20)}
     for name in sites:
         await store.set_last_scheduled(name, NOW - timedelta(days=1, hours=12))
@@ -275,46 +306,97 @@ async def test_catch_ups_are_spread_over_the_jitter(tmp_path: Path, store: Store
     await sched.start()
     await sched.join()
     await sched.stop()
-    assert sorted(run.calls) == sorted((name, "catch-up") for name in sites)
-    assert len(delays) == 20 and all(0 <= d <= 300 for d in delays) and len(set(delays)) > 1
+    assert run.calls == [(tuple(sites), "catch-up")] and run.not_started == [()]
+    assert len(delays) == 1 and 0 <= delays[0] <= 300
+    assert [await store.last_scheduled(name) for name in sites] == [NOW] * 20
+
+
+async def test_a_slot_runs_all_its_sites_as_one_run(tmp_path: Path, store: Store) -> None:
+    """The slot 02:00 Riga fires: riga and tallinn run together (one run_sites call), both are
+    recorded as covered; a site with its own time is not part of it."""
+    settings = make_settings(tmp_path, riga=Site("riga", ()), tallinn=Site("tallinn", ()),
+                             late=Site("late", (), times=("05:00",)))
+    run = Recorder()
+    clock = Clock(NOW)
+    sched = Scheduler(settings, run, store, clock)
+    await sched.start()  # first start: baseline NOW for every site
+    clock.now = NOW + timedelta(days=1)
+    job = sched.aps.get_job("02:00 Europe/Riga")
+    await job.func(*job.args)
+    await sched.stop()
+    assert run.calls == [(("riga", "tallinn"), "schedule")] and run.not_started == [()]
+    assert [await store.last_scheduled(s) for s in ("riga", "tallinn", "late")] == [clock.now, clock.now, NOW]
+
+
+async def test_a_busy_site_is_reported_not_started_while_the_rest_of_its_slot_runs(
+        tmp_path: Path, store: Store) -> None:
+    """riga runs at 02:00 and 02:30, tallinn at 02:30. riga's 02:00 run is still going when 02:30
+    comes: 02:30 runs tallinn alone and reports riga as not started, saying which run covers it;
+    riga's 02:00 run, when it ends, records the 02:30 slot as covered."""
+    settings = make_settings(tmp_path, riga=Site("riga", (), times=("02:00", "02:30")),
+                             tallinn=Site("tallinn", (), times=("02:30",)))
+    gate = asyncio.Event()
+    run = Recorder(gate)
+    clock = Clock(riga(2024, 6, 10, 2, 0))
+    sched = Scheduler(settings, run, store, clock)
+    await sched.start()
+    early, late = sched.aps.get_job("02:00 Europe/Riga"), sched.aps.get_job("02:30 Europe/Riga")
+    first = asyncio.create_task(early.func(*early.args))
+    await yield_loop()
+    clock.now = riga(2024, 6, 10, 2, 30)
+    second = asyncio.create_task(late.func(*late.args))
+    await yield_loop()
+    assert run.calls == [(("riga",), "schedule"), (("tallinn",), "schedule")]
+    assert run.not_started[1] == (NotStarted(
+        "riga", "its 02:00 Europe/Riga run is still in progress; this slot is covered by that run"),)
+    gate.set()
+    await asyncio.gather(first, second)
+    assert await store.last_scheduled("riga") == riga(2024, 6, 10, 2, 30)
+    assert await store.last_scheduled("tallinn") == riga(2024, 6, 10, 2, 30)
+    await sched.stop()
 
 
 async def test_no_second_run_of_a_site_while_one_is_running(tmp_path: Path, store: Store) -> None:
-    """The job fired twice while the first run is still going: one run_site call, the second fire is
-    coalesced into it (its instant counts as covered); a later fire runs normally."""
+    """The job fired twice while the first run is still going: the site is backed up once, the second
+    fire is coalesced into it (its instant counts as covered) and only reports the site as not
+    started, in a run without devices; a later fire runs normally."""
     gate = asyncio.Event()
     run = Recorder(gate)
     clock = Clock(NOW)
     sched = Scheduler(make_settings(tmp_path, riga=Site("riga", ())), run, store, clock)
     await sched.start()
-    job = sched.aps.get_job("riga@02:00")
+    job = sched.aps.get_job("02:00 Europe/Riga")
     first = asyncio.create_task(job.func(*job.args))
     await yield_loop()
     clock.now = NOW + timedelta(minutes=10)
     second = asyncio.create_task(job.func(*job.args))
     await yield_loop()
-    assert second.done() and run.calls == [("riga", "schedule")]
+    assert second.done() and run.calls == [(("riga",), "schedule"), ((), "schedule")]
+    assert [n.site for n in run.not_started[1]] == ["riga"]
     assert sched.busy_sites == {"riga"}
     gate.set()
     await first
     assert await store.last_scheduled("riga") == NOW + timedelta(minutes=10), "the skipped fire is coalesced"
     clock.now = NOW + timedelta(days=1)
     await job.func(*job.args)
-    assert run.calls == [("riga", "schedule")] * 2
+    assert run.calls == [(("riga",), "schedule"), ((), "schedule"), (("riga",), "schedule")]
     await sched.stop()
 
 
 async def test_a_catch_up_in_progress_blocks_a_scheduled_run(tmp_path: Path, store: Store) -> None:
-    """A catch-up and a scheduled slot of the same site never overlap."""
+    """A catch-up and a scheduled slot of the same site never overlap: the slot reports the site as
+    covered by the catch-up in progress."""
     await store.set_last_scheduled("riga", NOW - timedelta(days=3))
     gate = asyncio.Event()
     run = Recorder(gate)
     sched = Scheduler(make_settings(tmp_path, riga=Site("riga", ())), run, store, Clock(NOW))
     await sched.start()
     await yield_loop()
-    job = sched.aps.get_job("riga@02:00")
+    job = sched.aps.get_job("02:00 Europe/Riga")
     await job.func(*job.args)
-    assert run.calls == [("riga", "catch-up")]
+    assert run.calls == [(("riga",), "catch-up"), ((), "schedule")]
+    assert run.not_started[1] == (NotStarted(
+        "riga", "its catch-up run is still in progress; this slot is covered by that run"),)
     gate.set()
     await sched.join()
     await sched.stop()
@@ -327,14 +409,14 @@ async def test_stop_cancels_in_flight_runs_and_starts_no_new_work(tmp_path: Path
     sched = Scheduler(make_settings(tmp_path, riga=Site("riga", ())), run, store, Clock(NOW))
     await sched.start()
     await yield_loop()
-    job = sched.aps.get_job("riga@02:00")
-    assert run.calls == [("riga", "catch-up")]
+    job = sched.aps.get_job("02:00 Europe/Riga")
+    assert run.calls == [(("riga",), "catch-up")]
     await sched.stop()
-    assert run.cancelled == ["riga"]
+    assert run.cancelled == [("riga",)]
     assert not sched.running and not sched.aps.running and sched.busy_sites == frozenset()
     assert await store.last_scheduled("riga") == NOW - timedelta(days=1, hours=12)
     await job.func(*job.args)
-    assert run.calls == [("riga", "catch-up")], "no new work after stop()"
+    assert run.calls == [(("riga",), "catch-up")], "no new work after stop()"
 
 
 async def test_stop_with_grace_lets_a_short_run_finish(tmp_path: Path, store: Store) -> None:
@@ -345,7 +427,7 @@ async def test_stop_with_grace_lets_a_short_run_finish(tmp_path: Path, store: St
     sched = Scheduler(make_settings(tmp_path, riga=Site("riga", ())), run, store, clock)
     await sched.start()  # first start: baseline NOW
     clock.now = NOW + timedelta(hours=1)
-    job = sched.aps.get_job("riga@02:00")
+    job = sched.aps.get_job("02:00 Europe/Riga")
     task = asyncio.create_task(job.func(*job.args))
     await yield_loop()
     asyncio.get_running_loop().call_soon(gate.set)
@@ -355,21 +437,21 @@ async def test_stop_with_grace_lets_a_short_run_finish(tmp_path: Path, store: St
 
 
 async def test_apscheduler_runs_the_due_job_on_the_loop_and_plans_the_next_day(tmp_path: Path, store: Store) -> None:
-    """End to end through APScheduler: a due job runs run_site("schedule") and moves to the next slot."""
+    """End to end through APScheduler: a due job runs run_sites("schedule") and moves to the next slot."""
     run = Recorder()
     clock = Clock(NOW)
     sched = Scheduler(make_settings(tmp_path, riga=Site("riga", ())), run, store, clock)
     await sched.start()
     clock.now = NOW + timedelta(hours=1)
     due = datetime.now(UTC) - timedelta(seconds=1)
-    sched.aps.modify_job("riga@02:00", next_run_time=due)  # as if 02:00 had just come
+    sched.aps.modify_job("02:00 Europe/Riga", next_run_time=due)  # as if 02:00 had just come
     sched.aps.wakeup()
     for _ in range(50):
         if run.calls and "riga" not in sched.busy_sites:
             break
         await asyncio.sleep(0)
-    assert run.calls == [("riga", "schedule")]
-    nxt = sched.aps.get_job("riga@02:00").next_run_time
+    assert run.calls == [(("riga",), "schedule")]
+    nxt = sched.aps.get_job("02:00 Europe/Riga").next_run_time
     assert nxt == next_fire(("02:00",), RIGA, due)
     await sched.join()
     assert await store.last_scheduled("riga") == NOW + timedelta(hours=1)
@@ -382,11 +464,11 @@ async def test_shutdown_during_an_apscheduler_run_is_quiet_and_records_nothing(
     run = Recorder(asyncio.Event())  # never released
     sched = Scheduler(make_settings(tmp_path, riga=Site("riga", ())), run, store, Clock(NOW))
     await sched.start()  # baseline NOW
-    sched.aps.modify_job("riga@02:00", next_run_time=datetime.now(UTC))
+    sched.aps.modify_job("02:00 Europe/Riga", next_run_time=datetime.now(UTC))
     sched.aps.wakeup()
     await yield_loop()
-    assert run.calls == [("riga", "schedule")]
+    assert run.calls == [(("riga",), "schedule")]
     await sched.stop()
     await yield_loop()
-    assert run.cancelled == ["riga"] and await store.last_scheduled("riga") == NOW
+    assert run.cancelled == [("riga",)] and await store.last_scheduled("riga") == NOW
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []

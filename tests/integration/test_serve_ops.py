@@ -1,5 +1,5 @@
 """Operating `backupbot serve`: /healthz (fields, and 503 for each unhealthy state), /metrics after
-real runs, and the scheduler as serve wires it (jobs per site and time, one catch-up after a
+real runs, and the scheduler as serve wires it (a job per slot, one catch-up run after a
 restart with a fixed clock, never two runs of a site at once). The bot's real aiohttp app, real
 SQLite, simulated routers over SSH, the fake Slack."""
 
@@ -104,7 +104,7 @@ async def test_metrics_after_runs(tmp_path: Path, simulator: Simulator, slack: F
         chg.change(1)
         bad.behaviour = "auth_fail"
         await service.run(settings.devices(), "schedule")
-        await until(lambda: len(slack.posts(GENERAL)) == 2)
+        await until(lambda: len(slack.messages.get(GENERAL, [])) == 3)  # two digests and the change's diff
         status, text = await bot.get_text("/metrics")
     assert status == 200
     for line in ('backupbot_backups_total{status="new"} 3.0', 'backupbot_backups_total{status="changed"} 1.0',
@@ -123,9 +123,9 @@ async def test_metrics_after_runs(tmp_path: Path, simulator: Simulator, slack: F
 
 async def test_serve_schedules_each_site_and_catches_up_once_after_downtime(
         tmp_path: Path, simulator: Simulator, slack: FakeSlack) -> None:
-    """serve starts the scheduler with one job per site and time (a site's own times and zone
-    win). First start records a baseline; a start two days later (fixed clock) catches up ONCE
-    (one "catch-up" run, summarised in the channel); starting again at that time runs nothing."""
+    """serve starts the scheduler with one job per slot (a site's own times and zone win). First
+    start records a baseline; a start two days later (fixed clock) catches up ONCE: one "catch-up"
+    run over both sites, one digest in the channel; starting again at that time runs nothing."""
     a, b = await add_routers(simulator, SimDevice("core-a"), SimDevice("edge-b"))
     settings = config_for(tmp_path, {"lab": [a], "branch": [b]},
                           site_options={"branch": {"times": ["06:30", "18:30"], "timezone": "Europe/Riga"}},
@@ -133,18 +133,19 @@ async def test_serve_schedules_each_site_and_catches_up_once_after_downtime(
     day1, day3 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC), datetime(2026, 3, 3, 10, 0, tzinfo=UTC)
     async with run_bot(settings, slack, options=options(lambda: day1)) as bot:
         jobs = bot.app[SCHEDULER].aps.get_jobs()
-        assert {j.id for j in jobs} == {"lab@02:00", "branch@06:30", "branch@18:30"}
-        assert {str(j.trigger.timezone) for j in jobs if j.id.startswith("branch")} == {"Europe/Riga"}
+        assert {j.id for j in jobs} == {"02:00 UTC", "06:30 Europe/Riga", "18:30 Europe/Riga"}
+        assert {str(j.trigger.timezone) for j in jobs if j.id.endswith("Riga")} == {"Europe/Riga"}
     async with run_bot(settings, slack, options=options(lambda: day3)) as bot:
         store: Store = bot.app[BACKEND].store
         await until(lambda: _scheduled_at(store, day3))
-        await until(lambda: len(slack.posts(GENERAL)) == 2)
+        await until(lambda: len(slack.posts(GENERAL)) == 1)
     async with run_bot(settings, slack, options=options(lambda: day3)) as bot:
         assert bot.app[SCHEDULER].busy_sites == frozenset()
         store = bot.app[BACKEND].store
         runs = [r for r in [await store.run(i) for i in range(1, 5)] if r is not None]
-    assert sorted((r.trigger, r.scope) for r in runs) == [("catch-up", "branch"), ("catch-up", "lab")]
-    assert all("Catch-up run" in json.dumps(m) for m in slack.posts(GENERAL))
+    assert [(r.trigger, r.scope) for r in runs] == [("catch-up", "branch,lab")]
+    [digest] = slack.posts(GENERAL)
+    assert "Catch-up run" in json.dumps(digest) and "*Sites (2)*" in json.dumps(digest)
 
 
 async def _scheduled_at(store: Store, at: datetime) -> bool:
@@ -152,16 +153,22 @@ async def _scheduled_at(store: Store, at: datetime) -> bool:
 
 
 async def test_a_site_never_runs_twice_at_once(tmp_path: Path, simulator: Simulator, slack: FakeSlack) -> None:
-    """The site's job firing again while its run is in progress is skipped: one scheduled run,
-    one export per device."""
+    """The site's slot firing again while its run is in progress does not back it up again (one
+    export per device); the second fire is a run without devices whose digest names the site as
+    not started, covered by the run in progress."""
     (r1,) = await add_routers(simulator, SimDevice("r1", delay=0.5))
     settings = config_for(tmp_path, {"lab": [r1]}, top={"schedule": {"times": ["02:00"], "jitter": 0}})
     async with run_bot(settings, slack, options=options()) as bot:
-        job = bot.app[SCHEDULER].aps.get_job("lab@02:00")
+        job = bot.app[SCHEDULER].aps.get_job("02:00 UTC")
         await asyncio.gather(job.func(*job.args), job.func(*job.args))
         store: Store = bot.app[BACKEND].store
-        assert await store.run(2) is None and (await store.run(1)).trigger == "schedule"
+        assert (await store.run(1)).scope == "lab" and (await store.run(2)).scope == ""
+        assert await store.run_attempts(2) == [] and await store.run(3) is None
+        await until(lambda: len(slack.posts(GENERAL)) == 2)
     assert r1.sessions == 2  # version probe + export, once
+    busy, done = sorted(slack.posts(GENERAL), key=lambda m: "not started" not in m["text"])
+    assert "`lab` not started — its 02:00 UTC run is still in progress" in json.dumps(busy, ensure_ascii=False)
+    assert "Backup of lab/r1 — 1 new" in done["text"]
 
 
 async def test_app_home_shows_each_sites_next_scheduled_run(
