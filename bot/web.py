@@ -22,8 +22,8 @@ Readiness (`add_ready_check`) is named async checks, each returning a dict with 
 Metrics refreshers (`add_metrics_refresher`) run before each scrape (gauges read from the
 database, e.g. the outbox depth).
 
-Slack's bodies are parsed here, not by Bolt (`slack_body`; docs/slack.md, "Requests that mention
-payload"): Bolt's parser takes any form body containing the text "payload" for an interactive
+Slack's bodies are parsed here, not by Bolt (`slack_body`; docs/slack.md, section "Requests that
+mention "payload""): Bolt's parser takes any form body containing the text "payload" for an interactive
 request, so `/backup payload-lab` dispatched nothing.
 """
 
@@ -80,7 +80,7 @@ def slack_body(raw: str, content_type: str) -> dict[str, Any]:
     except that a `payload` FIELD holds an interactive request's JSON. Bolt's own parser asks
     whether the text "payload" occurs anywhere in the body instead, so a command such as
     `/backup payload-lab` came out empty and was answered 404. Keep this guard: see docs/slack.md,
-    "Requests that mention payload".
+    section "Requests that mention "payload"".
     """
     if not raw:
         return {}
