@@ -158,6 +158,8 @@ def create_app(settings: Settings, credentials: Credentials, *, socket_mode: boo
         # every listener only parses, authorizes, acks and hands the rest to the TaskTracker (no Slack
         # or database call before it returns). Measured (benchmarks/ack_latency.py, 2 CPUs, backup
         # running): ack p50 15.7 -> 3.3 ms, p99 138 -> 79 ms.
+        # Bolt's client has no token: given one, Bolt calls auth.test on the first request (failing
+        # while Slack is unreachable). It authorizes each request from the SlackLink instead.
         bolt = AsyncApp(client=build_client(credentials, app[SLACK_CLIENT].session, with_token=False),
                         authorize=bolt_authorize(app[SLACK_LINK], credentials.bot_token),
                         signing_secret=credentials.signing_secret or "",

@@ -193,3 +193,24 @@ async def test_socket_mode_starts_without_slack_and_connects_when_it_is_back(
 
 async def _ready(bot: SlackBot) -> bool:
     return (await ready(bot))[0] == 200
+
+
+async def test_socket_mode_app_token_refused_once_slack_is_back_is_shown_and_not_retried(
+        tmp_path: Path, slack: FakeSlack) -> None:
+    """Unreachable at start-up, then apps.connections.open answers invalid_auth: readiness names the
+    refusal, the watchdog stops asking, liveness stays ok."""
+    settings = config_for(tmp_path, {"lab": []}, site_options={"lab": {"devices": [
+        {"name": "never-contacted", "host": "127.0.0.1", "port": 1}]}})
+    await slack.go_down()
+    opts = options(socket_ping_interval=0.2, watchdog_interval=0.1, watchdog_stale_after=5.0)
+    async with run_bot(settings, slack, socket_mode=True, options=opts, SLACK_APP_TOKEN="xapp-revoked-000") as bot:
+        runner = bot.app[SOCKET]
+        await slack.come_up()
+        await until(lambda: runner.refused)
+        status, body = await ready(bot)
+        assert status == 503 and body["socket_mode"]["connected"] is False
+        assert body["socket_mode"]["error"] == "SLACK_APP_TOKEN was refused by Slack (apps.connections.open: invalid_auth)"
+        asked = len(slack.calls_to("apps.connections.open"))
+        await asyncio.sleep(0.5)
+        assert len(slack.calls_to("apps.connections.open")) == asked == 1
+        assert (await bot.admin_get("/healthz/live"))[0] == 200
