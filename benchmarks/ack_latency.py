@@ -129,9 +129,10 @@ async def run(args: argparse.Namespace, devices: list[dict[str, Any]], work: Pat
     slack = FakeSlack()
     await slack.start()
     config, sites = write_config(devices, work, args.concurrency)
-    port = await free_port()
+    port, admin_port = await free_port(), await free_port()  # not 9090: it may be taken on a shared machine
     bot = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "--config", str(config), "serve", "--host", "127.0.0.1", "--port", str(port),
+        "--admin-port", str(admin_port),
         stderr=asyncio.subprocess.PIPE, cwd=ROOT,
         env={**os.environ, PASSWORD_VAR: PASSWORD, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SECRET,
              "SLACK_API_URL": slack.api_url})

@@ -106,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on")
     serve.add_argument("--socket-mode", action="store_true",
                        help="connect to Slack over Socket Mode (default: HTTP on --port)")
+    serve.add_argument("--admin-port", type=int, default=9090,
+                       help="liveness, readiness and /metrics listen here (default: 9090)")
+    serve.add_argument("--admin-host", default="127.0.0.1",
+                       help="address of the admin listener; keep it off the internet (default: 127.0.0.1)")
     return p
 
 
@@ -133,9 +137,10 @@ def main(argv: Sequence[str], env: Mapping[str, str], out: TextIO = sys.stdout, 
             print(f"{config}: OK ({len(settings.sites)} sites, {count} devices)", file=out)
             return EXIT_OK
         if args.command == "serve":
-            from bot.server import serve
+            from bot.server import Listen, serve
 
-            return serve(settings, env, port=args.port, host=args.host, socket_mode=args.socket_mode)
+            listen = Listen(args.host, args.port, args.admin_host, args.admin_port)
+            return serve(settings, env, listen=listen, socket_mode=args.socket_mode)
         return asyncio.run(_with_backend(settings, args, out, err))
     except ConfigError as exc:
         print(f"{config}: configuration is not valid:", file=err)

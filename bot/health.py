@@ -1,4 +1,6 @@
-"""What `GET /healthz` says about `backupbot serve`, and when it turns unhealthy (503).
+"""What readiness (`GET /healthz/ready` on the admin listener) says about `backupbot serve`, and when
+it turns unhealthy (503): when a person is needed. (Liveness is bot.web's, and never looks at
+Slack or the database.)
 
     database   the store answers; last run (any trigger) and its age.
     scheduler  running; each site's next slot and when its last scheduled run started.
@@ -11,6 +13,10 @@
                message is older than OUTBOX_STUCK (15 min): long enough for rate limits and a short
                Slack outage, short enough that a channel the bot was removed from is noticed the
                same morning.
+    slack      whether Slack accepted the bot token (state accepted / unreachable / refused, since
+               when, the last error, checks so far, the next one) and who the bot is once known.
+               Unhealthy: the token was refused, or Slack has been unreachable since start-up for
+               more than SLACK_UNREACHABLE (15 min, as the outbox: a blip at boot is not news).
 """
 
 from __future__ import annotations
@@ -22,10 +28,12 @@ from typing import Any
 from bot.deliver import Deliverer
 from bot.models import Settings
 from bot.scheduler import Scheduler, site_schedule
+from bot.slack_link import SlackLink
 from storage.store import Store
 
 SCHEDULE_OVERDUE = timedelta(hours=26)
 OUTBOX_STUCK = timedelta(minutes=15)
+SLACK_UNREACHABLE = timedelta(minutes=15)
 
 Check = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -77,5 +85,23 @@ def outbox(store: Store, deliverer: Deliverer, clock: Callable[[], datetime]) ->
         if status.last_given_up is not None:
             g = status.last_given_up
             body["last_given_up"] = {"id": g.id, "channel": g.channel, "kind": g.kind, "error": g.last_error}
+        return body
+    return check
+
+
+def slack(link: SlackLink, clock: Callable[[], datetime]) -> Check:
+    async def check() -> dict[str, Any]:
+        now = clock()
+        body: dict[str, Any] = {"ok": link.state == "accepted", "state": link.state,
+                                "since": link.since.isoformat() if link.since else None, "checks": link.checks}
+        if link.state == "unreachable":
+            down = _age(now, link.since) or 0.0
+            body.update(ok=down <= SLACK_UNREACHABLE.total_seconds(), unreachable_for_s=down,
+                        next_check_in_s=_age(link.next_check_at, now) if link.next_check_at else None)
+        if link.error is not None:
+            body["error"] = link.error
+        if link.identity is not None:
+            body.update(team=link.identity.team, team_id=link.identity.team_id,
+                        bot_user_id=link.identity.user_id, bot_id=link.identity.bot_id)
         return body
     return check

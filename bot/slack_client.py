@@ -1,8 +1,10 @@
 """Slack credentials and the one Web API client: built here, used by the handlers and the outbox.
 
 Credentials come only from the environment mapping the entry point passes in. A missing variable
-or a token Slack refuses is a `StartupError` naming the variable, raised before anything serves
-requests. Tokens never appear in a log line or an error message.
+or a token Slack refuses (bot.slack_outcome.TOKEN_REFUSED) is a `StartupError` naming the variable,
+raised before anything serves requests. Slack not answering usefully (connection refused or reset,
+DNS, timeout, 5xx, 429) is `SlackUnreachable` instead: no verdict on the token, so `serve` starts
+anyway and asks again later (bot.slack_link). Tokens never appear in a log line or an error message.
 
 The client shares one aiohttp ClientSession (the caller owns it: created on startup, closed on
 cleanup) and retries what is worth retrying: connection errors, 429 (sleeping Retry-After) and
@@ -11,11 +13,12 @@ cleanup) and retries what is worth retrying: connection errors, 429 (sleeping Re
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import aiohttp
-from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -24,13 +27,25 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.errors import BackupbotError
+from bot.slack_outcome import classify, token_refused
 
 DEFAULT_API_URL = "https://slack.com/api/"
 USER_AGENT_PREFIX = "backupbot"
+CHECK_TIMEOUT = 10.0  # seconds for one token check (auth.test, apps.connections.open)
+T = TypeVar("T")
 
 
 class StartupError(BackupbotError):
     """Slack cannot be used as configured; the message says which variable to fix."""
+
+
+class SlackUnreachable(BackupbotError):
+    """Slack gave no verdict on a token: `code` says why, as bot.slack_outcome names it
+    (connection_error, timeout, network, http_503, ratelimited, ...)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -73,10 +88,12 @@ def build_client(
     rate_limit_retries: int = 3,
     server_error_retries: int = 2,
     connection_retries: int = 2,
+    with_token: bool = True,
 ) -> AsyncWebClient:
-    """The Web API client for the bot token, on the shared session, with retries."""
+    """The Web API client for the bot token, on the shared session, with retries. `with_token=False`
+    for Bolt, which then takes the token from its `authorize` on each request (bot.slack_link)."""
     return AsyncWebClient(
-        token=credentials.bot_token,
+        token=credentials.bot_token if with_token else None,
         base_url=credentials.api_url,
         session=session,
         timeout=timeout,
@@ -97,15 +114,21 @@ class BotIdentity:
     bot_id: str | None
 
 
-async def check_token(client: AsyncWebClient) -> BotIdentity:
-    """auth.test: a refused token or an unreachable Slack becomes a StartupError."""
+async def token_call(call: Callable[[], Awaitable[T]], *, variable: str, method: str,
+                     timeout: float = CHECK_TIMEOUT) -> T:
+    """One Web API call that tests a token, within `timeout`: StartupError naming `variable` if Slack
+    refuses the token, SlackUnreachable for any other failure."""
     try:
-        response = await client.auth_test()
-    except SlackApiError as exc:
-        error = exc.response.get("error", "unknown error") if exc.response is not None else "unknown error"
-        raise StartupError(f"SLACK_BOT_TOKEN was refused by Slack (auth.test: {error})") from None
-    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise StartupError(f"cannot reach the Slack Web API at {client.base_url} to check SLACK_BOT_TOKEN"
-                           f" ({type(exc).__name__}: {exc})") from None
+        return await asyncio.wait_for(call(), timeout)
+    except Exception as exc:  # noqa: BLE001 - classify() sorts every failure; none escapes unexplained
+        failure = classify(exc, posting=False)
+        if token_refused(failure):
+            raise StartupError(f"{variable} was refused by Slack ({method}: {failure.code})") from None
+        raise SlackUnreachable(failure.code) from None
+
+
+async def check_token(client: AsyncWebClient, timeout: float = CHECK_TIMEOUT) -> BotIdentity:
+    """auth.test: who the bot is. StartupError if the token is refused, SlackUnreachable otherwise."""
+    response = await token_call(client.auth_test, variable="SLACK_BOT_TOKEN", method="auth.test", timeout=timeout)
     return BotIdentity(team_id=str(response.get("team_id", "")), team=str(response.get("team", "")),
                        user_id=str(response.get("user_id", "")), bot_id=response.get("bot_id"))

@@ -7,6 +7,9 @@ Slack refuses). It also says whether the message may have been posted anyway: a 
 answer never arrived (timeout, dropped connection, 5xx) may be in the channel, one Slack refused
 with an error code, or that never connected, is not.
 
+`token_refused` tells whether a failure is Slack refusing the token (TOKEN_REFUSED), as opposed to
+Slack being unreachable, busy or refusing something else.
+
 `carries` tells whether a message from conversations.history/replies is a given outbox item's
 post: by its message metadata, or for an uploaded file by `.outbox-N.` in the file name
 (`tagged`), since files cannot carry metadata.
@@ -25,11 +28,15 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 
 EVENT_TYPE = "backupbot_outbox"
 
-BLOCKED = frozenset({
+# Slack refuses the token itself: nothing will work until someone replaces it or reinstalls the app.
+# `serve` stops at start-up on these (bot.slack_client); the deliverer treats them as blocked.
+TOKEN_REFUSED = frozenset({
+    "invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "not_allowed_token_type",
+})
+BLOCKED = TOKEN_REFUSED | frozenset({
     "channel_not_found", "not_in_channel", "is_archived", "channel_is_archived", "restricted_action",
     "restricted_action_read_only_channel", "restricted_action_thread_only_channel", "team_access_not_granted",
-    "ekm_access_denied", "invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
-    "missing_scope", "not_allowed_token_type", "no_permission", "access_denied",
+    "ekm_access_denied", "missing_scope", "no_permission", "access_denied",
 })
 REJECTED = frozenset({
     "invalid_blocks", "invalid_blocks_format", "msg_too_long", "msg_blocks_too_long", "no_text",
@@ -83,6 +90,10 @@ def classify(exc: BaseException, *, posting: bool) -> Failure:
     if isinstance(exc, (aiohttp.ClientError, OSError)):
         return Failure("network", "transient", posting)
     return Failure(f"internal:{type(exc).__name__}", "transient", posting)
+
+
+def token_refused(failure: Failure) -> bool:
+    return failure.kind == "blocked" and failure.code in TOKEN_REFUSED
 
 
 def carries(message: Mapping[str, Any], item_id: int) -> bool:

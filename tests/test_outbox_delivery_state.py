@@ -1,5 +1,5 @@
 """The outbox's delivery state in a real SQLite file: per-channel FIFO heads, the "may be in Slack"
-mark, simpler forms, giving up (and what happens to the replies), and the /healthz status."""
+mark, simpler forms, giving up (and what happens to the replies), and the readiness (/healthz/ready) status."""
 
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ async def test_a_simpler_form_and_giving_up_release_the_replies(store: Store) ->
 
 
 async def test_outbox_status_reports_depth_age_failures_and_given_up(store: Store) -> None:
-    """What /healthz shows: pending count, oldest pending, failing items with errors, given up."""
+    """What /healthz/ready shows: pending count, oldest pending, failing items with errors, given up."""
     assert (await store.outbox_status()).depth == 0
     a, b, c = await store.enqueue([OutboxMessage("C1", "summary", {}), OutboxMessage("C2", "summary", {}),
                                    OutboxMessage("C3", "alert", {})], T0)

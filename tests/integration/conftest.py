@@ -1,8 +1,9 @@
 """Fixtures for end-to-end Slack tests: a fake Slack Web API and the bot's real aiohttp server.
 
 `slack` is a started FakeSlack on 127.0.0.1. `run_bot(settings, slack, ...)` starts the real
-application (bot.server.create_app) on 127.0.0.1:<free port> with SLACK_API_URL pointing at the
-fake, and returns a `SlackBot` that sends requests signed exactly as Slack signs them.
+application (bot.server.create_app) on 127.0.0.1:<free port>, and its admin listener on another,
+with SLACK_API_URL pointing at the fake, and returns a `SlackBot` that sends requests signed exactly
+as Slack signs them (and reads the admin listener: `admin_get`, `admin_text`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from bot.collector import Collector
 from bot.config import parse_settings
 from bot.models import Settings
 from bot.server import TASKS, Options, create_app
+from bot.web import build_admin_app
 from bot.simulator import SimDevice
 from bot.slack_client import Credentials
 from tests.integration.slack_fake import APP_TOKEN, BOT_TOKEN, FakeSlack
@@ -99,6 +101,7 @@ class SlackBot:
     slack: FakeSlack
     app: web.Application
     session: aiohttp.ClientSession
+    admin_url: str = ""
     secret: str = SIGNING_SECRET
     _n: int = field(default=0)
 
@@ -175,31 +178,41 @@ class SlackBot:
             text = await resp.text()
         return Reply(resp.status, text, time.monotonic() - t0)
 
-    async def get(self, path: str) -> tuple[int, Any]:
+    async def get_text(self, path: str) -> tuple[int, str]:
+        """GET on the public listener."""
         async with self.session.get(self.url + path) as resp:
+            return resp.status, await resp.text()
+
+    async def admin_get(self, path: str) -> tuple[int, Any]:
+        """GET JSON from the admin listener (/healthz/ready, /healthz/live)."""
+        async with self.session.get(self.admin_url + path) as resp:
             return resp.status, await resp.json()
 
-    async def get_text(self, path: str) -> tuple[int, str]:
-        async with self.session.get(self.url + path) as resp:
+    async def admin_text(self, path: str) -> tuple[int, str]:
+        async with self.session.get(self.admin_url + path) as resp:
             return resp.status, await resp.text()
 
 
 @asynccontextmanager
 async def run_bot(settings: Settings, slack: FakeSlack, *, socket_mode: bool = False,
                   options: Options | None = None, **env: str) -> AsyncIterator[SlackBot]:
-    """The bot's real aiohttp application on 127.0.0.1:<free port>, stopped (tasks drained) on exit."""
+    """The bot's real aiohttp application on 127.0.0.1:<free port> and its admin listener on another
+    (as `backupbot serve` runs them), stopped (tasks drained) on exit."""
     creds = credentials(slack, socket_mode=socket_mode, **env)
     opts = options or Options(collector=fast_collector(), drain_timeout=10.0)
     app = create_app(settings, creds, socket_mode=socket_mode, options=opts)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
+    admin = web.AppRunner(build_admin_app(app), handle_signals=False)
+    await admin.setup()
     try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        await web.TCPSite(admin, "127.0.0.1", 0).start()
+        port, admin_port = runner.addresses[0][1], admin.addresses[0][1]
         async with aiohttp.ClientSession() as session:
-            yield SlackBot(f"http://127.0.0.1:{port}", slack, app, session)
+            yield SlackBot(f"http://127.0.0.1:{port}", slack, app, session, admin_url=f"http://127.0.0.1:{admin_port}")
     finally:
+        await admin.cleanup()
         await runner.cleanup()
 
 
@@ -263,9 +276,11 @@ async def settle(bot: SlackBot, timeout: float = 30.0) -> None:
 
 
 async def serve_process(config: Path, env: Mapping[str, str], *args: str) -> asyncio.subprocess.Process:
-    """`backupbot --config CONFIG serve --host 127.0.0.1 ARGS` as a real process (stdout/stderr piped)."""
+    """`backupbot --config CONFIG serve --host 127.0.0.1 ARGS` as a real process (stdout/stderr piped),
+    with `--admin-port <free port>` unless ARGS name one (9090 may be taken on a shared machine)."""
+    admin = () if "--admin-port" in args else ("--admin-port", str(free_port()))
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "--config", str(config), "serve", "--host", "127.0.0.1", *args,
+        sys.executable, "-m", "bot", "--config", str(config), "serve", "--host", "127.0.0.1", *admin, *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env={"PATH": "/usr/bin:/bin", "ROUTER_PASSWORD": ROUTER_PASSWORD, **env})
 

@@ -102,14 +102,14 @@ async def test_rate_limit_server_errors_and_an_outage_deliver_everything_once_in
         await enqueue(bot, msg("D"), msg("D1", -1))
 
         async def refused() -> bool:
-            _, health = await bot.get("/healthz")
+            _, health = await bot.admin_get("/healthz/ready")
             return any(f["error"] == "connection_error" for f in health["outbox"]["failing"])
 
         await until(refused)
         await asyncio.sleep(0.3)  # Slack stays down through a few more attempts
         await slack.come_up()
         await until(lambda: drained(bot))
-        _, metrics = await bot.get_text("/metrics")
+        _, metrics = await bot.admin_text("/metrics")
 
     assert texts(slack.posts(GENERAL)) == ["A", "B", "C", "D"]
     assert thread(slack, "A") == ["A1", "A2"] and thread(slack, "C") == ["C1"] and thread(slack, "D") == ["D1"]
@@ -149,13 +149,13 @@ async def test_a_post_that_landed_but_whose_answer_was_lost_is_found_not_reposte
 
 async def test_a_channel_the_bot_cannot_post_in_waits_without_blocking_others(
         tmp_path: Path, slack: FakeSlack) -> None:
-    """not_in_channel: that channel's messages stay queued (error shown in /healthz, retried
+    """not_in_channel: that channel's messages stay queued (error shown in /healthz/ready, retried
     slowly) while another channel's are delivered; once the bot is invited they go out in order."""
     slack.not_in_channel.add(OTHER)
     async with run_bot(quiet_settings(tmp_path), slack, options=options()) as bot:
         await enqueue(bot, msg("X", channel=OTHER), msg("X1", -1, channel=OTHER), msg("G"))
         await until(lambda: texts(slack.posts(GENERAL)) == ["G"])
-        status, health = await bot.get("/healthz")
+        _, health = await bot.admin_get("/healthz/ready")
         assert health["outbox"]["depth"] == 2
         assert [(f["channel"], f["error"]) for f in health["outbox"]["failing"]] == [(OTHER, "not_in_channel")]
         slack.not_in_channel.discard(OTHER)
@@ -166,7 +166,7 @@ async def test_a_channel_the_bot_cannot_post_in_waits_without_blocking_others(
 async def test_refused_content_is_sent_simpler_and_never_blocks_its_replies(
         tmp_path: Path, slack: FakeSlack) -> None:
     """invalid_blocks: the message goes out as plain text (its replies thread under it). Refused
-    in every form: it is given up (kept, counted, shown in /healthz) and its reply is posted on
+    in every form: it is given up (kept, counted, shown in /healthz/ready) and its reply is posted on
     its own instead of waiting forever."""
     slack.fail("chat.postMessage", 200, error="invalid_blocks")
     async with run_bot(quiet_settings(tmp_path), slack, options=options()) as bot:
@@ -178,7 +178,7 @@ async def test_refused_content_is_sent_simpler_and_never_blocks_its_replies(
         slack.fail("chat.postMessage", 200, times=3, error="invalid_blocks")
         [dead, _] = await enqueue(bot, msg("Q"), msg("Q1", -1))
         await until(lambda: drained(bot))
-        _, health = await bot.get("/healthz")
+        _, health = await bot.admin_get("/healthz/ready")
     assert "Q1" in texts(slack.posts(GENERAL)) and "Q" not in texts(slack.posts(GENERAL))
     assert health["outbox"]["given_up"] == 1
     assert health["outbox"]["last_given_up"] == {"id": dead, "channel": GENERAL, "kind": "summary",

@@ -1,5 +1,7 @@
-"""Operating `backupbot serve`: /healthz (fields, and 503 for each unhealthy state), /metrics after
-real runs, and the scheduler as serve wires it (a job per slot, one catch-up run after a
+"""Operating `backupbot serve`: what the public port answers (only /slack/events and a bare /healthz),
+liveness on the admin port (the process, never Slack or the database), readiness (fields, and 503
+for each unhealthy state), /metrics after real runs, and the scheduler as serve wires it (a job per
+slot, one catch-up run after a
 restart with a fixed clock, never two runs of a site at once). The bot's real aiohttp app, real
 SQLite, simulated routers over SSH, the fake Slack."""
 
@@ -38,6 +40,41 @@ async def until(condition: Callable[[], Any], timeout: float = 10.0) -> None:
     await asyncio.wait_for(poll(), timeout)
 
 
+async def test_the_public_port_answers_only_slack_and_a_bare_healthz(
+        tmp_path: Path, simulator: Simulator, slack: FakeSlack) -> None:
+    """The internet-facing port: GET /healthz is "ok" and nothing more; /metrics, readiness and
+    liveness details are not served there (404), only on the admin port."""
+    (r1,) = await add_routers(simulator, SimDevice("r1"))
+    async with run_bot(config_for(tmp_path, {"lab": [r1]}), slack, options=options()) as bot:
+        async with bot.session.get(bot.url + "/healthz") as resp:
+            assert (resp.status, await resp.text(), resp.content_type) == (200, "ok", "text/plain")
+        for path in ("/metrics", "/healthz/ready", "/healthz/live", "/healthz/", "/"):
+            status, text = await bot.get_text(path)
+            assert status == 404 and "backupbot" not in text and GENERAL not in text, path
+        assert (await bot.admin_text("/metrics"))[0] == 200
+        assert (await bot.admin_get("/healthz/ready"))[0] == 200
+        assert (await bot.admin_get("/healthz/live"))[0] == 200
+        for path in ("/slack/events", "/healthz"):  # and the admin port is no way in for Slack's requests
+            assert (await bot.admin_text(path))[0] == 404
+
+
+async def test_liveness_ignores_the_database_but_not_a_dead_deliverer(
+        tmp_path: Path, simulator: Simulator, slack: FakeSlack) -> None:
+    """The database gone: readiness 503, liveness (admin JSON and the public word) still ok, since
+    a restart would not bring it back. The deliverer task stopped: liveness 503 and the public
+    /healthz "unhealthy": a restart would fix that."""
+    (r1,) = await add_routers(simulator, SimDevice("r1"))
+    async with run_bot(config_for(tmp_path, {"lab": [r1]}), slack, options=options()) as bot:
+        assert await bot.admin_get("/healthz/live") == (200, {"ok": True, "deliverer": True, "scheduler": True})
+        await bot.app[BACKEND].store.close()
+        assert (await bot.admin_get("/healthz/ready"))[0] == 503
+        assert (await bot.admin_get("/healthz/live"))[0] == 200
+        assert await bot.get_text("/healthz") == (200, "ok")
+        await bot.app[DELIVERER].stop()
+        assert await bot.admin_get("/healthz/live") == (503, {"ok": False, "deliverer": False, "scheduler": True})
+        assert await bot.get_text("/healthz") == (503, "unhealthy")
+
+
 async def test_healthz_reports_each_part_and_fails_for_each_problem(
         tmp_path: Path, simulator: Simulator, slack: FakeSlack) -> None:
     """Healthy: 200 with database (last run and its age), scheduler (running, jobs, next runs) and
@@ -49,7 +86,7 @@ async def test_healthz_reports_each_part_and_fails_for_each_problem(
     async with run_bot(settings, slack, options=options()) as bot:
         store = bot.app[BACKEND].store
         await bot.app[BACKEND].service.run(settings.devices(), "slack")
-        status, body = await bot.get("/healthz")
+        status, body = await bot.admin_get("/healthz/ready")
         assert status == 200 and body["ok"] is True
         assert body["database"]["ok"] and body["database"]["last_run_age_s"] < 60
         assert body["scheduler"]["running"] and body["scheduler"]["jobs"] == 1
@@ -61,7 +98,7 @@ async def test_healthz_reports_each_part_and_fails_for_each_problem(
         await store.enqueue([OutboxMessage(MISSING, "summary", {"text": "x"})], utcnow() - timedelta(minutes=20))
         bot.app[DELIVERER].wake()
         await until(lambda: _failing(bot))
-        status, body = await bot.get("/healthz")
+        status, body = await bot.admin_get("/healthz/ready")
         assert status == 503 and body["outbox"]["stuck"] is True and body["outbox"]["oldest_age_s"] > 1100
         assert body["outbox"]["failing"][0]["error"] == "channel_not_found"
         assert body["database"]["ok"] and body["scheduler"]["ok"]
@@ -69,26 +106,26 @@ async def test_healthz_reports_each_part_and_fails_for_each_problem(
         await until(lambda: _healthy(bot))
 
         await store.set_last_scheduled("lab", utcnow() - timedelta(hours=27))
-        status, body = await bot.get("/healthz")
+        status, body = await bot.admin_get("/healthz/ready")
         assert status == 503 and body["scheduler"]["overdue"] == ["lab"]
         await store.set_last_scheduled("lab", utcnow())
         assert await _healthy(bot)
 
         await bot.app[SCHEDULER].stop()
-        status, body = await bot.get("/healthz")
+        status, body = await bot.admin_get("/healthz/ready")
         assert status == 503 and body["scheduler"]["running"] is False
 
         await store.close()
-        status, body = await bot.get("/healthz")
+        status, body = await bot.admin_get("/healthz/ready")
         assert status == 503 and body["database"]["ok"] is False
 
 
 async def _failing(bot: Any) -> bool:
-    return bool((await bot.get("/healthz"))[1]["outbox"]["failing"])
+    return bool((await bot.admin_get("/healthz/ready"))[1]["outbox"]["failing"])
 
 
 async def _healthy(bot: Any) -> bool:
-    return (await bot.get("/healthz"))[0] == 200
+    return (await bot.admin_get("/healthz/ready"))[0] == 200
 
 
 async def test_metrics_after_runs(tmp_path: Path, simulator: Simulator, slack: FakeSlack) -> None:
@@ -105,7 +142,7 @@ async def test_metrics_after_runs(tmp_path: Path, simulator: Simulator, slack: F
         bad.behaviour = "auth_fail"
         await service.run(settings.devices(), "schedule")
         await until(lambda: len(slack.messages.get(GENERAL, [])) == 3)  # two digests and the change's diff
-        status, text = await bot.get_text("/metrics")
+        status, text = await bot.admin_text("/metrics")
     assert status == 200
     for line in ('backupbot_backups_total{status="new"} 3.0', 'backupbot_backups_total{status="changed"} 1.0',
                  'backupbot_backups_total{status="unchanged"} 1.0', 'backupbot_backups_total{status="failed"} 1.0',
@@ -117,7 +154,7 @@ async def test_metrics_after_runs(tmp_path: Path, simulator: Simulator, slack: F
     gauges = [ln for ln in text.splitlines() if ln.startswith("backupbot_last_success_timestamp_seconds{")]
     assert {g.split('device="')[1].split('"')[0] for g in gauges} == {"r-ok", "r-chg", "r-bad"}
     async with run_bot(settings, slack, options=options()) as bot:
-        _, again = await bot.get_text("/metrics")
+        _, again = await bot.admin_text("/metrics")
     assert 'backupbot_last_success_timestamp_seconds{device="r-bad",site="lab"}' in again
 
 

@@ -1,6 +1,7 @@
 """`backupbot serve` as a real process, stopped the hard way: SIGKILL after Slack accepted a post
-but before the bot recorded it (the restart finds the post instead of repeating it), and SIGTERM in
-the middle of a scheduled run (clean exit, nothing half-written, undelivered messages still queued)."""
+but before the bot recorded it (the restart finds the post instead of repeating it), SIGTERM in
+the middle of a scheduled run (clean exit, nothing half-written, undelivered messages still queued),
+and SIGKILL while Slack is unreachable (started anyway, restarted anyway, summary posted once)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from tests.integration.conftest import (
     add_routers,
     fast_collector,
     free_port,
+    read_until,
     run_bot,
     serve_process,
 )
@@ -155,3 +157,60 @@ async def test_sigterm_mid_run_exits_cleanly_and_the_restart_still_tells_the_cha
     assert "Config changed: lab/r-fast" in notice["text"] and "Run cut short by a restart #2" in str(notice)
     assert len(slack.posts(GENERAL, thread_ts=notice["ts"])) == 1
     assert "Catch-up run" in str(summary)
+
+
+async def test_started_during_a_slack_outage_killed_and_restarted_the_summary_is_posted_once(
+        tmp_path: Path, simulator: Simulator, slack: FakeSlack) -> None:
+    """Slack's Web API refuses connections. `serve` starts anyway (saying so on stderr), catches up
+    the missed scheduled slot and queues its summary. SIGKILL; a restart while Slack is still down
+    starts too and runs nothing twice. Slack comes back: the restarted bot's token check succeeds
+    (logged) and the summary is posted exactly once."""
+    (r1,) = await add_routers(simulator, SimDevice("r1"))
+    config = write_config(tmp_path, [r1])
+    settings = load_settings(config, {"ROUTER_PASSWORD": ROUTER_PASSWORD})
+    db = settings.storage_path
+    async with open_backend(settings, collector=fast_collector()) as backend:
+        await backend.store.set_last_scheduled("lab", utcnow() - timedelta(days=2))
+    await slack.go_down()
+
+    first = await serve_process(config, env(slack), "--port", str(free_port()))
+    assert first.stderr is not None
+    started = await read_until(first.stderr, b"listening on http://127.0.0.1")
+    await until(lambda: rows(db, "SELECT trigger, status FROM runs") == [("catch-up", "finished")]
+                and rows(db, "SELECT COUNT(*) FROM outbox WHERE ts IS NULL") == [(1,)])
+    first.kill()
+    await first.wait()
+    assert first.returncode == -signal.SIGKILL
+    assert b'event="Slack unreachable at start-up: serving anyway, checking again in the background"' in started
+    assert b"error=connection_error" in started
+
+    second = await serve_process(config, env(slack), "--port", str(free_port()))
+    try:
+        assert second.stderr is not None
+        await read_until(second.stderr, b"Slack unreachable at start-up")
+        await read_until(second.stderr, b"listening on http://127.0.0.1")
+        await asyncio.sleep(1.0)  # the restarted deliverer meets the outage too
+        await slack.come_up()
+        back = await read_until(second.stderr, b'event="Slack accepted the bot token"', timeout=60)
+        await until(lambda: rows(db, "SELECT COUNT(*) FROM outbox WHERE ts IS NULL") == [(0,)], timeout=60)
+        await asyncio.sleep(1.0)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        _, rest = await asyncio.wait_for(second.communicate(), 30)
+    assert second.returncode == 0, rest.decode()
+    assert b"unreachable_for_s=" in back and b"team=Fake" in back
+    assert rows(db, "SELECT trigger, status FROM runs") == [("catch-up", "finished")]
+    [summary] = slack.posts(GENERAL)
+    assert [c.params["text"] for c in slack.calls_to("chat.postMessage") if c.status == 200] == [summary["text"]]
+    assert len(slack.calls_to("auth.test")) == 1
+
+
+async def test_socket_mode_app_token_refused_at_start_up_is_exit_2(tmp_path: Path, slack: FakeSlack) -> None:
+    """Slack answers and refuses SLACK_APP_TOKEN: exit 2 with one line naming it, as before; the
+    token itself is never printed."""
+    wrong = "xapp-wrong-app-token-000"
+    proc = await serve_process(write_config(tmp_path, []), {**env(slack), "SLACK_APP_TOKEN": wrong}, "--socket-mode")
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2, err.decode()
+    assert "SLACK_APP_TOKEN was refused by Slack (apps.connections.open: invalid_auth)" in err.decode()
+    assert wrong not in err.decode() + out.decode() and "Traceback" not in err.decode()

@@ -1,4 +1,5 @@
-"""The served application: start-up checks, /healthz, signature verification, graceful shutdown."""
+"""The served application: start-up checks (refused tokens, ports taken), the public and admin
+listeners, signature verification, graceful shutdown."""
 
 from __future__ import annotations
 
@@ -23,20 +24,21 @@ from tests.integration.conftest import (
     answer,
     config_for,
     fast_collector,
+    free_port,
     read_until,
     run_bot,
     serve_process,
     settle,
     sign,
 )
-from tests.integration.slack_fake import BOT_TOKEN, FakeSlack
+from tests.integration.slack_fake import APP_TOKEN, BOT_TOKEN, FakeSlack
 
 
 async def test_healthz_reports_database(tmp_path: Path, simulator: Simulator, slack: FakeSlack) -> None:
     """GET /healthz answers 200 JSON with the database check once the app is up."""
     (r1,) = await add_routers(simulator, SimDevice("r1"))
     async with run_bot(config_for(tmp_path, {"lab": [r1]}), slack) as bot:
-        status, body = await bot.get("/healthz")
+        status, body = await bot.admin_get("/healthz/ready")
         assert status == 200
         assert body["ok"] is True and body["database"]["ok"] is True
 
@@ -47,7 +49,7 @@ async def test_healthz_is_503_when_the_database_is_unreachable(tmp_path: Path, s
     (r1,) = await add_routers(simulator, SimDevice("r1"))
     async with run_bot(config_for(tmp_path, {"lab": [r1]}), slack) as bot:
         await bot.app[BACKEND].store.close()
-        status, body = await bot.get("/healthz")
+        status, body = await bot.admin_get("/healthz/ready")
         assert status == 503
         assert body["ok"] is False and body["database"]["ok"] is False
 
@@ -104,19 +106,20 @@ async def test_refused_token_stops_start_up(tmp_path: Path, slack: FakeSlack) ->
 
 
 async def test_serve_answers_until_sigterm(tmp_path: Path, simulator: Simulator, slack: FakeSlack) -> None:
-    """`backupbot serve` as a process: /healthz and a signed command work; SIGTERM stops it with 0."""
+    """`backupbot serve` as a process: the public /healthz, the admin readiness and a signed command
+    work; SIGTERM stops it with 0."""
     (r1,) = await add_routers(simulator, SimDevice("r1"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port, admin = free_port(), free_port()
     proc = await serve_process(write_config(tmp_path, [r1]), {
         "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": slack.api_url},
-        "--port", str(port))
+        "--port", str(port), "--admin-port", str(admin))
     try:
         assert proc.stderr is not None
-        await read_until(proc.stderr, b"listening on http://127.0.0.1")
+        await read_until(proc.stderr, f"listening on http://127.0.0.1:{admin}".encode())
         async with aiohttp.ClientSession() as session:
             async with session.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                assert resp.status == 200 and await resp.text() == "ok"
+            async with session.get(f"http://127.0.0.1:{admin}/healthz/ready") as resp:
                 assert resp.status == 200 and (await resp.json())["database"]["ok"] is True
             body = "command=%2Fbackup&text=help&user_id=U0ALICE001&channel_id=C0GENERAL1&team_id=T0FAKETEAM"
             async with session.post(f"http://127.0.0.1:{port}/slack/events", data=body,
@@ -228,3 +231,42 @@ async def test_unexpected_listener_error_gets_a_sentence_not_a_trace(tmp_path: P
         (msg,) = await slack.wait_for("response_url", key="broken")
         assert "something went wrong on my side" in msg.params["text"]
     assert any(r.name == "handlers" and r.exc_info for r in caplog.records)
+
+
+async def test_a_port_that_cannot_be_listened_on_is_exit_2_naming_the_option(tmp_path: Path, slack: FakeSlack) -> None:
+    """The admin port (or the public one) already taken: exit 2 with one line naming the address
+    and the option to change, no traceback."""
+    env = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": slack.api_url}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        for args, option in ((("--admin-port", str(busy)), "--admin-host/--admin-port"),
+                             (("--port", str(busy)), "--host/--port")):
+            proc = await serve_process(write_config(tmp_path, []), env, *args)
+            _, err = await asyncio.wait_for(proc.communicate(), 30)
+            assert proc.returncode == 2, err.decode()
+            assert f"backupbot serve: cannot listen on 127.0.0.1:{busy} (" in err.decode()
+            assert f"choose another with {option}" in err.decode() and "Traceback" not in err.decode()
+
+
+async def test_socket_mode_opens_no_public_port_only_the_admin_one(tmp_path: Path, slack: FakeSlack) -> None:
+    """`serve --socket-mode` as a process: nothing listens on --port (Slack is reached over the
+    WebSocket); the admin listener answers liveness and readiness."""
+    port, admin = free_port(), free_port()
+    proc = await serve_process(write_config(tmp_path, []), {
+        "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_APP_TOKEN": APP_TOKEN, "SLACK_API_URL": slack.api_url},
+        "--socket-mode", "--port", str(port), "--admin-port", str(admin))
+    try:
+        assert proc.stderr is not None
+        seen = await read_until(proc.stderr, f"listening on http://127.0.0.1:{admin}".encode())
+        assert b"Socket Mode: no public listener" in seen and f":{port}".encode() not in seen
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{admin}/healthz/ready") as resp:
+                assert resp.status == 200 and (await resp.json())["socket_mode"]["connected"] is True
+            with pytest.raises(aiohttp.ClientConnectorError):
+                await session.get(f"http://127.0.0.1:{port}/healthz")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()

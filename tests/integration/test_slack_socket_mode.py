@@ -38,7 +38,7 @@ async def test_socket_mode_serves_the_same_commands(tmp_path: Path, simulator: S
         await slack.wait_ack(await slack.send_envelope("slash_commands", command(slack, "sites", "s")))
         (sites,) = await slack.wait_for("response_url", key="s")
         assert "*lab*" in str(sites.params["blocks"])
-        status, health = await bot.get("/healthz")
+        status, health = await bot.admin_get("/healthz/ready")
         assert status == 200 and health["socket_mode"]["connected"] is True
         assert (await bot.post("text=help")).status == 404
 
