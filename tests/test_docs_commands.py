@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = {"SITE": "site-a", "DEVICE": "core-1", "ID": "12", "ID1": "12", "ID2": "15", "DIR": "/tmp/backupbot-demo",
            "FILE": "backupbot.yml", "COMMAND": "sites"}
 FENCE = re.compile(r"^[ \t]*(?:[-*+]|\d+\.)?[ \t]*```[^\n]*\n(.*?)^[ \t]*```", re.S | re.M)  # also after "4. "
-SPAN = re.compile(r"`(backupbot [^`]+)`")
+SPAN = re.compile(r"`(backupbot (?![\w-]+:)[^`]+)`")  # not quoted output ("backupbot serve: …")
 PLACEHOLDER = re.compile(r"[A-Z][A-Z0-9_]*")
 OPERATORS = {"&&", "||", ";", "|", "&"}
 
