@@ -247,7 +247,7 @@ def main() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
     sim = subprocess.Popen(
-        [sys.executable, "-m", "bot.simulator", "--count", str(args.devices), "--base-host", "127.0.1.1",
+        [sys.executable, "-m", "bot.ssh.simulator", "--count", str(args.devices), "--base-host", "127.0.1.1",
          "--port", "2222", "--sizes", args.sizes, "--mix", args.mix, "--delay", str(args.delay),
          "--password-var", PASSWORD_VAR],
         stdout=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, PASSWORD_VAR: PASSWORD})

@@ -79,7 +79,7 @@ async def stall_monitor(stop: asyncio.Event, interval: float = 0.01) -> float:
 async def reference(devices: list[dict[str, Any]], concurrency: int, out_dir: Path) -> int:
     import asyncssh
 
-    from bot.collector import ENCRYPTION_ALGS
+    from bot.ssh.collector import ENCRYPTION_ALGS
 
     class AcceptAny(asyncssh.SSHClient):
         def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
@@ -109,8 +109,8 @@ async def reference(devices: list[dict[str, Any]], concurrency: int, out_dir: Pa
 
 async def backupbot(devices: list[dict[str, Any]], concurrency: int, work: Path, runs: int) -> list[dict[str, Any]]:
     from bot.app import open_backend
-    from bot.config import parse_settings
-    from bot.models import Status
+    from bot.config.load import parse_settings
+    from bot.core.models import Status
 
     sites: dict[str, Any] = {}
     for i, d in enumerate(devices):
@@ -169,7 +169,7 @@ def child(args: argparse.Namespace) -> None:
 
 
 def _role(cmdline: str) -> str:
-    roles = {"bot.sshworker": "SSH worker", "multiprocessing.spawn": "CPU worker",
+    roles = {"bot.ssh.worker": "SSH worker", "multiprocessing.spawn": "CPU worker",
              "resource_tracker": "multiprocessing resource tracker"}
     return next((role for marker, role in roles.items() if marker in cmdline), "main")
 
@@ -199,7 +199,7 @@ def main() -> None:
         return child(args)
 
     sim = subprocess.Popen(
-        [sys.executable, "-m", "bot.simulator", "--count", str(args.devices), "--base-host", "127.0.1.1",
+        [sys.executable, "-m", "bot.ssh.simulator", "--count", str(args.devices), "--base-host", "127.0.1.1",
          "--port", "2222", "--sizes", "3000,40000,1000000", "--mix", "70,25,5", "--delay", str(args.delay),
          "--password-var", PASSWORD_VAR],
         stdout=subprocess.PIPE, text=True, env={**os.environ, PASSWORD_VAR: PASSWORD})

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from bot.models import ExportMeta, Status
+from bot.core.models import ExportMeta, Status
 from storage.store import OutboxMessage, Store
 
 SITE = "bench"

@@ -7,7 +7,7 @@ import sys
 
 
 def main() -> None:
-    from bot.cli import main as cli_main
+    from bot.cli.main import main as cli_main
 
     sys.exit(cli_main(sys.argv[1:], dict(os.environ)))
 

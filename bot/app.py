@@ -6,12 +6,12 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from bot.backup import BackupService, Clock, utcnow
-from bot.catalog import Catalog
-from bot.collector import Collector
-from bot.models import RunSummary, Settings
-from bot.notify import Announcer
-from bot.sshworker import SshWorker
+from bot.backup.service import BackupService, Clock, utcnow
+from bot.backup.catalog import Catalog
+from bot.ssh.collector import Collector
+from bot.core.models import RunSummary, Settings
+from bot.slack.notify import Announcer
+from bot.ssh.worker import SshWorker
 from storage.store import Store
 
 

@@ -27,9 +27,9 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import blocks
-from bot.errors import Forbidden, UserError
-from bot.tasks import Busy
+from bot.slack import blocks
+from bot.core.errors import Forbidden, UserError
+from bot.slack.tasks import Busy
 from handlers import work
 from handlers.deps import Deps
 from handlers.replies import Reply

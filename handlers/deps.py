@@ -6,10 +6,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.backup import BackupService, Clock
-from bot.catalog import Catalog
-from bot.models import Settings
-from bot.tasks import TaskTracker
+from bot.backup.service import BackupService, Clock
+from bot.backup.catalog import Catalog
+from bot.core.models import Settings
+from bot.slack.tasks import TaskTracker
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,10 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import access, blocks
-from bot.models import DeviceStatus, Status
-from bot.tasks import Busy
+from bot.slack import access
+from bot.slack import blocks
+from bot.core.models import DeviceStatus, Status
+from bot.slack.tasks import Busy
 from handlers.deps import Deps
 from handlers.replies import describe
 

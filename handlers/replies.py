@@ -17,8 +17,8 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import blocks
-from bot.errors import Forbidden, UserError
+from bot.slack import blocks
+from bot.core.errors import Forbidden, UserError
 
 log = logging.getLogger(__name__)
 

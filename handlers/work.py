@@ -13,10 +13,11 @@ import difflib
 from collections.abc import Sequence
 from datetime import datetime
 
-from bot import access, blocks
-from bot.errors import NotFound, UserError
-from bot.models import Device, DeviceStatus, Diff, Site, Version
-from bot.offload import cpu
+from bot.slack import access
+from bot.slack import blocks
+from bot.core.errors import NotFound, UserError
+from bot.core.models import Device, DeviceStatus, Diff, Site, Version
+from bot.backup.offload import cpu
 from handlers.deps import Deps
 from handlers.replies import Reply
 

@@ -16,7 +16,7 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from bot.errors import BackupbotError
+from bot.core.errors import BackupbotError
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 ZLIB = "zlib"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from bot.errors import BackupbotError
+from bot.core.errors import BackupbotError
 from storage.db import transaction
 
 _NAME = re.compile(r"^(\d{4})_\w+\.sql$")

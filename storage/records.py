@@ -13,7 +13,7 @@ from enum import StrEnum
 
 import aiosqlite
 
-from bot.models import Attempt, ExportMeta, HostKey, Status, Version
+from bot.core.models import Attempt, ExportMeta, HostKey, Status, Version
 from storage.codec import from_db_time, from_db_time_or_none
 from storage.db import scalar
 

@@ -21,7 +21,7 @@ from types import TracebackType
 
 import aiosqlite
 
-from bot.models import Attempt, ExportMeta, Status, Version
+from bot.core.models import Attempt, ExportMeta, Status, Version
 from storage.codec import CorruptBlob, PackedBlob, from_db_time, from_db_time_or_none, pack, to_db_time, unpack, utc
 from storage.db import connect, first, scalar
 from storage.migrate import SchemaTooNew, migrate

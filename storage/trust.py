@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 
-from bot.models import HostKey
+from bot.core.models import HostKey
 from storage.db import Database, scalar
 from storage.records import DEVICE_ID, HOST_KEY_SELECT, ensure_device, host_key_from_row
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bot import access
-from bot.errors import Forbidden
-from bot.models import Settings, Site, SlackSettings
+from bot.slack import access
+from bot.core.errors import Forbidden
+from bot.core.models import Settings, Site, SlackSettings
 
 ADMIN, ALICE, BOB, EVE = "U0ADMIN01", "U0ALICE01", "U0BOB0001", "U0EVE0001"
 OPS, RANDOM, PRIVATE, DM = "C0OPS0001", "C0RANDOM1", "G0PRIV001", "D0DM00001"

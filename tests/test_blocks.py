@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 from slack_sdk.models.blocks import Block as SdkBlock
 
-from bot import blocks, diffing
-from bot.blocks_kit import MAX_TEXT, message, section
-from bot.blocks_pack import fair_share, fit_lines
-from bot.catalog import SiteOverview
-from bot.models import (
+from bot.slack import blocks
+from bot.routeros import diff as diffing
+from bot.slack.blocks.kit import MAX_TEXT, message, section
+from bot.slack.blocks.pack import fair_share, fit_lines
+from bot.backup.catalog import SiteOverview
+from bot.core.models import (
     Attempt,
     Device,
     DeviceResult,

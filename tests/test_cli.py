@@ -14,9 +14,9 @@ from typing import TextIO
 
 import pytest
 
-from bot import cli
-from bot.cli import build_parser, main
-from bot.terminal import colour_wanted
+from bot.cli import main as cli
+from bot.cli.main import build_parser, main
+from bot.cli.terminal import colour_wanted
 
 
 def commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -88,7 +88,7 @@ def test_version_from_a_source_tree_that_was_never_installed(monkeypatch: pytest
         raise importlib.metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(importlib.metadata, "version", not_installed)
-    project = tomllib.loads((Path(cli.__file__).parent.parent / "pyproject.toml").read_text())["project"]
+    project = tomllib.loads((Path(cli.__file__).parents[2] / "pyproject.toml").read_text())["project"]
     assert cli.version() == f"{project['version']} (source tree, not installed)"
 
 

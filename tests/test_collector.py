@@ -14,10 +14,10 @@ from typing import Any
 import asyncssh
 import pytest
 
-from bot.collector import Collector
-from bot.errors import AuthFailed, CollectError, Dropped, HostKeyChanged, InvalidOutput, Timeout, Unreachable
-from bot.models import Device, HostKey
-from bot.simulator import SimDevice, Simulator
+from bot.ssh.collector import Collector
+from bot.core.errors import AuthFailed, CollectError, Dropped, HostKeyChanged, InvalidOutput, Timeout, Unreachable
+from bot.core.models import Device, HostKey
+from bot.ssh.simulator import SimDevice, Simulator
 
 FIXED = datetime(2024, 1, 2, 12, 34, 56, tzinfo=UTC)
 PASSWORD = "Pa55-never-shown!"
@@ -50,7 +50,7 @@ async def failure(coro: object) -> CollectError:
 
 
 def retries_logged(caplog: pytest.LogCaptureFixture) -> int:
-    return sum(1 for r in caplog.records if r.name == "bot.collector" and "retry" in r.getMessage())
+    return sum(1 for r in caplog.records if r.name == "bot.ssh.collector" and "retry" in r.getMessage())
 
 
 async def test_v7_auto_runs_show_sensitive_and_keeps_secrets(simulator: Simulator) -> None:
@@ -89,7 +89,7 @@ async def test_refused_is_unreachable_after_all_retries(simulator: Simulator,
                                                         caplog: pytest.LogCaptureFixture) -> None:
     """A closed port is transient: retried `retries` times with backoff, then reported as refused."""
     dev = await serve(simulator, behaviour="refuse")
-    caplog.set_level(logging.WARNING, "bot.collector")
+    caplog.set_level(logging.WARNING, "bot.ssh.collector")
     started = time.monotonic()
     err = await failure(fast().collect(target(dev), None))
     assert isinstance(err, Unreachable)
@@ -110,7 +110,7 @@ async def test_retry_that_would_overrun_the_deadline_reports_the_real_error(simu
 async def test_auth_failure_is_final(simulator: Simulator, caplog: pytest.LogCaptureFixture) -> None:
     """Bad credentials are not retried (retrying could lock the account) and run no command."""
     dev = await serve(simulator, behaviour="auth_fail")
-    caplog.set_level(logging.WARNING, "bot.collector")
+    caplog.set_level(logging.WARNING, "bot.ssh.collector")
     err = await failure(fast().collect(target(dev), None))
     assert isinstance(err, AuthFailed)
     assert err.reason == "authentication failed"

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.config import load_settings, parse_settings
-from bot.errors import ConfigError
+from bot.config.load import load_settings, parse_settings
+from bot.core.errors import ConfigError
 
 SECRET = "s3cr3t-Pa55"
 ENV = {"ROUTER_PASSWORD": SECRET}

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from bot.cli import build_parser
+from bot.cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.diffing import compare, count_changes, diff, display_lines
-from bot.models import Diff
-from bot.routeros import normalize
+from bot.routeros.diff import compare, count_changes, diff, display_lines
+from bot.core.models import Diff
+from bot.routeros.export import normalize
 
 FIXTURES = Path(__file__).parent / "fixtures" / "routeros"
 EXPECTED = Path(__file__).parent / "fixtures" / "expected"

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import build_parser
+from bot.cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = {"SITE": "site-a", "DEVICE": "core-1", "ID": "12", "ID1": "12", "ID2": "15", "DIR": "/tmp/backupbot-demo",

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.logs import MASK, NOISY, configure_logging, log_event, register_secret, scrub
+from bot.core.logs import MASK, NOISY, configure_logging, log_event, register_secret, scrub
 
 TOKEN = "xoxb-1234567890-0987654321-AbCdEfGhIjKlMnOp"
 APP_TOKEN = "xapp-1-A0123-4567-abcdef0123"

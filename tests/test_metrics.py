@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot.metrics import FAILURE_KINDS, Metrics
-from bot.models import Device, DeviceResult, RunSummary, Status, Version
+from bot.serve.metrics import FAILURE_KINDS, Metrics
+from bot.core.models import Device, DeviceResult, RunSummary, Status, Version
 
 T0 = datetime(2026, 1, 1, 2, 0, tzinfo=UTC)
 

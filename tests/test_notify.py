@@ -10,9 +10,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot import diffing
-from bot.slack_outcome import Failure, carries, classify, tagged
-from bot.models import (
+from bot.routeros import diff as diffing
+from bot.slack.outcome import Failure, carries, classify, tagged
+from bot.core.models import (
     Device,
     DeviceResult,
     KeyChange,
@@ -25,7 +25,7 @@ from bot.models import (
     Status,
     Version,
 )
-from bot.notify import CHANGE, DRIFT, HOST_KEY, SUMMARY, Drift, run_messages
+from bot.slack.notify import CHANGE, DRIFT, HOST_KEY, SUMMARY, Drift, run_messages
 
 NOW = datetime(2026, 3, 2, 2, 5, tzinfo=UTC)
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bot import routeros
-from bot.models import ExportMeta
-from bot.redact import fingerprint
-from bot.routeros import (
+from bot.routeros import export as routeros
+from bot.core.models import ExportMeta
+from bot.routeros.redact import fingerprint
+from bot.routeros.export import (
     check_export,
     describe_meta_change,
     export_command,
@@ -648,7 +648,7 @@ def test_redact_leaves_non_secrets_and_empty_values(line: str) -> None:
 
 def test_redact_is_exported_from_routeros() -> None:
     """Others import redact and SECRET_PROPERTY from bot.routeros; bot.redact holds the tables."""
-    from bot import redact as redact_module
+    from bot.routeros import redact as redact_module
 
     assert routeros.redact is redact_module.redact
     assert routeros.SECRET_PROPERTY.search("x password=abcd")

@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from apscheduler.triggers.cron import CronTrigger
 
-from bot.models import NotStarted, ScheduleSettings, Settings, Site
-from bot.scheduler import DailyTrigger, Scheduler, Slot, missed, next_fire, previous_fire, schedule_slots, site_schedule
+from bot.core.models import NotStarted, ScheduleSettings, Settings, Site
+from bot.backup.scheduler import DailyTrigger, Scheduler, Slot, missed, next_fire, previous_fire, schedule_slots, site_schedule
 from storage.store import Store
 
 RIGA = ZoneInfo("Europe/Riga")

@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot import routeros
-from bot.simulator import SimDevice, Simulator
+from bot.routeros import export as routeros
+from bot.ssh.simulator import SimDevice, Simulator
 
 T0 = datetime(2024, 1, 2, 12, 34, 56, tzinfo=UTC)
 
@@ -127,7 +127,7 @@ async def test_refuse_and_back(simulator: Simulator) -> None:
 def test_command_line_serves_many_loopback_addresses() -> None:
     """`python -m bot.simulator` prints its devices as one JSON line once listening, and stops on SIGTERM."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.simulator", "--count", "3", "--base-host", "127.0.3.254", "--port", "0",
+        [sys.executable, "-m", "bot.ssh.simulator", "--count", "3", "--base-host", "127.0.3.254", "--port", "0",
          "--sizes", "3000,40000", "--mix", "2,1"],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "BACKUPBOT_SIM_PASSWORD": "x"},
     )

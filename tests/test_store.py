@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.models import ExportMeta, HostKey, Status
+from bot.core.models import ExportMeta, HostKey, Status
 from storage.migrate import load_migrations, split_statements
 from storage.store import CorruptBlob, OutboxMessage, RunStatus, SchemaTooNew, Store
 

@@ -24,7 +24,7 @@ import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bot.models import ExportMeta, Status
+from bot.core.models import ExportMeta, Status
 from storage.store import OutboxMessage, RunStatus, Store
 
 KILLS = 8
@@ -34,7 +34,7 @@ KILLS = 8
 WRITER = r"""
 import asyncio, hashlib, os, random, sys
 from datetime import datetime, timedelta, timezone
-from bot.models import ExportMeta, Status
+from bot.core.models import ExportMeta, Status
 from storage.store import OutboxMessage, Store
 
 async def main(path: str) -> None:

@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
-from bot.errors import UserError
-from bot.tasks import Busy, TaskTracker
+from bot.core.errors import UserError
+from bot.slack.tasks import Busy, TaskTracker
 
 
 async def test_errors_are_logged_and_reported() -> None:
@@ -84,7 +84,7 @@ async def test_drain_waits_then_cancels_and_tells(caplog: pytest.LogCaptureFixtu
 
     tracker.spawn(quick(), name="quick", on_error=report)
     tracker.spawn(asyncio.sleep(30), name="slow", on_error=report)
-    with caplog.at_level(logging.WARNING, logger="bot.tasks"):
+    with caplog.at_level(logging.WARNING, logger="bot.slack.tasks"):
         assert await tracker.drain(0.2) == (1, 1)
     assert finished.is_set() and len(tracker) == 0
     assert len(told) == 1 and "restarting" in told[0]

@@ -26,13 +26,13 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.collector import Collector
-from bot.config import parse_settings
-from bot.models import Settings
-from bot.server import TASKS, Options, create_app
-from bot.web import build_admin_app
-from bot.simulator import SimDevice
-from bot.slack_client import Credentials
+from bot.ssh.collector import Collector
+from bot.config.load import parse_settings
+from bot.core.models import Settings
+from bot.serve.server import TASKS, Options, create_app
+from bot.serve.web import build_admin_app
+from bot.ssh.simulator import SimDevice
+from bot.slack.client import Credentials
 from tests.integration.slack_fake import APP_TOKEN, BOT_TOKEN, FakeSlack
 
 SIGNING_SECRET = "fake-signing-secret-0123456789abcdef"

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from bot import routeros
+from bot.routeros import export as routeros
 from bot.app import open_backend
-from bot.collector import Collector
-from bot.config import parse_settings
-from bot.errors import UserError
-from bot.models import DeviceResult, ExportMeta, Settings, Status
-from bot.simulator import SimDevice, Simulator
+from bot.ssh.collector import Collector
+from bot.config.load import parse_settings
+from bot.core.errors import UserError
+from bot.core.models import DeviceResult, ExportMeta, Settings, Status
+from bot.ssh.simulator import SimDevice, Simulator
 from tests.integration.conftest import ROUTER_PASSWORD, add_routers
 
 ENV = {"ROUTER_PASSWORD": ROUTER_PASSWORD}

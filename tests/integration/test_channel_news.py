@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import open_backend
-from bot.backup import utcnow
-from bot.blocks import SHOW_DIFF, pair_value
-from bot.deliver import Tuning
-from bot.models import Status
-from bot.server import BACKEND, Options
-from bot.simulator import SimDevice, Simulator
-from bot.terminal import changes
+from bot.backup.service import utcnow
+from bot.slack.blocks.views import SHOW_DIFF, pair_value
+from bot.slack.deliver import Tuning
+from bot.core.models import Status
+from bot.serve.server import BACKEND, Options
+from bot.ssh.simulator import SimDevice, Simulator
+from bot.cli.terminal import changes
 from tests.integration.conftest import (
     GENERAL,
     ROUTER_PASSWORD,

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.simulator import SimDevice, Simulator
+from bot.ssh.simulator import SimDevice, Simulator
 from tests.test_docs_commands import SAMPLES, documented_commands
 
 PASSWORD = "cli-Pa55"

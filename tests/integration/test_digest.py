@@ -22,12 +22,12 @@ from typing import Any
 import yaml
 
 from bot.app import open_backend
-from bot.backup import utcnow
-from bot.blocks import SHOW_DIFF, pair_value
-from bot.config import load_settings
-from bot.deliver import Tuning
-from bot.server import BACKEND, SCHEDULER, Options
-from bot.simulator import SimDevice, Simulator
+from bot.backup.service import utcnow
+from bot.slack.blocks.views import SHOW_DIFF, pair_value
+from bot.config.load import load_settings
+from bot.slack.deliver import Tuning
+from bot.serve.server import BACKEND, SCHEDULER, Options
+from bot.ssh.simulator import SimDevice, Simulator
 from tests.integration.conftest import (
     GENERAL,
     ROUTER_PASSWORD,

@@ -12,10 +12,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.backup import utcnow
-from bot.deliver import Tuning
-from bot.models import Settings
-from bot.server import BACKEND, DELIVERER, Options
+from bot.backup.service import utcnow
+from bot.slack.deliver import Tuning
+from bot.core.models import Settings
+from bot.serve.server import BACKEND, DELIVERER, Options
 from storage.store import OutboxMessage, Store
 from tests.integration.conftest import GENERAL, SlackBot, config_for, fast_collector, run_bot
 from tests.integration.slack_fake import FakeSlack

@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.backup import utcnow
-from bot.deliver import Tuning
-from bot.server import BACKEND, DELIVERER, SCHEDULER, Options
-from bot.simulator import SimDevice, Simulator
+from bot.backup.service import utcnow
+from bot.slack.deliver import Tuning
+from bot.serve.server import BACKEND, DELIVERER, SCHEDULER, Options
+from bot.ssh.simulator import SimDevice, Simulator
 from storage.store import OutboxMessage, Store
 from tests.integration.conftest import GENERAL, add_routers, config_for, fast_collector, run_bot
 from tests.integration.slack_fake import FakeSlack

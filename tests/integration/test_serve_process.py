@@ -16,11 +16,11 @@ from typing import Any
 import yaml
 
 from bot.app import open_backend
-from bot.backup import utcnow
-from bot.config import load_settings
-from bot.deliver import Tuning
-from bot.server import BACKEND, Options
-from bot.simulator import SimDevice, Simulator
+from bot.backup.service import utcnow
+from bot.config.load import load_settings
+from bot.slack.deliver import Tuning
+from bot.serve.server import BACKEND, Options
+from bot.ssh.simulator import SimDevice, Simulator
 from storage.store import OutboxMessage, Store
 from tests.integration.conftest import (
     GENERAL,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bot import blocks
-from bot.server import BACKEND
-from bot.simulator import SimDevice, Simulator
+from bot.slack import blocks
+from bot.serve.server import BACKEND
+from bot.ssh.simulator import SimDevice, Simulator
 from tests.integration.conftest import ADMIN, ALICE, GENERAL, SlackBot, add_routers, answer, config_for, run_bot
 from tests.integration.slack_fake import FakeSlack
 

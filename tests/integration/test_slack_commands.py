@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from bot import blocks, routeros
-from bot.models import Settings
-from bot.server import BACKEND
-from bot.simulator import SimDevice, Simulator
+from bot.slack import blocks
+from bot.routeros import export as routeros
+from bot.core.models import Settings
+from bot.serve.server import BACKEND
+from bot.ssh.simulator import SimDevice, Simulator
 from tests.integration.conftest import (
     ADMIN,
     ALICE,

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from bot import blocks
-from bot.models import Settings
-from bot.server import BACKEND
-from bot.simulator import SimDevice, Simulator
+from bot.slack import blocks
+from bot.core.models import Settings
+from bot.serve.server import BACKEND
+from bot.ssh.simulator import SimDevice, Simulator
 from tests.integration.conftest import (
     ADMIN,
     ALICE,

@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 
 from bot.app import open_backend
-from bot.backup import utcnow
-from bot.deliver import Tuning
-from bot.models import Settings
-from bot.server import BACKEND, SLACK_LINK, SOCKET, Options
-from bot.simulator import SimDevice, Simulator
-from bot.slack_link import Recheck
+from bot.backup.service import utcnow
+from bot.slack.deliver import Tuning
+from bot.core.models import Settings
+from bot.serve.server import BACKEND, SLACK_LINK, SOCKET, Options
+from bot.ssh.simulator import SimDevice, Simulator
+from bot.slack.link import Recheck
 from storage.store import Store
 from tests.integration.conftest import ALICE, GENERAL, SlackBot, add_routers, config_for, fast_collector, run_bot
 from tests.integration.slack_fake import FakeSlack
@@ -109,7 +109,7 @@ async def test_serve_starts_while_slack_is_unreachable_and_delivers_the_schedule
     [summary] = slack.posts(GENERAL)
     assert len(accepted_posts(slack)) == 1 and "lab" in json.dumps(summary)
     assert len(slack.calls_to("auth.test")) == 1  # checks stop once accepted; Bolt never calls it
-    events = [r.getMessage() for r in caplog.records if r.name == "bot.slack_link"]
+    events = [r.getMessage() for r in caplog.records if r.name == "bot.slack.link"]
     assert events[0].startswith("Slack unreachable at start-up")
     assert events.count("Slack accepted the bot token") == 1
     [accepted] = [r for r in caplog.records if r.getMessage() == "Slack accepted the bot token"]

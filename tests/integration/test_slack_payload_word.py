@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from bot import blocks
-from bot.models import Settings
-from bot.server import BACKEND
-from bot.simulator import SimDevice, Simulator
-from bot.web import slack_body
+from bot.slack import blocks
+from bot.core.models import Settings
+from bot.serve.server import BACKEND
+from bot.ssh.simulator import SimDevice, Simulator
+from bot.serve.web import slack_body
 from tests.integration.conftest import (
     ADMIN,
     ALICE,

@@ -17,9 +17,10 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bot import blocks, routeros
-from bot.models import Status
-from bot.server import BACKEND
+from bot.slack import blocks
+from bot.routeros import export as routeros
+from bot.core.models import Status
+from bot.serve.server import BACKEND
 from tests.integration.conftest import ADMIN, config_for, is_error, run_bot, settle
 from tests.integration.slack_fake import FakeSlack
 from tests.test_routeros import ALL, FIXTURES, secrets_in

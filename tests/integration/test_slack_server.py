@@ -16,8 +16,8 @@ import aiohttp
 import pytest
 import yaml
 
-from bot.server import BACKEND, Options
-from bot.simulator import SimDevice, Simulator
+from bot.serve.server import BACKEND, Options
+from bot.ssh.simulator import SimDevice, Simulator
 from tests.integration.conftest import (
     SIGNING_SECRET,
     add_routers,
@@ -166,7 +166,7 @@ async def test_failure_after_the_ack_is_told_to_the_user_and_logged(tmp_path: Pa
         msg = await answer(slack, reply)
     assert "something went wrong on my side" in msg["text"] and "SlackApiError" in msg["text"]
     assert "Traceback" not in json.dumps(msg)
-    assert any(r.name == "bot.tasks" and r.exc_info for r in caplog.records)
+    assert any(r.name == "bot.slack.tasks" and r.exc_info for r in caplog.records)
 
 
 async def test_response_url_failure_falls_back_to_dm(tmp_path: Path, simulator: Simulator, slack: FakeSlack) -> None:

@@ -7,8 +7,8 @@ import asyncio
 import time
 from pathlib import Path
 
-from bot.server import BACKEND, SOCKET, Options
-from bot.simulator import SimDevice, Simulator
+from bot.serve.server import BACKEND, SOCKET, Options
+from bot.ssh.simulator import SimDevice, Simulator
 from tests.integration.conftest import ALICE, GENERAL, add_routers, config_for, fast_collector, run_bot
 from tests.integration.slack_fake import FakeSlack
 

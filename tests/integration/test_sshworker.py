@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.collector import Collector
-from bot.errors import CollectError, HostKeyChanged
-from bot.models import Device, HostKey
-from bot.simulator import SimDevice, Simulator
-from bot.sshworker import SshWorker
+from bot.ssh.collector import Collector
+from bot.core.errors import CollectError, HostKeyChanged
+from bot.core.models import Device, HostKey
+from bot.ssh.simulator import SimDevice, Simulator
+from bot.ssh.worker import SshWorker
 
 FIXED = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)  # the export header must not tick between collect and compare
 FAST = Collector(connect_timeout=2.0, retries=0, backoff=0.05, idle_timeout=30.0)

@@ -1,0 +1,172 @@
+"""Read-only questions about the inventory and what was recorded: the CLI and Slack both ask here.
+
+Resolves typed names (with close-match suggestions), lists sites, devices and versions, and
+produces views and diffs. Normalizing and diffing large configs runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from bot.routeros import diff as diffing
+from bot.routeros import export as routeros
+from bot.backup.service import Clock, utcnow
+from bot.core.errors import NotFound, UserError
+from bot.backup.offload import cpu
+from bot.core.models import Attempt, Device, DeviceStatus, Diff, HostKey, Settings, Site, Status, Version
+
+STALE_AFTER = timedelta(days=1)
+
+
+class CatalogStore(Protocol):
+    async def version(self, version_id: int) -> Version | None: ...
+    async def versions(
+        self, site: str, device: str, limit: int = 20, before_id: int | None = None
+    ) -> list[Version]: ...
+    async def versions_by_ids(self, ids: Sequence[int]) -> list[Version]: ...
+    async def count_versions(self, site: str, device: str) -> int: ...
+    async def latest_versions(self, site: str | None = None) -> dict[tuple[str, str], Version]: ...
+    async def raw(self, version_id: int) -> bytes: ...
+    async def last_attempts(self, site: str | None = None) -> dict[tuple[str, str], Attempt]: ...
+    async def last_successes(self, site: str | None = None) -> dict[tuple[str, str], datetime]: ...
+    async def accept_pending_host_key(self, site: str, device: str) -> HostKey | None: ...
+    async def instance_key(self) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class SiteOverview:
+    site: Site
+    last_run: datetime | None
+    ok: int
+    changed: int
+    failed: int
+    never: int  # devices never attempted
+
+
+class Catalog:
+    def __init__(self, settings: Settings, store: CatalogStore, clock: Clock = utcnow) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+
+    # --- names -------------------------------------------------------------------------------
+    def site(self, name: str) -> Site:
+        site = self.settings.sites.get(name)
+        if site is None:
+            close = difflib.get_close_matches(name, list(self.settings.sites), n=3, cutoff=0.5)
+            raise NotFound(f'Unknown site "{name}".', close)
+        return site
+
+    def device(self, site_name: str, name: str) -> Device:
+        site = self.site(site_name)
+        device = site.device(name)
+        if device is None:
+            close = difflib.get_close_matches(name, [d.name for d in site.devices], n=3, cutoff=0.5)
+            raise NotFound(f'Unknown device "{name}" in site "{site.name}".', close)
+        return device
+
+    def search(self, text: str) -> list[Device]:
+        """Devices whose site, name or host contains `text` (case-insensitive)."""
+        needle = text.strip().lower()
+        if not needle:
+            raise UserError("Search for what? Give part of a site, device name or address.")
+        return [d for d in self.settings.devices()
+                if needle in d.site.lower() or needle in d.name.lower() or needle in d.host.lower()]
+
+    # --- listings ----------------------------------------------------------------------------
+    async def sites(self) -> list[SiteOverview]:
+        attempts = await self.store.last_attempts()
+        out = []
+        for site in self.settings.sites.values():
+            mine = [attempts[d.key] for d in site.devices if d.key in attempts]
+            out.append(SiteOverview(
+                site=site,
+                last_run=max((a.at for a in mine), default=None),
+                ok=sum(a.status is not Status.FAILED for a in mine),
+                changed=sum(a.status is Status.CHANGED for a in mine),
+                failed=sum(a.status is Status.FAILED for a in mine),
+                never=len(site.devices) - len(mine),
+            ))
+        return out
+
+    async def device_statuses(self, site_name: str) -> list[DeviceStatus]:
+        site = self.site(site_name)
+        latest = await self.store.latest_versions(site.name)
+        attempts = await self.store.last_attempts(site.name)
+        successes = await self.store.last_successes(site.name)
+        return [DeviceStatus(d, latest.get(d.key), attempts.get(d.key), successes.get(d.key)) for d in site.devices]
+
+    def is_stale(self, status: DeviceStatus) -> bool:
+        """No good backup within a day (or never), for a device that has been tried."""
+        last = status.last_success_at
+        return status.last_attempt is not None and (last is None or self.clock() - last > STALE_AFTER)
+
+    async def versions(self, site: str, device: str, limit: int = 20, before_id: int | None = None) -> list[Version]:
+        d = self.device(site, device)
+        return await self.store.versions(d.site, d.name, limit=limit, before_id=before_id)
+
+    async def count_versions(self, site: str, device: str) -> int:
+        d = self.device(site, device)
+        return await self.store.count_versions(d.site, d.name)
+
+    # --- one version -------------------------------------------------------------------------
+    async def version(self, version_id: int) -> Version:
+        version = await self.store.version(version_id)
+        if version is None:
+            raise NotFound(f"No backup with id {version_id}.")
+        return version
+
+    async def raw(self, version_id: int) -> bytes:
+        await self.version(version_id)
+        return await self.store.raw(version_id)
+
+    async def config(self, version_id: int) -> str:
+        """The normalized config (secrets intact: callers posting it anywhere must redact)."""
+        raw = await self.raw(version_id)
+        return await cpu(routeros.normalize, raw)
+
+    async def redacted_config(self, version_id: int) -> str:
+        return await self.redact(await self.config(version_id))
+
+    async def redact(self, text: str) -> str:
+        key = await self.store.instance_key()
+        return await cpu(routeros.redact, text, key)
+
+    # --- comparisons -------------------------------------------------------------------------
+    async def compare(self, version_ids: Sequence[int], redact: bool = False) -> list[Diff]:
+        """Diffs of each consecutive pair of the given versions, oldest first."""
+        ids = sorted(set(version_ids))
+        if len(ids) < 2:
+            raise UserError("Pick at least two backups to compare.")
+        versions = {v.id: v for v in await self.store.versions_by_ids(ids)}
+        missing = [str(i) for i in ids if i not in versions]
+        if missing:
+            raise NotFound(f"No backup with id {', '.join(missing)}.")
+        ordered = sorted(versions.values(), key=lambda v: (v.first_seen, v.id))
+        texts = [(self.label(v), await self.config(v.id)) for v in ordered]
+        if redact:
+            texts = [(label, await self.redact(text)) for label, text in texts]
+        return await cpu(diffing.compare, texts)
+
+    async def latest_change(self, site: str, device: str, redact: bool = False) -> list[Diff]:
+        """The device's most recent change: its two newest versions."""
+        recent = await self.versions(site, device, limit=2)
+        if len(recent) < 2:
+            raise UserError(f"{site}/{device} has {len(recent)} version(s): nothing to compare yet.")
+        return await self.compare([v.id for v in recent], redact=redact)
+
+    @staticmethod
+    def label(version: Version) -> str:
+        return f"{version.site}/{version.device} #{version.id} ({version.first_seen:%Y-%m-%d %H:%M} UTC)"
+
+    # --- operator actions --------------------------------------------------------------------
+    async def trust(self, site: str, device: str) -> HostKey:
+        d = self.device(site, device)
+        key = await self.store.accept_pending_host_key(d.site, d.name)
+        if key is None:
+            raise UserError(f"{d.label} has no changed host key waiting to be accepted.")
+        return key

@@ -1,0 +1,84 @@
+"""`backupbot demo`: the main job on embedded defaults, with simulated routers on 127.0.0.1.
+
+Starts a handful of RouterOS-like SSH servers, writes a real config file for them, backs them
+up, changes some configs (and upgrades one router), backs up again, and prints both summaries and
+a diff. The database and config stay behind so the other commands can be tried on them.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TextIO
+
+import yaml
+
+from bot.cli import terminal
+from bot.app import open_backend
+from bot.ssh.collector import Collector
+from bot.config.load import load_settings
+from bot.ssh.simulator import SimDevice, Simulator, write_client_key
+
+SITES = {
+    "hq": [
+        SimDevice("core-1", size=40_000),
+        SimDevice("edge-1", ros_version="6.49.7", model="RB750Gr3", size=6_000),
+        SimDevice("ap-1", model="C53UiG+5HPaxD2HPaxD"),
+    ],
+    "branch": [
+        SimDevice("gw-1", ros_version="7.19.3", model="RB4011iGS+"),
+        SimDevice("sw-1", model="CRS328-24P-4S+", behaviour="refuse"),
+    ],
+}
+
+
+def _config(directory: Path, key_file: Path, sim: Simulator) -> dict[str, object]:
+    devices = lambda site: [{"name": d.name, "host": d.host, "port": d.port} for d in SITES[site]]  # noqa: E731
+    return {
+        "storage": {"path": "backups.db"},
+        "concurrency": 10,
+        "defaults": {"username": "backup", "key_file": str(key_file), "timeout": 15},
+        "sites": {site: {"devices": devices(site)} for site in SITES},
+    }
+
+
+async def run_demo(directory: Path | None, out: TextIO, colour: bool = False) -> int:
+    directory = (directory or Path(tempfile.mkdtemp(prefix="backupbot-demo-"))).absolute()
+    directory.mkdir(parents=True, exist_ok=True)
+    public_key = write_client_key(directory / "demo_id_ed25519")
+    async with Simulator() as sim:
+        for device in (d for devices in SITES.values() for d in devices):
+            device.authorized_key = public_key
+            sim.add(device)
+        await sim.start()
+        config_path = directory / "backupbot.yml"
+        config_path.write_text(yaml.safe_dump(_config(directory, directory / "demo_id_ed25519", sim),
+                                              sort_keys=False))
+        settings = load_settings(config_path, {})
+        collector = Collector(connect_timeout=5, retries=1, backoff=0.2)
+        async with open_backend(settings, collector=collector) as backend:
+            print(f"Simulated {len(sim.devices)} RouterOS devices on 127.0.0.1; sw-1 is unreachable on purpose.\n",
+                  file=out)
+            first = await backend.service.run(settings.devices(), "demo")
+            print("== First backup: everything is new ==", file=out)
+            print(terminal.summary(first) + "\n", file=out)
+
+            sim.devices["core-1"].change(3)
+            sim.devices["edge-1"].change(1)
+            sim.devices["gw-1"].upgrade("7.20.1")
+            second = await backend.service.run(settings.devices(), "demo")
+            print("== Second backup: core-1 and edge-1 changed, gw-1 upgraded, the rest only "
+                  "have new timestamps ==", file=out)
+            print(terminal.summary(second) + "\n", file=out)
+
+            changed = next((r for r in second.results if r.device.name == "core-1" and r.previous), None)
+            if changed is None:  # core-1 failed this time: the summary above says why
+                return 1
+            diffs = await backend.catalog.compare([changed.previous.id, changed.version.id])
+            text = terminal.diffs_text(diffs)
+            print(f"== backupbot diff {changed.previous.id} {changed.version.id} ==", file=out)
+            out.write(terminal.colour_diff(text) if colour else text)
+    print(f"\nDatabase: {settings.storage_path}\nConfig:   {config_path}\nTry:", file=out)
+    for command in ("sites", "list hq", "list hq core-1", f"show {changed.version.id}"):
+        print(f"  backupbot --config {config_path} {command}", file=out)
+    return 0

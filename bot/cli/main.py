@@ -1,0 +1,251 @@
+"""Command-line front end over the same BackupService and Catalog the Slack handlers use."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.metadata
+import json
+import logging
+import re
+import sys
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from bot.cli import terminal
+from bot.app import Backend, open_backend
+from bot.config.load import load_settings
+from bot.core.errors import ConfigError, UserError
+from bot.core.logs import configure_logging, register_secret
+from bot.core.models import DeviceResult, Settings
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+DEFAULT_CONFIG = "backupbot.yml"
+SECRET_ENV = re.compile(r"TOKEN|SECRET|PASSW|PASSPHRASE|(^|_)KEY$|CREDENTIAL", re.IGNORECASE)
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends "(default: …)" to every option that has a default worth showing (not None or False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or "(default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def version() -> str:
+    """The installed version; from a source tree that was never installed, pyproject.toml's."""
+    try:
+        return importlib.metadata.version("backupbot")
+    except importlib.metadata.PackageNotFoundError:
+        try:
+            with open(Path(__file__).parents[2] / "pyproject.toml", "rb") as f:
+                return f"{tomllib.load(f)['project']['version']} (source tree, not installed)"
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown (not installed)"
+
+
+def _global_options(parser: argparse.ArgumentParser, config: bool = True) -> None:
+    """--config and -v, given to the top-level parser and to each command so they may stand on either
+    side of it. Each parser gets its own copies (argparse `parents` would share one Action, and the
+    top level's set_defaults would then change the commands' copies too). They default to SUPPRESS:
+    a command's copy sets nothing unless given, so it cannot overwrite a value given before the command."""
+    if config:
+        parser.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                            help=f"YAML config file (default: {DEFAULT_CONFIG})")
+    parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="log retries and failures to stderr (serve always does)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="backupbot", description="MikroTik RouterOS config backups.",
+                                formatter_class=_Help)
+    _global_options(p)
+    # The one place the global options get a value when none is given. config=None: main() tells
+    # `demo` it takes no --config, and gives every other command DEFAULT_CONFIG.
+    p.set_defaults(config=None, verbose=False)
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}",
+                   help="print the installed version and exit")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                           help="one of these; `backupbot COMMAND -h` shows its options")
+
+    def cmd(name: str, help: str, json_flag: bool = False, takes_config: bool = True) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help, formatter_class=_Help)
+        _global_options(sp, config=takes_config)
+        if json_flag:
+            sp.add_argument("--json", action="store_true", help="machine-readable output (default: text)")
+        return sp
+
+    b = cmd("backup", "back up all devices, a site, or one device now", json_flag=True)
+    b.add_argument("site", nargs="?", metavar="SITE", help="only this site (default: every site)")
+    b.add_argument("device", nargs="?", metavar="DEVICE", help="only this device of SITE (default: all of them)")
+    cmd("sites", "list sites with their last run and counts", json_flag=True)
+    ls = cmd("list", "a site's devices, or a device's versions", json_flag=True)
+    ls.add_argument("site", metavar="SITE", help="site name")
+    ls.add_argument("device", nargs="?", metavar="DEVICE", help="list this device's versions (default: the devices)")
+    ls.add_argument("--limit", type=int, default=50, metavar="N", help="at most this many versions, newest first")
+    sh = cmd("show", "print a stored config version", json_flag=True)
+    sh.add_argument("id", type=int, metavar="ID", help="version id (from `list SITE DEVICE`)")
+    sh.add_argument("--raw", action="store_true",
+                    help="print the exact bytes received from the device (default: the normalized config)")
+    d = cmd("diff", "unified diff of two versions' normalized configs")
+    d.add_argument("id1", type=int, metavar="ID1", help="older version id")
+    d.add_argument("id2", type=int, metavar="ID2", help="newer version id")
+    t = cmd("trust", "accept a device's changed SSH host key")
+    t.add_argument("site", metavar="SITE", help="site name")
+    t.add_argument("device", metavar="DEVICE", help="device name")
+    cmd("check-config", "validate the config file and exit")
+    demo = cmd("demo", "back up simulated routers on 127.0.0.1: no router or Slack account needed; "
+                       "writes its own config, DIR/backupbot.yml", takes_config=False)
+    demo.add_argument("--dir", metavar="DIR",
+                      help="where to keep the demo's config and database (default: a new temporary directory)")
+    serve = cmd("serve", "run the Slack bot and the daily schedule")
+    serve.add_argument("--port", type=int, default=3000, help="port for POST /slack/events and GET /healthz")
+    serve.add_argument("--host", default="0.0.0.0", help="address to listen on")
+    serve.add_argument("--socket-mode", action="store_true",
+                       help="connect to Slack over Socket Mode (default: HTTP on --port)")
+    serve.add_argument("--admin-port", type=int, default=9090,
+                       help="liveness, readiness and /metrics listen here (default: 9090)")
+    serve.add_argument("--admin-host", default="127.0.0.1",
+                       help="address of the admin listener; keep it off the internet (default: 127.0.0.1)")
+    return p
+
+
+def main(argv: Sequence[str], env: Mapping[str, str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "demo" and args.config is not None:  # given before the command
+        parser.error("demo writes its own config file into --dir; it takes no --config")
+    config = args.config if args.config is not None else DEFAULT_CONFIG
+    # One scrubbed line per event (bot.logs). `serve` logs what it does; for other commands the
+    # summary table already reports failures, and logs are for when you want to see retries.
+    configure_logging(logging.INFO if args.verbose or args.command == "serve" else logging.ERROR, stream=err)
+    register_secrets(env)
+    args.colour = terminal.colour_wanted(out, env)  # for diff and demo
+    try:
+        if args.command == "demo":
+            from bot.cli.demo import run_demo
+
+            return asyncio.run(run_demo(Path(args.dir) if args.dir else None, out, colour=args.colour))
+        settings = load_settings(config, env)
+        for device in settings.devices():
+            register_secret(device.password)
+        if args.command == "check-config":
+            count = len(settings.devices())
+            print(f"{config}: OK ({len(settings.sites)} sites, {count} devices)", file=out)
+            return EXIT_OK
+        if args.command == "serve":
+            from bot.serve.server import Listen, serve
+
+            listen = Listen(args.host, args.port, args.admin_host, args.admin_port)
+            return serve(settings, env, listen=listen, socket_mode=args.socket_mode)
+        return asyncio.run(_with_backend(settings, args, out, err))
+    except ConfigError as exc:
+        print(f"{config}: configuration is not valid:", file=err)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=err)
+        return EXIT_CONFIG
+    except UserError as exc:
+        print(f"backupbot: {exc}", file=err)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=err)
+        return 130
+
+
+def register_secrets(env: Mapping[str, str]) -> None:
+    """Mask every credential the environment holds (Slack's, and the ${VAR}s a config expands)
+    in every log line, however it got there."""
+    for name, value in env.items():
+        if SECRET_ENV.search(name):
+            register_secret(value)
+
+
+async def _with_backend(settings: Settings, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    async with open_backend(settings) as backend:
+        handler: Callable[[Backend, argparse.Namespace, TextIO, TextIO], Any] = COMMANDS[args.command]
+        return await handler(backend, args, out, err)
+
+
+def _emit(args: argparse.Namespace, out: TextIO, doc: Callable[[], Any], text: Callable[[], str]) -> None:
+    """The --json document, or the text for people."""
+    if args.json:
+        json.dump(doc(), out, indent=2)
+        out.write("\n")
+    else:
+        print(text(), file=out)
+
+
+async def cmd_backup(b: Backend, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    devices = b.settings.devices()
+    if args.site:
+        devices = [b.catalog.device(args.site, args.device)] if args.device else list(b.catalog.site(args.site).devices)
+    show_progress = err.isatty() and not args.json
+    done = failed = 0
+
+    def on_result(r: DeviceResult) -> None:
+        nonlocal done, failed
+        done += 1
+        failed += r.status.value == "failed"
+        if show_progress:
+            err.write(terminal.progress(done, len(devices), failed))
+            err.flush()
+
+    summary = await b.service.run(devices, "cli", on_result=on_result)
+    if show_progress:
+        err.write("\n")
+    _emit(args, out, lambda: terminal.summary_json(summary), lambda: terminal.summary(summary))
+    return EXIT_FAILED if summary.failed else EXIT_OK
+
+
+async def cmd_sites(b: Backend, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    overviews = await b.catalog.sites()
+    _emit(args, out, lambda: terminal.sites_json(overviews), lambda: terminal.sites(overviews))
+    return EXIT_OK
+
+
+async def cmd_list(b: Backend, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.device:
+        versions = await b.catalog.versions(args.site, args.device, limit=args.limit)
+        _emit(args, out, lambda: [terminal.version_json(v) for v in versions],
+              lambda: terminal.versions(versions) if versions else f"{args.site}/{args.device}: no versions yet")
+        return EXIT_OK
+    statuses = await b.catalog.device_statuses(args.site)
+    _emit(args, out, lambda: terminal.devices_json(statuses), lambda: terminal.devices(statuses))
+    return EXIT_OK
+
+
+async def cmd_show(b: Backend, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.raw:
+        raw = await b.catalog.raw(args.id)
+        buffer = getattr(out, "buffer", None)
+        if buffer is None:  # a text-only stream (tests): the closest we can do
+            out.write(raw.decode("utf-8", errors="replace"))
+        else:
+            out.flush()
+            buffer.write(raw)
+            buffer.flush()
+        return EXIT_OK
+    version = await b.catalog.version(args.id)
+    config = await b.catalog.config(args.id)
+    _emit(args, out, lambda: {**terminal.version_json(version), "config": config}, lambda: config.rstrip("\n"))
+    return EXIT_OK
+
+
+async def cmd_diff(b: Backend, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    diffs = await b.catalog.compare([args.id1, args.id2])
+    text = terminal.diffs_text(diffs)
+    out.write(terminal.colour_diff(text) if args.colour else text)
+    return EXIT_OK
+
+
+async def cmd_trust(b: Backend, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    key = await b.catalog.trust(args.site, args.device)
+    print(f"{args.site}/{args.device}: now trusting host key {key.fingerprint}", file=out)
+    return EXIT_OK
+
+
+COMMANDS = {"backup": cmd_backup, "sites": cmd_sites, "list": cmd_list, "show": cmd_show,
+            "diff": cmd_diff, "trust": cmd_trust}

@@ -1,0 +1,134 @@
+"""PURE. What the CLI prints: tables, the progress line, coloured diffs and --json documents,
+and whether to colour them (`colour_wanted`, the one place that decides)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TextIO
+
+from bot.core.models import Attempt, DeviceResult, DeviceStatus, Diff, RunSummary, Status, Version
+
+if TYPE_CHECKING:  # keeps this module pure: no import of the I/O layers at run time
+    from bot.backup.catalog import SiteOverview
+
+RED, GREEN, CYAN, BOLD, RESET = "\x1b[31m", "\x1b[32m", "\x1b[36m", "\x1b[1m", "\x1b[0m"
+
+
+def when(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d %H:%M") if at else "-"
+
+
+def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    rows = [list(map(str, r)) for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([fmt(header), fmt(["-" * w for w in widths]), *map(fmt, rows)])
+
+
+def changes(added: int, removed: int) -> str:
+    return f"+{added} -{removed}"
+
+
+def progress(done: int, total: int, failed: int, width: int = 30) -> str:
+    filled = width * done // total if total else width
+    return f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} devices, {failed} failed"
+
+
+def result_row(r: DeviceResult) -> list[str]:
+    detail = r.reason or ""
+    if r.status is Status.CHANGED:
+        detail = changes(r.added, r.removed) + (f"  ({r.note})" if r.note else "")
+    return [r.device.site, r.device.name, r.status.value, str(r.version.id) if r.version else "-", detail]
+
+
+def summary(s: RunSummary) -> str:
+    totals = ", ".join(f"{s.count(st)} {st.value}" for st in Status)
+    seconds = (s.finished_at - s.started_at).total_seconds()
+    body = table(["SITE", "DEVICE", "STATUS", "VERSION", "DETAIL"], map(result_row, s.results))
+    return f"{body}\n\n{len(s.results)} devices in {seconds:.1f} s: {totals}"
+
+
+def sites(overviews: Sequence[SiteOverview]) -> str:
+    return table(["SITE", "DEVICES", "LAST RUN", "OK", "CHANGED", "FAILED", "NEVER"],
+                 ([o.site.name, len(o.site.devices), when(o.last_run), o.ok, o.changed, o.failed, o.never]
+                  for o in overviews))
+
+
+def devices(statuses: Sequence[DeviceStatus]) -> str:
+    def row(s: DeviceStatus) -> list[str]:
+        v, a = s.latest, s.last_attempt
+        last = "never tried" if a is None else (f"FAILED: {a.reason}" if a.status is Status.FAILED else "ok")
+        return [s.device.name, s.device.host, str(v.id) if v else "-", when(v.first_seen if v else None),
+                when(v.last_verified if v else None), (v.meta.ros_version or "?") if v else "-", last]
+    return table(["DEVICE", "HOST", "LATEST", "TAKEN", "VERIFIED", "ROUTEROS", "LAST ATTEMPT"], map(row, statuses))
+
+
+def versions(items: Sequence[Version]) -> str:
+    return table(["ID", "FIRST SEEN", "LAST VERIFIED", "ROUTEROS", "SIZE", "HASH"],
+                 ([v.id, when(v.first_seen), when(v.last_verified), v.meta.ros_version or "?", v.size, v.hash[:12]]
+                  for v in items))
+
+
+def colour_wanted(stream: TextIO, env: Mapping[str, str]) -> bool:
+    """Colour only on a terminal; never with NO_COLOR set to anything non-empty (no-color.org) or
+    TERM=dumb. `env` is the environment main() was given, so callers and tests control it."""
+    return stream.isatty() and not env.get("NO_COLOR") and env.get("TERM") != "dumb"
+
+
+def colour_diff(text: str) -> str:
+    def paint(line: str) -> str:
+        if line.startswith(("+++", "---")):
+            return BOLD + line + RESET
+        colour = {"+": GREEN, "-": RED, "@": CYAN}.get(line[:1])
+        return colour + line + RESET if colour else line
+    return "\n".join(paint(line) for line in text.splitlines()) + ("\n" if text else "")
+
+
+def diffs_text(diffs: Sequence[Diff]) -> str:
+    out = []
+    for d in diffs:
+        out.append(d.text if not d.empty else f"--- {d.old_label}\n+++ {d.new_label}\n(no differences)\n")
+    return "".join(out)
+
+
+# --- --json documents ------------------------------------------------------------------------
+def iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at else None
+
+
+def version_json(v: Version | None) -> dict[str, Any] | None:
+    if v is None:
+        return None
+    return {"id": v.id, "site": v.site, "device": v.device, "first_seen": iso(v.first_seen),
+            "last_verified": iso(v.last_verified), "routeros": v.meta.ros_version, "model": v.meta.model,
+            "serial": v.meta.serial, "size": v.size, "hash": v.hash}
+
+
+def attempt_json(a: Attempt | None) -> dict[str, Any] | None:
+    if a is None:
+        return None
+    return {"run_id": a.run_id, "at": iso(a.at), "status": a.status.value, "version_id": a.version_id,
+            "error_kind": a.error_kind, "reason": a.reason}
+
+
+def summary_json(s: RunSummary) -> dict[str, Any]:
+    return {
+        "run_id": s.run_id, "trigger": s.trigger, "started_at": iso(s.started_at), "finished_at": iso(s.finished_at),
+        "totals": {st.value: s.count(st) for st in Status},
+        "devices": [{"site": r.device.site, "device": r.device.name, "status": r.status.value,
+                     "version": version_json(r.version), "previous_id": r.previous.id if r.previous else None,
+                     "added": r.added, "removed": r.removed, "error_kind": r.error_kind, "reason": r.reason,
+                     "note": r.note, "seconds": round(r.duration, 3)} for r in s.results],
+    }
+
+
+def sites_json(overviews: Sequence[SiteOverview]) -> list[dict[str, Any]]:
+    return [{"site": o.site.name, "devices": len(o.site.devices), "last_run": iso(o.last_run), "ok": o.ok,
+             "changed": o.changed, "failed": o.failed, "never": o.never} for o in overviews]
+
+
+def devices_json(statuses: Sequence[DeviceStatus]) -> list[dict[str, Any]]:
+    return [{"site": s.device.site, "device": s.device.name, "host": s.device.host,
+             "latest": version_json(s.latest), "last_attempt": attempt_json(s.last_attempt),
+             "last_success_at": iso(s.last_success_at)} for s in statuses]

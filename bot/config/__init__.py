@@ -1,0 +1,1 @@
+"""backupbot.yml: reading it strictly and checking every value."""

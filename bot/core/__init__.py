@@ -1,0 +1,1 @@
+"""Core of every layer: value objects, the exception tree, the clock and shared words."""

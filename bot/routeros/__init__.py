@@ -1,0 +1,1 @@
+"""RouterOS export knowledge, pure: normalize, header, check, redact, diff."""

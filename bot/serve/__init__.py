@@ -1,0 +1,1 @@
+"""`backupbot serve`: the aiohttp application, health, metrics."""

@@ -1,0 +1,300 @@
+"""`backupbot serve`: build everything, serve Slack over HTTP or Socket Mode, stop gracefully.
+
+`create_app` returns the aiohttp application with every resource tied to its life by a cleanup
+context, started in this order and stopped in reverse:
+
+    backend      SQLite store, BackupService, Catalog            (ready: database)
+    slack        one aiohttp ClientSession, the Web API clients,  (ready: slack)
+                 auth.test (bot.slack_link: a refused token stops start-up, an unreachable
+                 Slack does not; it is asked again in the background)
+    tasks        TaskTracker for work after the ack               (drained on shutdown)
+    bolt         AsyncApp with every listener registered, authorized by bot.slack_link
+    deliverer    the outbox deliverer (bot.deliver)                (ready: outbox; live)
+    scheduler    daily runs per site, catch-up at start-up        (ready: scheduler; live)
+    background   anything else in BACKGROUND_CONTEXTS / Options.background
+    socket mode  only with --socket-mode: handler + watchdog      (ready: socket_mode; live)
+
+So on shutdown the socket stops taking requests first; the scheduler starts nothing new and gives
+its runs in flight `run_grace` seconds before cancelling them (a cancelled device writes nothing:
+its transaction rolls back, and the run stays unfinished until the next start marks it
+interrupted); the deliverer finishes the post in progress and leaves the rest queued; running
+tasks get `drain_timeout` seconds to finish (they still have Slack and the database), and only
+then are the HTTP session and the database closed. SIGTERM and SIGINT trigger that shutdown.
+
+`serve` listens twice (bot.web): the public listener (HTTP mode only) answers POST /slack/events and
+a bare GET /healthz; the admin listener (127.0.0.1:9090 by default) answers /healthz/live,
+/healthz/ready and /metrics. /metrics serves bot.metrics.Metrics: runs are observed as they finish,
+last good backups are loaded at start-up, the outbox depth is read at every scrape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+import handlers
+from bot.serve import health
+from bot.app import Backend, open_backend
+from bot.backup.service import Clock, utcnow
+from bot.ssh.collector import Collector
+from bot.slack.deliver import Deliverer, Tuning
+from bot.core.logs import log_event
+from bot.core.models import NotStarted, RunSummary, Settings
+from bot.backup.scheduler import Scheduler, next_runs
+from bot.slack.client import Credentials, StartupError, build_client
+from bot.slack.link import Recheck, SlackLink, bolt_authorize
+from bot.slack.socket_mode import SocketModeRunner
+from bot.slack.tasks import TaskTracker
+from bot.serve.web import (
+    BOLT,
+    METRICS,
+    add_live_check,
+    add_metrics_refresher,
+    add_ready_check,
+    build_admin_app,
+    build_web_app,
+)
+from handlers.deps import Deps
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_STARTUP = 0, 2
+
+BACKEND = web.AppKey("backend", Backend)
+SLACK_CLIENT = web.AppKey("slack_client", AsyncWebClient)
+# The same client without the SDK's own retries: a retried post could be a second post. The
+# deliverer retries itself, after checking whether the first attempt landed; so does SlackLink.
+DELIVERY_CLIENT = web.AppKey("delivery_client", AsyncWebClient)
+DELIVERER = web.AppKey("deliverer", Deliverer)
+SCHEDULER = web.AppKey("scheduler", Scheduler)
+SLACK_LINK = web.AppKey("slack_link", SlackLink)  # the token's state, and the bot's identity once known
+TASKS = web.AppKey("tasks", TaskTracker)
+SOCKET = web.AppKey("socket_mode", SocketModeRunner)
+
+CleanupContext = Callable[[web.Application], AbstractAsyncContextManager[None]]
+# More background jobs (besides the deliverer and the scheduler): they start after Bolt and the
+# task tracker, and stop before tasks are drained.
+BACKGROUND_CONTEXTS: list[CleanupContext] = []
+
+
+@dataclass(frozen=True)
+class Options:
+    """Knobs tests and benchmarks turn; the defaults are production's."""
+
+    clock: Clock = utcnow
+    collector: Collector | None = None
+    task_limit: int = 200
+    drain_timeout: float = 30.0
+    socket_ping_interval: float = 10.0
+    watchdog_interval: float = 15.0
+    watchdog_stale_after: float = 60.0
+    background: Sequence[CleanupContext] = field(default_factory=tuple)
+    delivery: Tuning = Tuning()  # noqa: RUF009 - a frozen dataclass: one shared default is fine
+    run_grace: float = 5.0  # at shutdown, scheduled runs in flight get this long before being cancelled
+    slack_recheck: Recheck = Recheck()  # noqa: RUF009 - frozen, as above
+
+
+def create_app(settings: Settings, credentials: Credentials, *, socket_mode: bool = False,
+               options: Options = Options()) -> web.Application:
+    app = build_web_app(slack_route=not socket_mode)
+    metrics = app[METRICS]
+
+    def observe(summary: RunSummary) -> None:
+        metrics.observe_run(summary)
+        deliverer = app.get(DELIVERER)
+        if deliverer is not None:
+            deliverer.wake()  # the run's messages were just committed
+
+    async def backend_ctx(app: web.Application) -> AsyncIterator[None]:
+        async with open_backend(settings, clock=options.clock, collector=options.collector,
+                                observe=observe) as backend:
+            await close_unfinished_runs(backend, options.clock)
+            app[BACKEND] = backend
+            metrics.load_last_successes(await backend.store.last_successes())
+
+            async def outbox_depth() -> None:
+                metrics.set_outbox_depth(await backend.store.outbox_depth())
+
+            add_ready_check(app, "database", health.database(backend.store, options.clock))
+            add_metrics_refresher(app, outbox_depth)
+            yield
+
+    async def slack_ctx(app: web.Application) -> AsyncIterator[None]:
+        async with aiohttp.ClientSession() as session:
+            app[SLACK_CLIENT] = build_client(credentials, session)
+            app[DELIVERY_CLIENT] = build_client(credentials, session, rate_limit_retries=0,
+                                                server_error_retries=0, connection_retries=0)
+            link = SlackLink(app[DELIVERY_CLIENT], recheck=options.slack_recheck, clock=options.clock)
+            await link.start()  # StartupError if the token is refused; Slack unreachable is not one
+            app[SLACK_LINK] = link
+            add_ready_check(app, "slack", health.slack(link, options.clock))
+            try:
+                yield
+            finally:
+                await link.stop()
+
+    async def tasks_ctx(app: web.Application) -> AsyncIterator[None]:
+        tracker = TaskTracker(limit=options.task_limit)
+        app[TASKS] = tracker
+        yield
+        finished, cancelled = await tracker.drain(options.drain_timeout)
+        if finished or cancelled:
+            log.info("shutdown: %d task(s) finished, %d cancelled", finished, cancelled)
+
+    async def bolt_ctx(app: web.Application) -> AsyncIterator[None]:
+        backend = app[BACKEND]
+        # process_before_response=True: Bolt awaits the listener and answers when it returns, instead of
+        # running it as an untracked future and polling every 10 ms for the ack. Safe here because
+        # every listener only parses, authorizes, acks and hands the rest to the TaskTracker (no Slack
+        # or database call before it returns). Measured (benchmarks/ack_latency.py, 2 CPUs, backup
+        # running): ack p50 15.7 -> 3.3 ms, p99 138 -> 79 ms.
+        # Bolt's client has no token: given one, Bolt calls auth.test on the first request (failing
+        # while Slack is unreachable). It authorizes each request from the SlackLink instead.
+        bolt = AsyncApp(client=build_client(credentials, app[SLACK_CLIENT].session, with_token=False),
+                        authorize=bolt_authorize(app[SLACK_LINK], credentials.bot_token),
+                        signing_secret=credentials.signing_secret or "",
+                        process_before_response=True, logger=logging.getLogger("slack_bolt"))
+        handlers.register(bolt, Deps(settings=settings, catalog=backend.catalog, service=backend.service,
+                                     tasks=app[TASKS], clock=options.clock,
+                                     next_runs=lambda: next_runs(settings, options.clock())))
+        app[BOLT] = bolt
+        yield
+
+    async def deliverer_ctx(app: web.Application) -> AsyncIterator[None]:
+        store = app[BACKEND].store
+        deliverer = Deliverer(store, app[DELIVERY_CLIENT], options.clock, metrics=metrics, tuning=options.delivery)
+        deliverer.start()
+        app[DELIVERER] = deliverer
+        add_ready_check(app, "outbox", health.outbox(store, deliverer, options.clock))
+        add_live_check(app, "deliverer", lambda: deliverer.running)
+        try:
+            yield
+        finally:
+            await deliverer.stop()
+
+    async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
+        backend = app[BACKEND]
+
+        async def run_sites(sites: tuple[str, ...], trigger: str, not_started: tuple[NotStarted, ...]) -> RunSummary:
+            devices = [d for site in sites for d in settings.devices(site)]
+            return await backend.service.run(devices, trigger, not_started=not_started)
+
+        scheduler = Scheduler(settings, run_sites, backend.store, options.clock)
+        await scheduler.start()
+        app[SCHEDULER] = scheduler
+        add_ready_check(app, "scheduler", health.scheduler(settings, scheduler, backend.store, options.clock))
+        add_live_check(app, "scheduler", lambda: scheduler.running)
+        try:
+            yield
+        finally:
+            await scheduler.stop(grace=options.run_grace)
+
+    async def socket_ctx(app: web.Application) -> AsyncIterator[None]:
+        assert credentials.app_token is not None  # Credentials.from_env checked it
+        runner = SocketModeRunner(app[BOLT], credentials.app_token, app[SLACK_CLIENT],
+                                  ping_interval=options.socket_ping_interval, interval=options.watchdog_interval,
+                                  stale_after=options.watchdog_stale_after)
+        await runner.start()  # StartupError if the app token is refused; Slack unreachable is not one
+        app[SOCKET] = runner
+        add_ready_check(app, "socket_mode", runner.status)
+        add_live_check(app, "socket_watchdog", lambda: runner.watching)
+        try:
+            yield
+        finally:
+            await runner.stop()
+
+    contexts: list[CleanupContext] = [backend_ctx, slack_ctx, tasks_ctx, bolt_ctx]  # type: ignore[list-item]
+    contexts += [deliverer_ctx, scheduler_ctx]  # type: ignore[list-item]
+    contexts += [*BACKGROUND_CONTEXTS, *options.background]
+    if socket_mode:
+        contexts.append(socket_ctx)  # type: ignore[arg-type]
+    app.cleanup_ctx.extend(contexts)
+    return app
+
+
+async def close_unfinished_runs(backend: Backend, clock: Clock) -> None:
+    """Runs a previous process left unfinished are marked interrupted, each together with the
+    messages about the changes it recorded (bot.notify), so the channel still hears of them."""
+    for run in await backend.store.unfinished_runs():
+        attempts = await backend.store.run_attempts(run.id)
+        now = clock()
+        try:
+            messages = await backend.announce.interrupted(run.id, run.started_at, attempts, now)
+        except Exception:
+            log.exception("announcing the changes of interrupted run %d failed", run.id)
+            messages = []
+        if await backend.store.interrupt_run(run.id, now, messages):
+            log_event(log, logging.WARNING, "run left unfinished by a previous process marked interrupted",
+                      run_id=run.id, trigger=run.trigger, attempts=len(attempts), messages=len(messages))
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Where `serve` listens: the public listener (HTTP mode only) and the admin listener."""
+
+    host: str = "0.0.0.0"
+    port: int = 3000
+    admin_host: str = "127.0.0.1"
+    admin_port: int = 9090
+
+
+PUBLIC_ROUTES = "public: POST /slack/events, GET /healthz"
+ADMIN_ROUTES = "admin: GET /healthz/live, /healthz/ready, /metrics"
+
+
+def serve(settings: Settings, env: Mapping[str, str], *, listen: Listen = Listen(), socket_mode: bool = False) -> int:
+    """Run until SIGTERM/SIGINT. Exit 2 with one clear line when Slack cannot be used as configured
+    (a variable missing, a token refused) or a port cannot be listened on."""
+    try:
+        credentials = Credentials.from_env(env, socket_mode=socket_mode)
+    except StartupError as exc:
+        print(f"backupbot serve: {exc}", file=sys.stderr)
+        return EXIT_STARTUP
+    return asyncio.run(_serve(settings, credentials, listen, socket_mode))
+
+
+async def _serve(settings: Settings, credentials: Credentials, listen: Listen, socket_mode: bool) -> int:
+    app = create_app(settings, credentials, socket_mode=socket_mode)
+    public = web.AppRunner(app, handle_signals=False)
+    try:
+        await public.setup()  # runs every cleanup context's start-up part
+    except StartupError as exc:
+        print(f"backupbot serve: {exc}", file=sys.stderr)
+        await public.cleanup()
+        return EXIT_STARTUP
+    admin = web.AppRunner(build_admin_app(app), handle_signals=False)
+    await admin.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    sites = [(admin, listen.admin_host, listen.admin_port, ADMIN_ROUTES, "--admin-host/--admin-port")]
+    if socket_mode:  # Slack is reached over the WebSocket: nothing needs to face the internet
+        print("backupbot serve: Socket Mode: no public listener", file=sys.stderr, flush=True)
+    else:
+        sites.insert(0, (public, listen.host, listen.port, PUBLIC_ROUTES, "--host/--port"))
+    try:
+        for runner, host, port, routes, option in sites:
+            try:
+                await web.TCPSite(runner, host, port).start()
+            except OSError as exc:
+                print(f"backupbot serve: cannot listen on {host}:{port} ({exc.strerror or exc}); choose another"
+                      f" with {option}", file=sys.stderr)
+                return EXIT_STARTUP
+            print(f"backupbot serve: listening on http://{host}:{port} ({routes})", file=sys.stderr, flush=True)
+        await stop.wait()
+        print("backupbot serve: shutting down", file=sys.stderr, flush=True)
+    finally:
+        await admin.cleanup()
+        await public.cleanup()
+    return EXIT_OK

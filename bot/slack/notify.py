@@ -1,0 +1,214 @@
+"""What the channel is told about a finished run: the outbox messages BackupService commits with
+the run's end (bot.deliver posts them later).
+
+Who hears what, so that the channel hears about every change and every failure exactly once:
+
+- A scheduled (or catch-up) run: one digest per channel (a site's `channel`, else
+  `slack.channel`) over every site of the run that posts there (the scheduler runs all sites of a
+  slot as one run): totals, a line per site (also the sites it could not start, with why),
+  changed devices (+/- and Show diff), failures with their reasons and devices without a good
+  backup for over a day; each change's redacted diff is a reply in the digest's thread (inline
+  when short, a diff snippet when long). Quiet (`schedule.quiet`, or a site's `quiet`): a digest
+  whose sites are all quiet is left out when it has nothing to tell (no change, new device,
+  failure, stale device or site not started). A quiet site in a digest posted anyway keeps its
+  line: quiet means "don't post for my all-clear alone", not "hide me".
+- A run from Slack or the CLI: no summary (whoever asked got the result), but each change it
+  recorded is posted on its own, with its diff in that message's thread. A change is stored once
+  and the next run sees "unchanged", so this is the channel's only chance to hear about it.
+  Failures of such a run are told to whoever asked; the channel hears about a failure that
+  persists in the next scheduled summary.
+- Any run: a host key that changed gets an alert of its own, once per newly seen key (not on
+  every run while it stays pending).
+- A device a run only joined (its backup was started by another run) is announced by the run that
+  recorded it, never by both.
+- No channel configured for a site: nothing about it is enqueued.
+- A run that never finished (serve stopped or killed mid-run): at the next start of `serve` the
+  changes it recorded are posted on their own, in the same transaction that marks it interrupted.
+  (Its failures are not: the catch-up run that follows reports what still fails.)
+
+Building messages never breaks a run: a diff that cannot be rendered becomes a note saying which
+command shows it. Message payloads are `bot.blocks` Messages ({"text", "blocks"}) or, for long
+diffs, {"text", "file": {content, filename, title, snippet_type}}.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, Protocol
+
+from bot.slack import blocks
+from bot.backup.catalog import STALE_AFTER
+from bot.core.models import Attempt, Device, DeviceResult, Diff, NotStarted, RunSummary, Settings, Status, Version
+from bot.backup.offload import cpu
+from storage.outbox import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+SCHEDULED = frozenset({"schedule", "catch-up"})
+SUMMARY, DRIFT, CHANGE, HOST_KEY = "summary", "drift", "change", "host_key"
+
+
+class NotifyStore(Protocol):
+    async def last_successes(self, site: str | None = None) -> dict[tuple[str, str], datetime]: ...
+    async def versions(
+        self, site: str, device: str, limit: int = 20, before_id: int | None = None
+    ) -> list[Version]: ...
+    async def version(self, version_id: int) -> Version | None: ...
+
+
+class Differ(Protocol):
+    async def compare(self, version_ids: Sequence[int], redact: bool = False) -> list[Diff]: ...
+
+
+@dataclass(frozen=True)
+class Drift:
+    """A change to show: its redacted diffs, or why they could not be made."""
+
+    result: DeviceResult
+    diffs: Sequence[Diff] = ()
+    error: str | None = None
+
+
+def channel_of(settings: Settings, site: str) -> str | None:
+    s = settings.sites.get(site)
+    return (s.channel if s is not None else None) or settings.slack.channel
+
+
+def announced(summary: RunSummary) -> list[DeviceResult]:
+    """The results this run recorded itself (not those of another run it joined)."""
+    return [r for r in summary.results if r.run_id in (None, summary.run_id)]
+
+
+def needs_diff(r: DeviceResult) -> bool:
+    return (r.status is Status.CHANGED and r.previous is not None and r.version is not None
+            and bool(r.added or r.removed))
+
+
+# -- pure: messages from data -------------------------------------------------------------------
+def drift_payload(drift: Drift) -> tuple[str, dict[str, Any]]:
+    """(kind, payload) of a change's diff: inline blocks when short, else a diff snippet."""
+    r = drift.result
+    assert r.previous is not None and r.version is not None
+    old, new = r.previous.id, r.version.id
+    if drift.error is not None or not drift.diffs:
+        return DRIFT, dict(blocks.diff_note(old, new, drift.error or "no differences"))
+    inline = blocks.diff_inline(drift.diffs)
+    if inline is not None:
+        return DRIFT, dict(inline)
+    name = f"{r.device.site}-{r.device.name}-{old}-{new}"
+    text = f"Diff of {r.device.label} #{old} → #{new} (also: /backup diff {old} {new})"
+    return DRIFT, {"text": text, "file": {"content": blocks.diff_text(drift.diffs), "filename": f"{name}.diff",
+                                         "title": f"{r.device.label} #{old} → #{new}", "snippet_type": "diff"}}
+
+
+def stale_of(results: Sequence[DeviceResult], last_successes: Mapping[tuple[str, str], datetime],
+             now: datetime) -> list[tuple[Device, datetime | None]]:
+    """Failed devices whose last good backup is over a day old (or never happened)."""
+    out = []
+    for r in results:
+        last = last_successes.get(r.device.key)
+        if r.status is Status.FAILED and (last is None or now - last > STALE_AFTER):
+            out.append((r.device, last))
+    return out
+
+
+def worth_posting(settings: Settings, digest: RunSummary, stale: Sequence[object]) -> bool:
+    """A digest is posted unless all its sites are quiet and it has nothing to tell."""
+    sites = {r.device.site for r in digest.results} | {n.site for n in digest.not_started}
+    if not all(settings.quiet(site) for site in sites):
+        return True
+    return bool(digest.not_started or stale or any(r.status is not Status.UNCHANGED for r in digest.results))
+
+
+def run_messages(settings: Settings, summary: RunSummary, drifts: Mapping[tuple[str, str], Drift],
+                 last_successes: Mapping[tuple[str, str], datetime]) -> list[OutboxMessage]:
+    """Every message about `summary`, per channel, in the order the channel should see them.
+
+    Negative parents point into this batch (-k = its k-th message), as OutboxMessage says.
+    """
+    by_channel: dict[str, list[DeviceResult]] = {}
+    for r in summary.results:
+        channel = channel_of(settings, r.device.site)
+        if channel is not None:
+            by_channel.setdefault(channel, []).append(r)
+    skipped: dict[str, list[NotStarted]] = {}
+    for n in summary.not_started:
+        channel = channel_of(settings, n.site)
+        if channel is not None:
+            skipped.setdefault(channel, []).append(n)
+            by_channel.setdefault(channel, [])
+    own = {id(r) for r in announced(summary)}
+    batch: list[OutboxMessage] = []
+
+    def add(channel: str, kind: str, payload: Mapping[str, Any], parent: int | None = None) -> int:
+        batch.append(OutboxMessage(channel, kind, dict(payload), parent))
+        return -len(batch)  # how a later message of this batch names this one
+
+    for channel, results in by_channel.items():
+        mine = [r for r in results if id(r) in own]
+        changed = [r for r in mine if needs_diff(r) and r.device.key in drifts]
+        if summary.trigger in SCHEDULED:
+            part = replace(summary, results=tuple(results), not_started=tuple(skipped.get(channel, ())))
+            stale = stale_of(results, last_successes, summary.finished_at)
+            if worth_posting(settings, part, stale):
+                parent = add(channel, SUMMARY, blocks.run_summary(part, stale=stale, now=summary.finished_at))
+                for r in changed:
+                    add(channel, *drift_payload(drifts[r.device.key]), parent=parent)
+        else:  # every change, even one only in the header (a RouterOS upgrade): it is told only now
+            for r in (r for r in mine if r.status is Status.CHANGED):
+                parent = add(channel, CHANGE, blocks.change_notice(r, summary.trigger, summary.run_id))
+                if r in changed:
+                    add(channel, *drift_payload(drifts[r.device.key]), parent=parent)
+        for r in mine:
+            if r.key_change is not None and r.key_change.first_seen:
+                add(channel, HOST_KEY, blocks.host_key_alert(r.device, r.key_change.old_fingerprint,
+                                                             r.key_change.new_fingerprint))
+    return batch
+
+
+# -- async: gathering the data ------------------------------------------------------------------
+class Announcer:
+    """BackupService's `announce` hook: gathers diffs and last successes, then builds the messages."""
+
+    def __init__(self, settings: Settings, store: NotifyStore, differ: Differ) -> None:
+        self.settings, self.store, self.differ = settings, store, differ
+
+    async def __call__(self, summary: RunSummary) -> list[OutboxMessage]:
+        heard = [r for r in summary.results if channel_of(self.settings, r.device.site) is not None]
+        if not heard and not any(channel_of(self.settings, n.site) for n in summary.not_started):
+            return []
+        drifts = {r.device.key: await self._drift(r) for r in announced(summary) if needs_diff(r)
+                  and channel_of(self.settings, r.device.site) is not None}
+        last: dict[tuple[str, str], datetime] = {}
+        if summary.trigger in SCHEDULED:
+            for site in sorted({r.device.site for r in heard}):
+                last.update(await self.store.last_successes(site))
+        # Rendering walks every diff line: off the event loop, like the diffing itself.
+        return await cpu(run_messages, self.settings, summary, drifts, last)
+
+    async def interrupted(self, run_id: int, started_at: datetime, attempts: Sequence[Attempt],
+                          now: datetime) -> list[OutboxMessage]:
+        """What a run that never finished (SIGTERM, crash) would have told the channel about the
+        changes it did record: each on its own, like a run from Slack, so none goes unheard."""
+        results = []
+        for a in attempts:
+            site = self.settings.sites.get(a.site)
+            device = site.device(a.device) if site is not None else None
+            if device is None or a.status is not Status.CHANGED or a.version_id is None:
+                continue
+            version = await self.store.version(a.version_id)
+            previous = await self.store.versions(a.site, a.device, limit=1, before_id=a.version_id)
+            results.append(DeviceResult(device, Status.CHANGED, version, previous[0] if previous else None,
+                                        added=a.added, removed=a.removed, note=a.note, run_id=run_id))
+        return await self(RunSummary(run_id, "interrupted", started_at, now, tuple(results)))
+
+    async def _drift(self, r: DeviceResult) -> Drift:
+        assert r.previous is not None and r.version is not None
+        try:
+            return Drift(r, await self.differ.compare([r.previous.id, r.version.id], redact=True))
+        except Exception as exc:
+            log.exception("diff for the announcement of %s failed", r.device.label)
+            return Drift(r, error=f"{type(exc).__name__}")

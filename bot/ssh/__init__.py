@@ -1,0 +1,1 @@
+"""SSH: collecting an export from a router, the worker process, the RouterOS simulator."""
