@@ -133,12 +133,14 @@ def next_runs(settings: Settings, now: datetime) -> dict[str, datetime]:
     return {site: at for site, at in slots.items() if at is not None}
 
 
-class DailyTrigger(CronTrigger):
+# APScheduler 3.x is untyped (CronTrigger is Any to mypy), and add_job wants a BaseTrigger subclass.
+class DailyTrigger(CronTrigger):  # type: ignore[misc]
     """A CronTrigger at one "HH:MM" a day whose fire times come from `next_fire`.
 
     CronTrigger alone fires twice on a fall-back day (both 03:30s); this one keeps the cron
-    fields, zone and jitter for inspection but never does. `previous_fire_time` arrives jittered;
-    `previous_fire` recovers its slot (jitter is far below a day).
+    fields, zone and jitter for inspection but never does. The jitter is ours (uniform in
+    [0, jitter] seconds after the slot), not APScheduler's private helper. `previous_fire_time`
+    arrives jittered; `previous_fire` recovers its slot (jitter is far below a day).
     """
 
     def __init__(self, at: str, tz: ZoneInfo, jitter: int | None = None) -> None:
@@ -152,7 +154,10 @@ class DailyTrigger(CronTrigger):
         else:
             slot = next_fire(self.at, self.timezone, previous_fire(self.at, self.timezone, previous_fire_time)
                              or previous_fire_time)
-        return self._apply_jitter(slot.astimezone(self.timezone) if slot else None, self.jitter, now)
+        if slot is None:
+            return None
+        delay = timedelta(seconds=random.uniform(0, self.jitter)) if self.jitter else timedelta(0)
+        return (slot + delay).astimezone(self.timezone)
 
 
 def _apscheduler() -> AsyncIOScheduler:
