@@ -64,7 +64,7 @@ def write_config(devices: list[dict[str, Any]], work: Path, concurrency: int) ->
     path.write_text(yaml.safe_dump({
         "storage": {"path": str(work / "bench.db")}, "concurrency": concurrency,
         "slack": {"admins": [ADMIN]},
-        "defaults": {"username": "backup", "password": "${%s}" % PASSWORD_VAR, "timeout": 120},
+        "defaults": {"username": "backup", "password": f"${{{PASSWORD_VAR}}}", "timeout": 120},
         "sites": {name: {"devices": devs} for name, devs in sites.items()},
     }))
     return path, {name: [d["name"] for d in devs] for name, devs in sites.items()}
@@ -209,7 +209,8 @@ def report(load: Load, slack: FakeSlack, backup_keys: list[str], sites: dict[str
     by_kind: dict[str, list[float]] = {}
     for kind, _, lat, _ in load.acks:
         by_kind.setdefault(kind, []).append(lat * 1000)
-    print("  by request: " + ", ".join(f"{k} p99 {percentile(v, 99):.0f} ({len(v)})" for k, v in sorted(by_kind.items())))
+    print("  by request: "
+          + ", ".join(f"{k} p99 {percentile(v, 99):.0f} ({len(v)})" for k, v in sorted(by_kind.items())))
     answers = []
     for call in slack.calls:
         if call.method == "response_url" and call.key in load.sent and call.key not in backup_keys:

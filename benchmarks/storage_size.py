@@ -49,7 +49,8 @@ def _name(rng: random.Random) -> str:
 
 # One generator per menu: what an `add` line under it typically looks like.
 MENUS = {
-    "/interface vlan": lambda r: f"add interface=sfp-sfpplus{r.randrange(1, 9)} name={_name(r)} vlan-id={r.randrange(2, 4095)}",
+    "/interface vlan": lambda r: (f"add interface=sfp-sfpplus{r.randrange(1, 9)} name={_name(r)} "
+                                  f"vlan-id={r.randrange(2, 4095)}"),
     "/ip address": lambda r: f"add address={_ip(r)}/{r.choice((24, 29, 30))} interface={_name(r)} network={_ip(r)}",
     "/ip firewall address-list": lambda r: f"add address={_ip(r)} comment={_name(r)} list={r.choice(LISTS)}",
     "/ip firewall filter": lambda r: (

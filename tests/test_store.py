@@ -216,7 +216,7 @@ async def test_versions_page_newest_first_without_gaps_or_overlap(store: Store) 
         pages.append([v.id for v in page])
         before = page[-1].id
     assert [len(p) for p in pages] == [20, 20, 5]
-    assert sum(pages, []) == ids[::-1]
+    assert [v for page in pages for v in page] == ids[::-1]
     assert await store.count_versions("hq", "r1") == 45
 
 
@@ -417,7 +417,7 @@ async def test_mark_delivered_is_idempotent_and_delivered_items_never_return(sto
     await store.mark_failed(item_id, "timeout", T0)
     assert await store.due_outbox(at(60)) == []
     assert await store.outbox_depth() == 0
-    [reply] = await store.enqueue([OutboxMessage("C1", "reply", {}, parent=item_id)], T0)
+    [_reply] = await store.enqueue([OutboxMessage("C1", "reply", {}, parent=item_id)], T0)
     assert (await store.due_outbox(T0))[0].parent_ts == "1.1"
     with pytest.raises(LookupError):
         await store.mark_delivered(9999, "3.3")

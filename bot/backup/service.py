@@ -11,6 +11,7 @@ The service depends on two small Protocols, not on asyncssh or SQL.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import time
@@ -88,6 +89,14 @@ def _digest(raw: bytes) -> _Digest:
         raw.decode("utf-8", errors="replace")))
 
 
+def _reporter(on_result: Callable[[DeviceResult], None]) -> Callable[[asyncio.Future[DeviceResult]], None]:
+    """A done-callback that hands a device's result to `on_result` (not a failure or a cancellation)."""
+    def report(future: asyncio.Future[DeviceResult]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            on_result(future.result())
+    return report
+
+
 def _changes(old_raw: bytes, new_normalized: str) -> tuple[int, int]:
     return diffing.count_changes(routeros.normalize(old_raw), new_normalized)
 
@@ -113,6 +122,9 @@ class BackupService:
         self.observe = observe
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._inflight: dict[tuple[str, str], asyncio.Future[DeviceResult]] = {}
+
+    def _forget(self, key: tuple[str, str], _task: object) -> None:
+        self._inflight.pop(key, None)
 
     def busy(self, devices: Sequence[Device]) -> bool:
         """True if any of these devices is being backed up right now."""
@@ -141,11 +153,11 @@ class BackupService:
             if fut is None:
                 task = asyncio.create_task(self._backup(run_id, device), name=f"backup {device.label}")
                 self._inflight[device.key] = task
-                task.add_done_callback(lambda _t, k=device.key: self._inflight.pop(k, None))
+                task.add_done_callback(functools.partial(self._forget, device.key))
                 owned.append(task)
                 fut = task
             if on_result is not None:
-                fut.add_done_callback(lambda f: f.cancelled() or f.exception() or on_result(f.result()))
+                fut.add_done_callback(_reporter(on_result))
             waits.append(fut)
         gathered = asyncio.gather(*waits)
         try:
@@ -226,11 +238,11 @@ class BackupService:
         if latest.hash != digest.hash:
             old_raw = await self.store.raw(latest.id)
             added, removed = await cpu(_changes, old_raw, digest.normalized)
-        # No line differs (the stored hash may predate a new noise rule) and the header agrees.
-        if added == removed == 0 and note is None:
-            version = await self.store.confirm_version(run_id, device.site, device.name, at, latest.id)
-            return DeviceResult(device, Status.UNCHANGED, version=version, previous=latest)
         if added == removed == 0:
+            # No line differs (the stored hash may predate a new noise rule) and the header agrees.
+            if note is None:
+                version = await self.store.confirm_version(run_id, device.site, device.name, at, latest.id)
+                return DeviceResult(device, Status.UNCHANGED, version=version, previous=latest)
             note += ", config unchanged"
         version = await self.store.add_version(
             run_id, device.site, device.name, at, export.raw, digest.hash, digest.meta,

@@ -32,13 +32,16 @@ SITES = {
 }
 
 
+def _devices(site: str) -> list[dict[str, object]]:
+    return [{"name": d.name, "host": d.host, "port": d.port} for d in SITES[site]]
+
+
 def _config(directory: Path, key_file: Path, sim: Simulator) -> dict[str, object]:
-    devices = lambda site: [{"name": d.name, "host": d.host, "port": d.port} for d in SITES[site]]  # noqa: E731
     return {
         "storage": {"path": "backups.db"},
         "concurrency": 10,
         "defaults": {"username": "backup", "key_file": str(key_file), "timeout": 15},
-        "sites": {site: {"devices": devices(site)} for site in SITES},
+        "sites": {site: {"devices": _devices(site)} for site in SITES},
     }
 
 
@@ -72,13 +75,14 @@ async def run_demo(directory: Path | None, out: TextIO, colour: bool = False) ->
             print(terminal.summary(second) + "\n", file=out)
 
             changed = next((r for r in second.results if r.device.name == "core-1" and r.previous), None)
-            if changed is None:  # core-1 failed this time: the summary above says why
-                return 1
-            diffs = await backend.catalog.compare([changed.previous.id, changed.version.id])
+            if changed is None or changed.previous is None or changed.version is None:
+                return 1  # core-1 failed this time: the summary above says why
+            old_id, new_id = changed.previous.id, changed.version.id
+            diffs = await backend.catalog.compare([old_id, new_id])
             text = terminal.diffs_text(diffs)
-            print(f"== backupbot diff {changed.previous.id} {changed.version.id} ==", file=out)
+            print(f"== backupbot diff {old_id} {new_id} ==", file=out)
             out.write(terminal.colour_diff(text) if colour else text)
     print(f"\nDatabase: {settings.storage_path}\nConfig:   {config_path}\nTry:", file=out)
-    for command in ("sites", "list hq", "list hq core-1", f"show {changed.version.id}"):
+    for command in ("sites", "list hq", "list hq core-1", f"show {new_id}"):
         print(f"  backupbot --config {config_path} {command}", file=out)
     return 0

@@ -10,7 +10,7 @@ import logging
 import re
 import sys
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -165,8 +165,7 @@ def register_secrets(env: Mapping[str, str]) -> None:
 
 async def _with_backend(settings: Settings, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     async with open_backend(settings) as backend:
-        handler: Callable[[Backend, argparse.Namespace, TextIO, TextIO], Any] = COMMANDS[args.command]
-        return await handler(backend, args, out, err)
+        return await COMMANDS[args.command](backend, args, out, err)
 
 
 def _emit(args: argparse.Namespace, out: TextIO, doc: Callable[[], Any], text: Callable[[], str]) -> None:
@@ -247,5 +246,6 @@ async def cmd_trust(b: Backend, args: argparse.Namespace, out: TextIO, err: Text
     return EXIT_OK
 
 
-COMMANDS = {"backup": cmd_backup, "sites": cmd_sites, "list": cmd_list, "show": cmd_show,
+Command = Callable[[Backend, argparse.Namespace, TextIO, TextIO], Awaitable[int]]
+COMMANDS: dict[str, Command] = {"backup": cmd_backup, "sites": cmd_sites, "list": cmd_list, "show": cmd_show,
             "diff": cmd_diff, "trust": cmd_trust}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, overload
 
 from bot.core.models import Attempt, DeviceResult, DeviceStatus, Diff, RunSummary, Status, Version
 
@@ -19,11 +19,14 @@ def when(at: datetime | None) -> str:
     return at.strftime("%Y-%m-%d %H:%M") if at else "-"
 
 
-def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
-    rows = [list(map(str, r)) for r in rows]
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    return "\n".join([fmt(header), fmt(["-" * w for w in widths]), *map(fmt, rows)])
+def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    cells = [list(map(str, r)) for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(header)]
+
+    def fmt(line: Sequence[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip()
+
+    return "\n".join([fmt(header), fmt(["-" * w for w in widths]), *map(fmt, cells)])
 
 
 def changes(added: int, removed: int) -> str:
@@ -97,6 +100,10 @@ def iso(at: datetime | None) -> str | None:
     return at.isoformat() if at else None
 
 
+@overload
+def version_json(v: Version) -> dict[str, Any]: ...
+@overload
+def version_json(v: None) -> None: ...
 def version_json(v: Version | None) -> dict[str, Any] | None:
     if v is None:
         return None

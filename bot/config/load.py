@@ -316,6 +316,11 @@ class _Checker:
             self.fail(f"{loc}.username", "required (set it on the device, its site or in defaults)")
         if "password" not in merged and "key_file" not in merged:
             self.fail(loc, "needs a password or a key_file (on the device, its site or in defaults)")
-        return Device(site=site, name=merged.get("name"), host=merged.get("host"), port=merged["port"],
-                      username=merged.get("username"), password=merged.get("password"),
-                      key_file=merged.get("key_file"), timeout=merged["timeout"], export=merged["export"])
+        name = merged.get("name")
+        if not isinstance(name, str):
+            return None  # missing or not a name: reported above, and nothing to check duplicates against
+        # A device with a problem is only looked at for duplicate names: the problems raise ConfigError.
+        full: dict[str, Any] = {"host": _BAD, "username": _BAD, **merged}
+        return Device(site=site, name=name, host=full["host"], port=full["port"], username=full["username"],
+                      password=full.get("password"), key_file=full.get("key_file"), timeout=full["timeout"],
+                      export=full["export"])

@@ -45,7 +45,7 @@ RUN_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, float("inf"))
 
 
 def _closed(value: str | None, allowed: tuple[str, ...] | set[str]) -> str:
-    return value if value in allowed else OTHER
+    return value if value is not None and value in allowed else OTHER
 
 
 class Metrics:

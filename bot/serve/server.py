@@ -160,7 +160,9 @@ def create_app(settings: Settings, credentials: Credentials, *, socket_mode: boo
         # running): ack p50 15.7 -> 3.3 ms, p99 138 -> 79 ms.
         # Bolt's client has no token: given one, Bolt calls auth.test on the first request (failing
         # while Slack is unreachable). It authorizes each request from the SlackLink instead.
-        bolt = AsyncApp(client=build_client(credentials, app[SLACK_CLIENT].session, with_token=False),
+        session = app[SLACK_CLIENT].session
+        assert session is not None  # slack_ctx built the client on its session
+        bolt = AsyncApp(client=build_client(credentials, session, with_token=False),
                         authorize=bolt_authorize(app[SLACK_LINK], credentials.bot_token),
                         signing_secret=credentials.signing_secret or "",
                         process_before_response=True, logger=logging.getLogger("slack_bolt"))

@@ -76,8 +76,8 @@ class SlackLink:
         identity = await check_token(self.client, self.recheck.timeout)
         down_since = self.since if self.state == "unreachable" else None
         self.identity = identity
-        self._enter("accepted", None)
-        after = {} if down_since is None else {"unreachable_for_s": round((self.since - down_since).total_seconds(), 1)}
+        now = self._enter("accepted", None)
+        after = {} if down_since is None else {"unreachable_for_s": round((now - down_since).total_seconds(), 1)}
         log_event(log, logging.INFO, "Slack accepted the bot token", team=identity.team, team_id=identity.team_id,
                   bot_user_id=identity.user_id, checks=self.checks, **after)
 
@@ -100,8 +100,11 @@ class SlackLink:
                 return
             delay = min(delay * 2, self.recheck.cap)
 
-    def _enter(self, state: State, error: str | None) -> None:
-        self.state, self.error, self.since, self.next_check_at = state, error, self.clock(), None
+    def _enter(self, state: State, error: str | None) -> datetime:
+        """Switch to `state` from now on; returns now."""
+        now = self.clock()
+        self.state, self.error, self.since, self.next_check_at = state, error, now, None
+        return now
 
 
 def bolt_authorize(link: SlackLink, bot_token: str) -> Callable[..., Awaitable[AuthorizeResult]]:

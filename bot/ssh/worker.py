@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import itertools
 import json
 import logging
@@ -146,6 +147,10 @@ class SshWorker:
 
 
 # --- the child ---------------------------------------------------------------------------------
+def _forget(sessions: dict[int, asyncio.Task[None]], request_id: int, _task: object) -> None:
+    sessions.pop(request_id, None)
+
+
 async def _serve(collector: Collector) -> None:
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=2**26)
@@ -173,7 +178,7 @@ async def _serve(collector: Collector) -> None:
             break  # the bot closed our stdin (or died): stop
         if op == "collect":
             sessions[request_id] = task = asyncio.create_task(one(request_id, device, trusted))
-            task.add_done_callback(lambda _t, i=request_id: sessions.pop(i, None))
+            task.add_done_callback(functools.partial(_forget, sessions, request_id))
         elif op == "cancel" and request_id in sessions:
             sessions[request_id].cancel()
     for task in sessions.values():

@@ -10,6 +10,7 @@ tests/test_routeros.py's own independent finder (not by bot.redact).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import html
 import json
 import re
@@ -76,7 +77,7 @@ async def test_no_fixture_secret_reaches_slack(tmp_path: Path, slack: FakeSlack)
             for vid in versions:
                 await bot.command(f"show {vid}", user=ADMIN)
                 asked += 1
-            for old, new in zip(versions, versions[1:]):
+            for old, new in itertools.pairwise(versions):
                 await bot.command(f"diff {old} {new}", user=ADMIN)
             if len(versions) > 1:
                 await bot.command(f"diff {SITE} {device}", user=ADMIN)

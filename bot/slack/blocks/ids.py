@@ -81,7 +81,7 @@ def parse_pair(value: str) -> tuple[int, int]:
 
 def selected_versions(state_values: Mapping[str, Mapping[str, Any]]) -> list[int]:
     """Version ids ticked in SELECT_VERSIONS, from a block_actions body["state"]["values"]."""
-    ids = []
+    ids: list[int] = []
     for actions in state_values.values():
         state = actions.get(SELECT_VERSIONS)
         if state:
