@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from bot.backup.service import BackupService, Clock, utcnow
+from bot.backup.service import BackupService
+from bot.core.clock import Clock, utcnow
 from bot.backup.catalog import Catalog
 from bot.ssh.collector import Collector
 from bot.core.models import RunSummary, Settings

@@ -6,7 +6,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bot.backup.service import BackupService, Clock
+from bot.backup.service import BackupService
+from bot.core.clock import Clock
 from bot.backup.catalog import Catalog
 from bot.core.models import Settings
 from bot.slack.tasks import TaskTracker

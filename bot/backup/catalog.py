@@ -14,7 +14,7 @@ from typing import Protocol
 
 from bot.routeros import diff as diffing
 from bot.routeros import export as routeros
-from bot.backup.service import Clock, utcnow
+from bot.core.clock import Clock, utcnow
 from bot.core.errors import NotFound, UserError
 from bot.backup.offload import cpu
 from bot.core.models import Attempt, Device, DeviceStatus, Diff, HostKey, Settings, Site, Status, Version

@@ -45,6 +45,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from bot.core.clock import Clock
 from bot.core.logs import log_event
 from bot.core.models import NotStarted, Settings
 
@@ -172,7 +173,7 @@ class Scheduler:
         settings: Settings,
         run_sites: RunSites,
         store: ScheduleStore,
-        clock: Callable[[], datetime],
+        clock: Clock,
         *,
         scheduler_factory: Callable[[], AsyncIOScheduler] = _apscheduler,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,

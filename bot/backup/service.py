@@ -17,11 +17,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, Protocol
 
 from bot.routeros import diff as diffing
 from bot.routeros import export as routeros
+from bot.core.clock import Clock, utcnow
 from bot.core.errors import CollectError, HostKeyChanged
 from bot.backup.offload import cpu
 from bot.core.models import (
@@ -41,13 +42,8 @@ from bot.core.models import (
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 # Builds the outbox messages (summaries, alerts) committed together with the run's end.
 MessagesFor = Callable[[RunSummary], Awaitable[Sequence[Any]]]
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class Collecting(Protocol):

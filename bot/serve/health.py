@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.core.clock import Clock
 from bot.slack.deliver import Deliverer
 from bot.core.models import Settings
 from bot.backup.scheduler import Scheduler, site_schedule
@@ -42,7 +43,7 @@ def _age(now: datetime, at: datetime | None) -> float | None:
     return None if at is None else round((now - at).total_seconds(), 1)
 
 
-def database(store: Store, clock: Callable[[], datetime]) -> Check:
+def database(store: Store, clock: Clock) -> Check:
     async def check() -> dict[str, Any]:
         last = await store.last_run()
         return {"ok": True, "last_run": last.started_at.isoformat() if last else None,
@@ -51,7 +52,7 @@ def database(store: Store, clock: Callable[[], datetime]) -> Check:
     return check
 
 
-def scheduler(settings: Settings, sched: Scheduler, store: Store, clock: Callable[[], datetime]) -> Check:
+def scheduler(settings: Settings, sched: Scheduler, store: Store, clock: Clock) -> Check:
     async def check() -> dict[str, Any]:
         now = clock()
         last: dict[str, str | None] = {}
@@ -69,7 +70,7 @@ def scheduler(settings: Settings, sched: Scheduler, store: Store, clock: Callabl
     return check
 
 
-def outbox(store: Store, deliverer: Deliverer, clock: Callable[[], datetime]) -> Check:
+def outbox(store: Store, deliverer: Deliverer, clock: Clock) -> Check:
     async def check() -> dict[str, Any]:
         now = clock()
         status = await store.outbox_status()
@@ -89,7 +90,7 @@ def outbox(store: Store, deliverer: Deliverer, clock: Callable[[], datetime]) ->
     return check
 
 
-def slack(link: SlackLink, clock: Callable[[], datetime]) -> Check:
+def slack(link: SlackLink, clock: Clock) -> Check:
     async def check() -> dict[str, Any]:
         now = clock()
         body: dict[str, Any] = {"ok": link.state == "accepted", "state": link.state,

@@ -45,7 +45,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 import handlers
 from bot.serve import health
 from bot.app import Backend, open_backend
-from bot.backup.service import Clock, utcnow
+from bot.core.clock import Clock, utcnow
 from bot.ssh.collector import Collector
 from bot.slack.deliver import Deliverer, Tuning
 from bot.core.logs import log_event

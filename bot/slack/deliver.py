@@ -35,13 +35,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.core.clock import Clock
 from bot.core.logs import log_event
 from bot.serve.metrics import Metrics
 from bot.slack.outcome import EVENT_TYPE, THREAD_GONE, Failure, carries, classify, tagged
@@ -77,7 +78,7 @@ class Tuning:
 
 
 class Deliverer:
-    def __init__(self, store: DeliveryStore, client: AsyncWebClient, clock: Callable[[], datetime], *,
+    def __init__(self, store: DeliveryStore, client: AsyncWebClient, clock: Clock, *,
                  metrics: Metrics | None = None, tuning: Tuning = Tuning()) -> None:
         self.store, self.client, self.clock, self.metrics, self.tuning = store, client, clock, metrics, tuning
         self.delivered = 0  # since start (for /healthz)

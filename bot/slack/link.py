@@ -26,7 +26,7 @@ from typing import Literal
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.backup.service import Clock, utcnow
+from bot.core.clock import Clock, utcnow
 from bot.core.logs import log_event
 from bot.slack.client import CHECK_TIMEOUT, BotIdentity, SlackUnreachable, StartupError, check_token
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.app import open_backend
-from bot.backup.service import utcnow
+from bot.core.clock import utcnow
 from bot.slack.blocks.views import SHOW_DIFF, pair_value
 from bot.slack.deliver import Tuning
 from bot.core.models import Status

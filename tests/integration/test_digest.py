@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from bot.app import open_backend
-from bot.backup.service import utcnow
+from bot.core.clock import utcnow
 from bot.slack.blocks.views import SHOW_DIFF, pair_value
 from bot.config.load import load_settings
 from bot.slack.deliver import Tuning

@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.backup.service import utcnow
+from bot.core.clock import utcnow
 from bot.slack.deliver import Tuning
 from bot.core.models import Settings
 from bot.serve.server import BACKEND, DELIVERER, Options

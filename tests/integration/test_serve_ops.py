@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.backup.service import utcnow
+from bot.core.clock import utcnow
 from bot.slack.deliver import Tuning
 from bot.serve.server import BACKEND, DELIVERER, SCHEDULER, Options
 from bot.ssh.simulator import SimDevice, Simulator

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from bot.app import open_backend
-from bot.backup.service import utcnow
+from bot.core.clock import utcnow
 from bot.config.load import load_settings
 from bot.slack.deliver import Tuning
 from bot.serve.server import BACKEND, Options

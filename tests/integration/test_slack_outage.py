@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from bot.app import open_backend
-from bot.backup.service import utcnow
+from bot.core.clock import utcnow
 from bot.slack.deliver import Tuning
 from bot.core.models import Settings
 from bot.serve.server import BACKEND, SLACK_LINK, SOCKET, Options
