@@ -26,7 +26,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from bot.core.models import ExportMeta, Status
-from storage.store import OutboxMessage, Store
+from bot.core.messages import OutboxMessage
+from storage.store import Store
 
 SITE = "bench"
 START = datetime(2025, 1, 1, 2, 0, tzinfo=timezone.utc)

@@ -26,25 +26,9 @@ from typing import Any
 
 import aiosqlite
 
+from bot.core.messages import OutboxMessage
 from storage.codec import from_db_time, from_db_time_or_none, to_db_time
 from storage.db import Database, scalar
-
-
-@dataclass(frozen=True)
-class OutboxMessage:
-    """A message to enqueue.
-
-    `parent` says which thread it belongs in:
-      - None: a top-level message;
-      - N > 0: a reply in the thread of existing outbox item N;
-      - -k (k >= 1): a reply in the thread of the k-th message of the same batch, so -1 is the
-        batch's first message. It must refer to a message earlier in the batch.
-    """
-
-    channel: str
-    kind: str
-    payload: dict[str, Any]  # JSON-serialisable
-    parent: int | None = None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ from bot.core.models import Attempt, ExportMeta, Status, Version
 from storage.codec import CorruptBlob, PackedBlob, from_db_time, from_db_time_or_none, pack, to_db_time, unpack, utc
 from storage.db import connect, first, scalar
 from storage.migrate import SchemaTooNew, migrate
-from storage.outbox import OutboxItem, OutboxMessage, OutboxStatus, OutboxStore, insert_batch, prepare
+from bot.core.messages import OutboxMessage
+from storage.outbox import OutboxItem, OutboxStatus, OutboxStore, insert_batch, prepare
 from storage.records import (
     ATTEMPT_SELECT,
     DEVICE_ID,
@@ -40,7 +41,7 @@ from storage.records import (
 )
 from storage.trust import TrustStore
 
-__all__ = ["CorruptBlob", "OutboxItem", "OutboxMessage", "OutboxStatus", "RunInfo", "RunStatus", "SchemaTooNew",
+__all__ = ["CorruptBlob", "OutboxItem", "OutboxStatus", "RunInfo", "RunStatus", "SchemaTooNew",
            "Store"]
 
 # The newest row of {table} for each device (of :site, or all): one MAX(id) seek per device on

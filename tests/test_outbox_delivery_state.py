@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from storage.store import OutboxMessage, Store
+from bot.core.messages import OutboxMessage
+from storage.store import Store
 
 T0 = datetime(2026, 3, 10, 2, 0, tzinfo=timezone.utc)
 

@@ -25,7 +25,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bot.core.models import ExportMeta, Status
-from storage.store import OutboxMessage, RunStatus, Store
+from bot.core.messages import OutboxMessage
+from storage.store import RunStatus, Store
 
 KILLS = 8
 
@@ -35,7 +36,8 @@ WRITER = r"""
 import asyncio, hashlib, os, random, sys
 from datetime import datetime, timedelta, timezone
 from bot.core.models import ExportMeta, Status
-from storage.store import OutboxMessage, Store
+from bot.core.messages import OutboxMessage
+from storage.store import Store
 
 async def main(path: str) -> None:
     rng = random.Random(os.getpid())

@@ -18,12 +18,13 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from bot.routeros import diff as diffing
 from bot.routeros import export as routeros
 from bot.core.clock import Clock, utcnow
 from bot.core.errors import CollectError, HostKeyChanged
+from bot.core.messages import OutboxMessage
 from bot.backup.offload import cpu
 from bot.core.models import (
     Attempt,
@@ -43,7 +44,7 @@ from bot.core.models import (
 log = logging.getLogger(__name__)
 
 # Builds the outbox messages (summaries, alerts) committed together with the run's end.
-MessagesFor = Callable[[RunSummary], Awaitable[Sequence[Any]]]
+MessagesFor = Callable[[RunSummary], Awaitable[Sequence[OutboxMessage]]]
 
 
 class Collecting(Protocol):
@@ -54,7 +55,7 @@ class RunStore(Protocol):
     """The part of storage.store.Store that recording a run needs."""
 
     async def start_run(self, trigger: str, at: datetime, scope: str) -> int: ...
-    async def finish_run(self, run_id: int, at: datetime, outbox: Sequence[Any] = ()) -> None: ...
+    async def finish_run(self, run_id: int, at: datetime, outbox: Sequence[OutboxMessage] = ()) -> None: ...
     async def latest_version(self, site: str, device: str) -> Version | None: ...
     async def raw(self, version_id: int) -> bytes: ...
     async def add_version(
@@ -179,7 +180,7 @@ class BackupService:
     async def _finish(self, summary: RunSummary) -> None:
         """Record the run's end with its messages; a notification that cannot be built is logged
         and left out, never a reason to leave the run unfinished."""
-        outbox: Sequence[Any] = ()
+        outbox: Sequence[OutboxMessage] = ()
         if self.announce is not None:
             try:
                 outbox = await self.announce(summary)

@@ -41,9 +41,9 @@ from typing import Any, Protocol
 
 from bot.slack import blocks
 from bot.backup.catalog import STALE_AFTER
+from bot.core.messages import OutboxMessage
 from bot.core.models import Attempt, Device, DeviceResult, Diff, NotStarted, RunSummary, Settings, Status, Version
 from bot.backup.offload import cpu
-from storage.outbox import OutboxMessage
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ from bot.core.clock import utcnow
 from bot.slack.deliver import Tuning
 from bot.core.models import Settings
 from bot.serve.server import BACKEND, DELIVERER, Options
-from storage.store import OutboxMessage, Store
+from bot.core.messages import OutboxMessage
+from storage.store import Store
 from tests.integration.conftest import GENERAL, SlackBot, config_for, fast_collector, run_bot
 from tests.integration.slack_fake import FakeSlack
 

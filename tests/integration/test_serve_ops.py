@@ -18,7 +18,8 @@ from bot.core.clock import utcnow
 from bot.slack.deliver import Tuning
 from bot.serve.server import BACKEND, DELIVERER, SCHEDULER, Options
 from bot.ssh.simulator import SimDevice, Simulator
-from storage.store import OutboxMessage, Store
+from bot.core.messages import OutboxMessage
+from storage.store import Store
 from tests.integration.conftest import GENERAL, add_routers, config_for, fast_collector, run_bot
 from tests.integration.slack_fake import FakeSlack
 

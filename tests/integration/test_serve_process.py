@@ -21,7 +21,8 @@ from bot.config.load import load_settings
 from bot.slack.deliver import Tuning
 from bot.serve.server import BACKEND, Options
 from bot.ssh.simulator import SimDevice, Simulator
-from storage.store import OutboxMessage, Store
+from bot.core.messages import OutboxMessage
+from storage.store import Store
 from tests.integration.conftest import (
     GENERAL,
     ROUTER_PASSWORD,
