@@ -11,7 +11,7 @@ import pytest
 
 from bot.routeros import export as routeros
 from bot.core.models import ExportMeta
-from bot.routeros.redact import fingerprint
+from bot.routeros.redact import fingerprint, redact
 from bot.routeros.export import (
     check_export,
     describe_meta_change,
@@ -19,7 +19,6 @@ from bot.routeros.export import (
     major_version,
     normalize,
     parse_header,
-    redact,
     section_of,
 )
 
@@ -646,9 +645,10 @@ def test_redact_leaves_non_secrets_and_empty_values(line: str) -> None:
     assert redact(line, KEY) == line
 
 
-def test_redact_is_exported_from_routeros() -> None:
-    """Others import redact and SECRET_PROPERTY from bot.routeros; bot.redact holds the tables."""
+def test_secret_names_have_one_home() -> None:
+    """bot.routeros.redact redacts with bot.core.secrets' pattern, the one the log scrubber uses too."""
+    from bot.core import logs, secrets
     from bot.routeros import redact as redact_module
 
-    assert routeros.redact is redact_module.redact
-    assert routeros.SECRET_PROPERTY.search("x password=abcd")
+    assert redact_module.SECRET_PROPERTY is secrets.SECRET_PROPERTY is logs.SECRET_PROPERTY
+    assert secrets.SECRET_PROPERTY.search("x password=abcd")

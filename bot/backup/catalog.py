@@ -14,6 +14,7 @@ from typing import Protocol
 
 from bot.routeros import diff as diffing
 from bot.routeros import export as routeros
+from bot.routeros import redact as redaction
 from bot.core.clock import Clock, utcnow
 from bot.core.errors import NotFound, UserError
 from bot.backup.offload import cpu
@@ -134,7 +135,7 @@ class Catalog:
 
     async def redact(self, text: str) -> str:
         key = await self.store.instance_key()
-        return await cpu(routeros.redact, text, key)
+        return await cpu(redaction.redact, text, key)
 
     # --- comparisons -------------------------------------------------------------------------
     async def compare(self, version_ids: Sequence[int], redact: bool = False) -> list[Diff]:

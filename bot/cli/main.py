@@ -7,7 +7,6 @@ import asyncio
 import importlib.metadata
 import json
 import logging
-import re
 import sys
 import tomllib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -19,11 +18,11 @@ from bot.app import Backend, open_backend
 from bot.config.load import load_settings
 from bot.core.errors import ConfigError, UserError
 from bot.core.logs import configure_logging, register_secret
+from bot.core.secrets import SECRET_ENV
 from bot.core.models import DeviceResult, Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 DEFAULT_CONFIG = "backupbot.yml"
-SECRET_ENV = re.compile(r"TOKEN|SECRET|PASSW|PASSPHRASE|(^|_)KEY$|CREDENTIAL", re.IGNORECASE)
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):

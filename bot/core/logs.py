@@ -6,7 +6,7 @@ in the message, the fields and the exception text) and a formatter that writes
 `ts=… level=… logger=… event="…" key=value …` or one JSON object per line. Fields come from
 `extra={"fields": {...}}` or `log_event(logger, level, event, **fields)`. An exception is rendered
 as its repr (with its cause); at DEBUG the traceback is added, still escaped onto the one line.
-A field whose NAME is secret-like (the names of bot.redact's table: password, signing_secret,
+A field whose NAME is secret-like (the names of bot.core.secrets' table: password, signing_secret,
 bot_token, *key, ...) is masked whole. The entry point registers SLACK_BOT_TOKEN,
 SLACK_SIGNING_SECRET and every router password, so even an f-string leak is masked.
 """
@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, Literal, TextIO
 
-from bot.routeros.redact import NOT_SECRET, SECRET_NAMES, SECRET_PROPERTY
+from bot.core.secrets import NOT_SECRET, SECRET_NAMES, SECRET_PROPERTY
 
 MASK = "***"
 MIN_SECRET_LENGTH = 4  # shorter registered values would mask ordinary words all over the log

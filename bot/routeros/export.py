@@ -4,7 +4,7 @@ Owns: turning a raw `/export` into the normalized text that decides "changed" (`
 reading the header metadata (`parse_header`, `major_version`, `describe_meta_change`), choosing
 the export command (`export_command`), refusing output that must not be stored as a backup
 (`check_export`), and naming the menu section a line belongs to (`section_of`). Redaction of
-secrets lives in `bot.redact` and is re-exported here.
+secrets is bot.routeros.redact's.
 
 No I/O, no asyncio, no clock. Every line that is dropped is dropped by one entry of a table
 below, each with a one-line reason, in the style of Oxidized's `routeros.rb` post block: a new
@@ -18,19 +18,16 @@ from collections.abc import Sequence
 from typing import Final
 
 from bot.core.models import ExportMeta
-from bot.routeros.redact import SECRET_PROPERTY, redact
 
 __all__ = [
     "HEADER_RULES",
     "NOISE_RULES",
-    "SECRET_PROPERTY",
     "check_export",
     "describe_meta_change",
     "export_command",
     "major_version",
     "normalize",
     "parse_header",
-    "redact",
     "section_of",
 ]
 
