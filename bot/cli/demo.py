@@ -17,6 +17,7 @@ from bot.cli import terminal
 from bot.app import open_backend
 from bot.ssh.collector import Collector
 from bot.config.load import load_settings
+from bot.core.text import diffs_text
 from bot.ssh.simulator import SimDevice, Simulator, write_client_key
 
 SITES = {
@@ -79,7 +80,7 @@ async def run_demo(directory: Path | None, out: TextIO, colour: bool = False) ->
                 return 1  # core-1 failed this time: the summary above says why
             old_id, new_id = changed.previous.id, changed.version.id
             diffs = await backend.catalog.compare([old_id, new_id])
-            text = terminal.diffs_text(diffs)
+            text = diffs_text(diffs)
             print(f"== backupbot diff {old_id} {new_id} ==", file=out)
             out.write(terminal.colour_diff(text) if colour else text)
     print(f"\nDatabase: {settings.storage_path}\nConfig:   {config_path}\nTry:", file=out)

@@ -19,6 +19,7 @@ from bot.config.load import load_settings
 from bot.core.errors import ConfigError, UserError
 from bot.core.logs import configure_logging, register_secret
 from bot.core.secrets import SECRET_ENV
+from bot.core.text import diffs_text
 from bot.core.models import DeviceResult, Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -234,7 +235,7 @@ async def cmd_show(b: Backend, args: argparse.Namespace, out: TextIO, err: TextI
 
 async def cmd_diff(b: Backend, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     diffs = await b.catalog.compare([args.id1, args.id2])
-    text = terminal.diffs_text(diffs)
+    text = diffs_text(diffs)
     out.write(terminal.colour_diff(text) if args.colour else text)
     return EXIT_OK
 

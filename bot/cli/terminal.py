@@ -7,16 +7,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TextIO, overload
 
-from bot.core.models import Attempt, DeviceResult, DeviceStatus, Diff, RunSummary, Status, Version
+from bot.core.text import changes, when
+from bot.core.models import Attempt, DeviceResult, DeviceStatus, RunSummary, Status, Version
 
 if TYPE_CHECKING:  # keeps this module pure: no import of the I/O layers at run time
     from bot.backup.catalog import SiteOverview
 
 RED, GREEN, CYAN, BOLD, RESET = "\x1b[31m", "\x1b[32m", "\x1b[36m", "\x1b[1m", "\x1b[0m"
-
-
-def when(at: datetime | None) -> str:
-    return at.strftime("%Y-%m-%d %H:%M") if at else "-"
 
 
 def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
@@ -27,10 +24,6 @@ def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
         return "  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip()
 
     return "\n".join([fmt(header), fmt(["-" * w for w in widths]), *map(fmt, cells)])
-
-
-def changes(added: int, removed: int) -> str:
-    return f"+{added} -{removed}"
 
 
 def progress(done: int, total: int, failed: int, width: int = 30) -> str:
@@ -86,13 +79,6 @@ def colour_diff(text: str) -> str:
         colour = {"+": GREEN, "-": RED, "@": CYAN}.get(line[:1])
         return colour + line + RESET if colour else line
     return "\n".join(paint(line) for line in text.splitlines()) + ("\n" if text else "")
-
-
-def diffs_text(diffs: Sequence[Diff]) -> str:
-    out = []
-    for d in diffs:
-        out.append(d.text if not d.empty else f"--- {d.old_label}\n+++ {d.new_label}\n(no differences)\n")
-    return "".join(out)
 
 
 # --- --json documents ------------------------------------------------------------------------

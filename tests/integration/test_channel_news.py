@@ -21,7 +21,7 @@ from bot.slack.deliver import Tuning
 from bot.core.models import Status
 from bot.serve.server import BACKEND, Options
 from bot.ssh.simulator import SimDevice, Simulator
-from bot.cli.terminal import changes
+from bot.core.text import changes
 from tests.integration.conftest import (
     GENERAL,
     ROUTER_PASSWORD,

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from bot.slack.blocks.kit import MAX_BLOCKS, MAX_SECTION_TEXT, MAX_TEXT, Message, esc, message, section
 from bot.core.models import Diff
-from bot.cli.terminal import changes, diffs_text
+from bot.core.text import changes, diffs_text
 
 REMOVED, ADDED, CONTEXT = "🟥 ", "🟩 ", "   "  # a square is about two columns wide, then a space
 INLINE_MAX = MAX_TEXT - 500  # room for the fallback-ish title lines and any caller additions

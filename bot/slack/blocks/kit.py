@@ -58,10 +58,6 @@ def esc(text: str, limit: int | None = None) -> str:
     return escape(text if limit is None else clip(text, limit))
 
 
-def plural(n: int, word: str, many: str | None = None) -> str:
-    return f"{n:,} {word if n == 1 else many or word + 's'}"
-
-
 # --- elements and blocks -----------------------------------------------------------------------
 def plain(text: str, limit: int | None = None) -> Block:
     return {"type": "plain_text", "text": clip(text, limit) if limit else text, "emoji": True}

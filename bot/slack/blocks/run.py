@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from bot.slack.blocks.ids import SHOW_DIFF, pair_value
 from bot.slack.blocks.kit import (
@@ -28,13 +28,12 @@ from bot.slack.blocks.kit import (
     esc,
     header,
     message,
-    plural,
     section,
     text_size,
 )
 from bot.slack.blocks.pack import Entry, fair_share, group
 from bot.core.models import Device, DeviceResult, RunSummary, Status
-from bot.cli.terminal import changes, when
+from bot.core.text import changes, plural, span, when
 
 FAILURE_WORDS = {
     "auth": "authentication failed",
@@ -58,19 +57,6 @@ def failure(kind: str | None, reason: str | None) -> str:
     if not reason or reason.lower().startswith(words):
         return reason or words
     return f"{words}: {reason}"
-
-
-def span(delta: timedelta) -> str:
-    minutes = max(int(delta.total_seconds() // 60), 0)
-    if minutes < 60:
-        return plural(minutes, "minute")
-    if minutes < 48 * 60:
-        return plural(minutes // 60, "hour")
-    return plural(minutes // (24 * 60), "day")
-
-
-def ago(at: datetime, now: datetime) -> str:
-    return "just now" if now - at < timedelta(minutes=1) else f"{span(now - at)} ago"
 
 
 def stale_phrase(last_success: datetime | None, now: datetime) -> str:

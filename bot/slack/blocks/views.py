@@ -26,14 +26,14 @@ from bot.slack.blocks.ids import (
 )
 from bot.slack.blocks.kit import (
     MAX_BLOCKS, MAX_CHECKBOX_OPTIONS, MAX_HOME_BLOCKS, MAX_TEXT, Block, Message, actions, button, checkboxes,
-    context, divider, esc, header, home, message, option, plural, section, text_size,
+    context, divider, esc, header, home, message, option, section, text_size,
 )
 from bot.slack.blocks.pack import Entry, fair_share, group
 from bot.slack.blocks.run import (
-    REASON_CHARS, ago, backup_started, change_notice, diff_note, failure, host_key_alert, run_summary, stale_phrase,
+    REASON_CHARS, backup_started, change_notice, diff_note, failure, host_key_alert, run_summary, stale_phrase,
 )
 from bot.core.models import Device, DeviceStatus, Site, Status, Version
-from bot.cli.terminal import when
+from bot.core.text import ago, plural, when
 
 if TYPE_CHECKING:
     from bot.backup.catalog import SiteOverview
