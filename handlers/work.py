@@ -15,6 +15,7 @@ from datetime import datetime
 
 from bot.slack import access
 from bot.slack import blocks
+from bot.core.kinds import Trigger
 from bot.core.errors import NotFound, UserError
 from bot.core.models import Device, DeviceStatus, Diff, Site, Version
 from bot.backup.offload import cpu
@@ -158,7 +159,7 @@ async def _send_diffs(reply: Reply, diffs: Sequence[Diff], name: str) -> None:
 # -- backups ------------------------------------------------------------------------------------
 async def backup(deps: Deps, who: Requester, reply: Reply, devices: Sequence[Device]) -> None:
     """Run (or join) the backup of `devices`, then answer with its summary."""
-    summary = await deps.service.run(devices, "slack")
+    summary = await deps.service.run(devices, Trigger.SLACK)
     statuses: list[DeviceStatus] = []
     wanted = {d.key for d in devices}
     for site_name in sorted({d.site for d in devices}):

@@ -46,6 +46,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.core.clock import Clock
+from bot.core.kinds import Trigger
 from bot.core.logs import log_event
 from bot.core.models import NotStarted, Settings
 
@@ -54,7 +55,7 @@ log = logging.getLogger(__name__)
 Times = tuple[str, ...]
 # run_sites(sites, trigger, not_started): back up every device of `sites` as ONE run whose
 # messages also tell the `not_started` sites.
-RunSites = Callable[[tuple[str, ...], str, tuple[NotStarted, ...]], Awaitable[Any]]
+RunSites = Callable[[tuple[str, ...], Trigger, tuple[NotStarted, ...]], Awaitable[Any]]
 CATCH_UP = "catch-up run"
 
 
@@ -251,30 +252,30 @@ class Scheduler:
                 log_event(log, logging.INFO, "catch-up planned", site=site, missed=slot, last=last)
         if baseline:
             await self.store.record_scheduled(baseline)
-        claim = self._claim(due, "catch-up", CATCH_UP) if due else None
+        claim = self._claim(due, Trigger.CATCH_UP, CATCH_UP) if due else None
         if claim is None:
             return
         delay = random.uniform(0, jitter) if jitter else 0.0
         log_event(log, logging.INFO, "catch-up run planned", sites=len(due), delay=round(delay, 1))
-        task = asyncio.create_task(self._execute(*claim, trigger="catch-up", delay=delay), name="catch-up")
+        task = asyncio.create_task(self._execute(*claim, trigger=Trigger.CATCH_UP, delay=delay), name="catch-up")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _scheduled(self, slot_id: str) -> None:
         """The APScheduler job: the daily slot `slot_id` is due for all its sites."""
         slot = self.slots[slot_id]
-        claim = self._claim(slot.sites, "schedule", f"{slot.id} run")
+        claim = self._claim(slot.sites, Trigger.SCHEDULE, f"{slot.id} run")
         if claim is None:
             return
         try:
-            await self._execute(*claim, trigger="schedule", slot=slot.id)
+            await self._execute(*claim, trigger=Trigger.SCHEDULE, slot=slot.id)
         except asyncio.CancelledError:
             if not self._stopping:
                 raise
             # APScheduler would log a cancelled job as a crash; at shutdown it is the plan.
             log_event(log, logging.INFO, "scheduled run cancelled by shutdown", slot=slot.id)
 
-    def _claim(self, sites: Iterable[str], trigger: str, run: str
+    def _claim(self, sites: Iterable[str], trigger: Trigger, run: str
                ) -> tuple[tuple[str, ...], tuple[NotStarted, ...]] | None:
         """Mark the sites that are free as held by `run`; the busy ones come back as not started,
         their slot folded into the run that holds them. None when stopping: nothing starts."""
@@ -295,7 +296,7 @@ class Scheduler:
             skipped.append(NotStarted(site, reason))
         return tuple(claimed), tuple(skipped)
 
-    async def _execute(self, sites: tuple[str, ...], not_started: tuple[NotStarted, ...], *, trigger: str,
+    async def _execute(self, sites: tuple[str, ...], not_started: tuple[NotStarted, ...], *, trigger: Trigger,
                        slot: str | None = None, delay: float = 0.0) -> None:
         """Run the claimed sites as one run; once run_sites returns, record what each covered: the
         run's start instant, or a slot that came due (and was folded in) while it ran, if later."""
@@ -326,7 +327,7 @@ class Scheduler:
             if task is not None:
                 self._tasks.discard(task)
 
-    async def _report_failed(self, sites: tuple[str, ...], not_started: tuple[NotStarted, ...], trigger: str,
+    async def _report_failed(self, sites: tuple[str, ...], not_started: tuple[NotStarted, ...], trigger: Trigger,
                              exc: Exception) -> None:
         """A run that failed as a whole: a run without devices whose digest names its sites (best effort:
         the database that refused the run may refuse this too; the log has both)."""

@@ -24,6 +24,7 @@ from bot.routeros import diff as diffing
 from bot.routeros import export as routeros
 from bot.core.clock import Clock, utcnow
 from bot.core.errors import CollectError, HostKeyChanged
+from bot.core.kinds import ErrorKind, Trigger
 from bot.core.messages import OutboxMessage
 from bot.backup.offload import cpu
 from bot.core.models import (
@@ -54,7 +55,7 @@ class Collecting(Protocol):
 class RunStore(Protocol):
     """The part of storage.store.Store that recording a run needs."""
 
-    async def start_run(self, trigger: str, at: datetime, scope: str) -> int: ...
+    async def start_run(self, trigger: Trigger, at: datetime, scope: str) -> int: ...
     async def finish_run(self, run_id: int, at: datetime, outbox: Sequence[OutboxMessage] = ()) -> None: ...
     async def latest_version(self, site: str, device: str) -> Version | None: ...
     async def raw(self, version_id: int) -> bytes: ...
@@ -130,7 +131,7 @@ class BackupService:
     async def run(
         self,
         devices: Sequence[Device],
-        trigger: str,
+        trigger: Trigger,
         *,
         on_result: Callable[[DeviceResult], None] | None = None,
         not_started: Sequence[NotStarted] = (),
@@ -218,8 +219,8 @@ class BackupService:
         except Exception as exc:
             log.exception("backup crashed device=%s", device.label)
             reason = f"internal error: {type(exc).__name__}"
-            await self.store.record_failure(run_id, device.site, device.name, self.clock(), "internal", reason)
-            result = DeviceResult(device, Status.FAILED, error_kind="internal", reason=reason)
+            await self.store.record_failure(run_id, device.site, device.name, self.clock(), ErrorKind.INTERNAL, reason)
+            result = DeviceResult(device, Status.FAILED, error_kind=ErrorKind.INTERNAL, reason=reason)
         return replace(result, duration=time.monotonic() - t0, run_id=run_id)
 
     async def _record(self, run_id: int, device: Device, export: Export) -> DeviceResult:

@@ -17,6 +17,7 @@ from bot.cli import terminal
 from bot.app import open_backend
 from bot.ssh.collector import Collector
 from bot.config.load import load_settings
+from bot.core.kinds import Trigger
 from bot.core.text import diffs_text
 from bot.ssh.simulator import SimDevice, Simulator, write_client_key
 
@@ -63,14 +64,14 @@ async def run_demo(directory: Path | None, out: TextIO, colour: bool = False) ->
         async with open_backend(settings, collector=collector) as backend:
             print(f"Simulated {len(sim.devices)} RouterOS devices on 127.0.0.1; sw-1 is unreachable on purpose.\n",
                   file=out)
-            first = await backend.service.run(settings.devices(), "demo")
+            first = await backend.service.run(settings.devices(), Trigger.DEMO)
             print("== First backup: everything is new ==", file=out)
             print(terminal.summary(first) + "\n", file=out)
 
             sim.devices["core-1"].change(3)
             sim.devices["edge-1"].change(1)
             sim.devices["gw-1"].upgrade("7.20.1")
-            second = await backend.service.run(settings.devices(), "demo")
+            second = await backend.service.run(settings.devices(), Trigger.DEMO)
             print("== Second backup: core-1 and edge-1 changed, gw-1 upgraded, the rest only "
                   "have new timestamps ==", file=out)
             print(terminal.summary(second) + "\n", file=out)

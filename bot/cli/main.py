@@ -17,6 +17,7 @@ from bot.cli import terminal
 from bot.app import Backend, open_backend
 from bot.config.load import load_settings
 from bot.core.errors import ConfigError, UserError
+from bot.core.kinds import Trigger
 from bot.core.logs import configure_logging, register_secret
 from bot.core.secrets import SECRET_ENV
 from bot.core.text import diffs_text
@@ -192,7 +193,7 @@ async def cmd_backup(b: Backend, args: argparse.Namespace, out: TextIO, err: Tex
             err.write(terminal.progress(done, len(devices), failed))
             err.flush()
 
-    summary = await b.service.run(devices, "cli", on_result=on_result)
+    summary = await b.service.run(devices, Trigger.CLI, on_result=on_result)
     if show_progress:
         err.write("\n")
     _emit(args, out, lambda: terminal.summary_json(summary), lambda: terminal.summary(summary))

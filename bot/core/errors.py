@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+from bot.core.kinds import ErrorKind
+
 
 class BackupbotError(Exception):
     pass
@@ -44,7 +46,7 @@ class Forbidden(BackupbotError):
 
 
 class CollectError(BackupbotError):
-    kind = "error"
+    kind = ErrorKind.ERROR
     transient = False
 
     def __init__(self, reason: str):
@@ -53,25 +55,25 @@ class CollectError(BackupbotError):
 
 
 class Unreachable(CollectError):
-    kind = "unreachable"
+    kind = ErrorKind.UNREACHABLE
     transient = True
 
 
 class Dropped(CollectError):
-    kind = "dropped"
+    kind = ErrorKind.DROPPED
     transient = True
 
 
 class Timeout(CollectError):
-    kind = "timeout"
+    kind = ErrorKind.TIMEOUT
 
 
 class AuthFailed(CollectError):
-    kind = "auth"
+    kind = ErrorKind.AUTH
 
 
 class HostKeyChanged(CollectError):
-    kind = "host_key"
+    kind = ErrorKind.HOST_KEY
 
     def __init__(self, old_fingerprint: str, new_fingerprint: str, new_key: str):
         self.old_fingerprint = old_fingerprint
@@ -81,4 +83,4 @@ class HostKeyChanged(CollectError):
 
 
 class InvalidOutput(CollectError):
-    kind = "invalid_output"
+    kind = ErrorKind.INVALID_OUTPUT

@@ -10,6 +10,8 @@ from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
+from bot.core.kinds import Trigger
+
 
 class Status(StrEnum):
     """Outcome of one device in one run, spelled as the CLI's --json and Slack show it."""
@@ -194,7 +196,7 @@ class NotStarted:
 @dataclass(frozen=True)
 class RunSummary:
     run_id: int
-    trigger: str  # "cli", "schedule", "slack", "catch-up"
+    trigger: Trigger
     started_at: datetime
     finished_at: datetime
     results: tuple[DeviceResult, ...]

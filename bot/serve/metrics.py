@@ -13,19 +13,14 @@ from datetime import datetime
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from bot.core.errors import CollectError
+from bot.core.kinds import ErrorKind, Trigger
 from bot.core.models import RunSummary, Status
 
 OTHER = "other"
-TRIGGERS = ("schedule", "catch-up", "slack", "cli")
+TRIGGERS = tuple(t.value for t in Trigger)
 
 
-def _kinds(cls: type[CollectError]) -> set[str]:
-    return {cls.kind}.union(*(_kinds(sub) for sub in cls.__subclasses__()))
-
-
-# CollectError kinds plus BackupService's "internal" (a bug while backing up one device).
-FAILURE_KINDS = tuple(sorted(_kinds(CollectError) | {"internal"}))
+FAILURE_KINDS = tuple(sorted(k.value for k in ErrorKind))
 
 # Slack Web API error codes (and transport failures) folded into a handful of reasons.
 DELIVERY_REASONS: Mapping[str, str] = {

@@ -48,6 +48,7 @@ from bot.app import Backend, open_backend
 from bot.core.clock import Clock, utcnow
 from bot.ssh.collector import Collector
 from bot.slack.deliver import Deliverer, Tuning
+from bot.core.kinds import Trigger
 from bot.core.logs import log_event
 from bot.core.models import NotStarted, RunSummary, Settings
 from bot.backup.scheduler import Scheduler, next_runs
@@ -187,7 +188,8 @@ def create_app(settings: Settings, credentials: Credentials, *, socket_mode: boo
     async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
         backend = app[BACKEND]
 
-        async def run_sites(sites: tuple[str, ...], trigger: str, not_started: tuple[NotStarted, ...]) -> RunSummary:
+        async def run_sites(sites: tuple[str, ...], trigger: Trigger,
+                            not_started: tuple[NotStarted, ...]) -> RunSummary:
             devices = [d for site in sites for d in settings.devices(site)]
             return await backend.service.run(devices, trigger, not_started=not_started)
 

@@ -41,13 +41,13 @@ from typing import Any, Protocol
 
 from bot.slack import blocks
 from bot.backup.catalog import STALE_AFTER
+from bot.core.kinds import Trigger
 from bot.core.messages import OutboxMessage
 from bot.core.models import Attempt, Device, DeviceResult, Diff, NotStarted, RunSummary, Settings, Status, Version
 from bot.backup.offload import cpu
 
 log = logging.getLogger(__name__)
 
-SCHEDULED = frozenset({"schedule", "catch-up"})
 SUMMARY, DRIFT, CHANGE, HOST_KEY = "summary", "drift", "change", "host_key"
 
 
@@ -150,7 +150,7 @@ def run_messages(settings: Settings, summary: RunSummary, drifts: Mapping[tuple[
     for channel, results in by_channel.items():
         mine = [r for r in results if id(r) in own]
         changed = [r for r in mine if needs_diff(r) and r.device.key in drifts]
-        if summary.trigger in SCHEDULED:
+        if Trigger(summary.trigger).scheduled:
             part = replace(summary, results=tuple(results), not_started=tuple(skipped.get(channel, ())))
             stale = stale_of(results, last_successes, summary.finished_at)
             if worth_posting(settings, part, stale):
@@ -183,7 +183,7 @@ class Announcer:
         drifts = {r.device.key: await self._drift(r) for r in announced(summary) if needs_diff(r)
                   and channel_of(self.settings, r.device.site) is not None}
         last: dict[tuple[str, str], datetime] = {}
-        if summary.trigger in SCHEDULED:
+        if Trigger(summary.trigger).scheduled:
             for site in sorted({r.device.site for r in heard}):
                 last.update(await self.store.last_successes(site))
         # Rendering walks every diff line: off the event loop, like the diffing itself.
@@ -203,7 +203,7 @@ class Announcer:
             previous = await self.store.versions(a.site, a.device, limit=1, before_id=a.version_id)
             results.append(DeviceResult(device, Status.CHANGED, version, previous[0] if previous else None,
                                         added=a.added, removed=a.removed, note=a.note, run_id=run_id))
-        return await self(RunSummary(run_id, "interrupted", started_at, now, tuple(results)))
+        return await self(RunSummary(run_id, Trigger.INTERRUPTED, started_at, now, tuple(results)))
 
     async def _drift(self, r: DeviceResult) -> Drift:
         assert r.previous is not None and r.version is not None

@@ -29,6 +29,7 @@ from typing import Any
 from bot.core import errors
 from bot.ssh.collector import Collector
 from bot.core.errors import CollectError
+from bot.core.kinds import ErrorKind
 from bot.core.logs import configure_logging, register_secret
 from bot.core.models import Device, Export, HostKey
 
@@ -64,7 +65,7 @@ def _error(name: str, fields: dict[str, Any]) -> CollectError:
 class WorkerDied(CollectError):
     """Not the device's fault: the child process went away mid-collection."""
 
-    kind = "internal"
+    kind = ErrorKind.INTERNAL
 
 
 class SshWorker:

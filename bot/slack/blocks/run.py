@@ -33,27 +33,16 @@ from bot.slack.blocks.kit import (
 )
 from bot.slack.blocks.pack import Entry, fair_share, group
 from bot.core.models import Device, DeviceResult, RunSummary, Status
+from bot.core.kinds import ErrorKind, Trigger
 from bot.core.text import changes, plural, span, when
 
-FAILURE_WORDS = {
-    "auth": "authentication failed",
-    "host_key": "host key changed",
-    "timeout": "timed out",
-    "unreachable": "unreachable",
-    "dropped": "connection dropped",
-    "invalid_output": "invalid output",
-    "internal": "internal error",
-}
-TRIGGER_WORDS = {"schedule": "Scheduled run", "slack": "Run from Slack", "cli": "Run from the server",
-                 "catch-up": "Catch-up run (a scheduled time was missed)",
-                 "interrupted": "Run cut short by a restart"}
 REASON_CHARS = 300  # a reason longer than this is shown clipped, with "…"
 MAX_DIFF_BUTTONS = 10  # changed devices shown with their own "Show diff" button
 
 
 def failure(kind: str | None, reason: str | None) -> str:
     """Plain words for a failed attempt (raw text: escape before use in mrkdwn)."""
-    words = FAILURE_WORDS.get(kind or "", kind or "failed")
+    words = ErrorKind.words_for(kind)
     if not reason or reason.lower().startswith(words):
         return reason or words
     return f"{words}: {reason}"
@@ -201,7 +190,7 @@ def run_summary(
     totals = (f"*{plural(len(summary.results), 'device')}* · {counts[Status.UNCHANGED]:,} unchanged · "
               f"{counts[Status.CHANGED]:,} changed · {counts[Status.NEW]:,} new · {counts[Status.FAILED]:,} failed"
               + (f" · {len(stale):,} stale" if stale else "") + "\n"
-              f"{TRIGGER_WORDS.get(summary.trigger, esc(summary.trigger))} #{summary.run_id} · "
+              f"{esc(Trigger.words_for(summary.trigger))} #{summary.run_id} · "
               f"{when(summary.started_at)} UTC, took "
               f"{_seconds((summary.finished_at - summary.started_at).total_seconds())}")
     blocks: list[Block] = [header(title), section(totals)]
@@ -233,11 +222,11 @@ def host_key_alert(device: Device, old_fingerprint: str, new_fingerprint: str) -
                    [header(f":rotating_light: Host key changed: {device.label}"), section(text), section(action)])
 
 
-def change_notice(result: DeviceResult, trigger: str, run_id: int) -> Message:
+def change_notice(result: DeviceResult, trigger: Trigger, run_id: int) -> Message:
     """A change found by a run the channel gets no summary of (from Slack or the CLI): device,
     versions, +/- counts and Show diff, like a summary's line; the diff follows in the thread."""
     label = result.device.label
-    origin = f"{TRIGGER_WORDS.get(trigger, esc(trigger))} #{run_id}"
+    origin = f"{esc(Trigger.words_for(trigger))} #{run_id}"
     if result.added or result.removed:
         origin += " · the redacted diff is in the thread"
     return message(f"Config changed: {esc(label)}",
