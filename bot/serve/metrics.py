@@ -14,6 +14,7 @@ from datetime import datetime
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from bot.core.kinds import ErrorKind, Trigger
+from bot.slack.outcome import DELIVERY_REASONS, delivery_reason
 from bot.core.models import RunSummary, Status
 
 OTHER = "other"
@@ -22,19 +23,6 @@ TRIGGERS = tuple(t.value for t in Trigger)
 
 FAILURE_KINDS = tuple(sorted(k.value for k in ErrorKind))
 
-# Slack Web API error codes (and transport failures) folded into a handful of reasons.
-DELIVERY_REASONS: Mapping[str, str] = {
-    "ratelimited": "rate_limited", "rate_limited": "rate_limited",
-    "timeout": "network", "network": "network", "connection_error": "network",
-    "invalid_auth": "auth", "not_authed": "auth", "token_revoked": "auth", "token_expired": "auth",
-    "account_inactive": "auth", "missing_scope": "auth", "auth": "auth",
-    "channel_not_found": "channel", "not_in_channel": "channel", "is_archived": "channel",
-    "channel": "channel",
-    "msg_too_long": "invalid_message", "invalid_blocks": "invalid_message", "no_text": "invalid_message",
-    "invalid_message": "invalid_message",
-    "internal_error": "slack_error", "fatal_error": "slack_error", "service_unavailable": "slack_error",
-    "request_timeout": "slack_error", "slack_error": "slack_error",
-}
 # Seconds: a single router takes a few seconds, a whole site up to many minutes.
 RUN_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, float("inf"))
 
@@ -66,7 +54,7 @@ class Metrics:
             self.failures.labels(kind=kind)
         for trigger in (*TRIGGERS, OTHER):
             self.run_duration.labels(trigger=trigger)
-        for reason in (*sorted(set(DELIVERY_REASONS.values())), OTHER):
+        for reason in (*DELIVERY_REASONS, OTHER):
             self.delivery_failures.labels(reason=reason)
 
     def observe_run(self, summary: RunSummary) -> None:
@@ -93,9 +81,9 @@ class Metrics:
     def set_outbox_depth(self, n: int) -> None:
         self.outbox_depth.set(n)
 
-    def delivery_failed(self, reason: str) -> None:
-        """Count a failed Slack delivery; `reason` is a Slack error code or one of the reasons."""
-        self.delivery_failures.labels(reason=DELIVERY_REASONS.get(reason, OTHER)).inc()
+    def delivery_failed(self, code: str) -> None:
+        """Count a failed Slack delivery by its reason (bot.slack.outcome: code -> reason)."""
+        self.delivery_failures.labels(reason=delivery_reason(code) or OTHER).inc()
 
     def render(self) -> tuple[bytes, str]:
         """The body and content type for `GET /metrics`."""

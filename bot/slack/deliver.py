@@ -44,13 +44,19 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.clock import Clock
 from bot.core.logs import log_event
-from bot.serve.metrics import Metrics
 from bot.slack.outcome import EVENT_TYPE, THREAD_GONE, Failure, carries, classify, tagged
 from storage.outbox import OutboxItem
 
 log = logging.getLogger(__name__)
 
 AS_BUILT, PLAIN, NOTE = 0, 1, 2  # OutboxItem.form
+
+
+class DeliveryMetrics(Protocol):
+    """What the deliverer reports (bot.serve.metrics.Metrics)."""
+
+    def delivery_failed(self, code: str) -> None: ...
+    def set_outbox_depth(self, n: int) -> None: ...
 
 
 class DeliveryStore(Protocol):
@@ -79,7 +85,7 @@ class Tuning:
 
 class Deliverer:
     def __init__(self, store: DeliveryStore, client: AsyncWebClient, clock: Clock, *,
-                 metrics: Metrics | None = None, tuning: Tuning = Tuning()) -> None:
+                 metrics: DeliveryMetrics | None = None, tuning: Tuning = Tuning()) -> None:
         self.store, self.client, self.clock, self.metrics, self.tuning = store, client, clock, metrics, tuning
         self.delivered = 0  # since start (for /healthz)
         self._bell = asyncio.Event()

@@ -28,16 +28,28 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 
 EVENT_TYPE = "backupbot_outbox"
 
+# The one table of Slack error codes (and our transport codes): what each means to the deliverer
+# (the sets below) and how /metrics counts it (`delivery_reason`, a closed set of reasons).
+
 # Slack refuses the token itself: nothing will work until someone replaces it or reinstalls the app.
-# `serve` stops at start-up on these (bot.slack_client); the deliverer treats them as blocked.
+# `serve` stops at start-up on these (bot.slack.client); the deliverer treats them as blocked.
 TOKEN_REFUSED = frozenset({
     "invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "not_allowed_token_type",
 })
-BLOCKED = TOKEN_REFUSED | frozenset({
+# The token works but may not do this: a scope or a workspace permission is missing.
+NOT_PERMITTED = frozenset({"team_access_not_granted", "ekm_access_denied", "missing_scope", "no_permission",
+                           "access_denied"})
+# The channel cannot take the message: the bot is not in it, it is gone, archived or restricted.
+CHANNEL_REFUSED = frozenset({
     "channel_not_found", "not_in_channel", "is_archived", "channel_is_archived", "restricted_action",
-    "restricted_action_read_only_channel", "restricted_action_thread_only_channel", "team_access_not_granted",
-    "ekm_access_denied", "missing_scope", "no_permission", "access_denied",
+    "restricted_action_read_only_channel", "restricted_action_thread_only_channel",
 })
+BLOCKED = TOKEN_REFUSED | NOT_PERMITTED | CHANNEL_REFUSED
+RATE_LIMITED = frozenset({"ratelimited", "rate_limited"})
+# Slack's own trouble, said with an error code (a bare 5xx is "http_5NN").
+SLACK_TROUBLE = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout"})
+# Ours, for a call that got no answer from Slack (classify below).
+TRANSPORT = frozenset({"timeout", "connection_error", "network"})
 REJECTED = frozenset({
     "invalid_blocks", "invalid_blocks_format", "msg_too_long", "msg_blocks_too_long", "no_text",
     "too_many_attachments", "invalid_attachments", "invalid_metadata_format", "invalid_metadata_schema",
@@ -48,6 +60,25 @@ REJECTED = frozenset({
 
 # The parent message is gone (deleted in Slack): a reply is sent on its own instead.
 THREAD_GONE = frozenset({"invalid_thread_ts", "thread_not_found", "cannot_reply_to_message"})
+
+# How /metrics counts a failed delivery: each reason and the codes it covers. Anything else is "other".
+DELIVERY_REASONS: Mapping[str, frozenset[str]] = {
+    "rate_limited": RATE_LIMITED,
+    "network": TRANSPORT,
+    "auth": TOKEN_REFUSED | NOT_PERMITTED,
+    "channel": CHANNEL_REFUSED,
+    "invalid_message": REJECTED,
+    "slack_error": SLACK_TROUBLE,
+}
+
+
+def delivery_reason(code: str) -> str | None:
+    """The metrics reason of a failure code (a reason's own name counts as itself); None if unknown."""
+    if code in DELIVERY_REASONS:
+        return code
+    if code.startswith("http_5"):
+        return "slack_error"
+    return next((reason for reason, codes in DELIVERY_REASONS.items() if code in codes), None)
 
 
 @dataclass(frozen=True)
@@ -67,7 +98,7 @@ def classify(exc: BaseException, *, posting: bool) -> Failure:
         status = int(getattr(exc.response, "status_code", 0) or 0)
         data = getattr(exc.response, "data", None)
         code = str(data.get("error")) if isinstance(data, dict) and data.get("error") else f"http_{status}"
-        if status == 429 or code in ("ratelimited", "rate_limited"):
+        if status == 429 or code in RATE_LIMITED:
             headers: Mapping[str, str] = getattr(exc.response, "headers", None) or {}
             try:
                 after = float(headers.get("Retry-After") or headers.get("retry-after") or 1)
