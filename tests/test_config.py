@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,13 @@ def test_minimal_config_uses_builtin_defaults(tmp_path: Path) -> None:
     assert (gw.port, gw.timeout, gw.export) == (22, 120.0, "auto")
     assert settings.storage_path == tmp_path / "data" / "backups.db"
     assert settings.concurrency == 50 and settings.schedule.times == ("02:00",)
+    assert settings.stale_after == timedelta(hours=24)
+
+
+def test_stale_after_hours_sets_the_stale_threshold(tmp_path: Path, example: dict[str, Any]) -> None:
+    """`stale_after_hours: 36`: a device is stale after 36 h without a good backup (bot.core.stale)."""
+    example["stale_after_hours"] = 36
+    assert load_settings(write(tmp_path, example), ENV).stale_after == timedelta(hours=36)
 
 
 def test_relative_paths_resolve_against_config_dir(tmp_path: Path, example: dict[str, Any],
@@ -192,6 +200,7 @@ CASES: list[tuple[str, object, str]] = [
     ("defaults.timeout", 0, "defaults.timeout: must be a number of seconds > 0, got 0"),
     ("concurrency", 0, "concurrency: must be an integer 1-1000, got 0"),
     ("concurrency", "many", 'concurrency: must be an integer 1-1000, got "many"'),
+    ("stale_after_hours", 0, "stale_after_hours: must be an integer >= 1, got 0"),
     ("schedule.times", ["25:00"], 'schedule.times[0]: "25:00" is not HH:MM'),
     ("schedule.times", [], 'schedule.times: at least one time is required, e.g. ["02:00"]'),
     ("schedule.times", "02:00", 'schedule.times: must be a list of "HH:MM" times, e.g. ["02:00"], got "02:00"'),

@@ -71,6 +71,18 @@ def test_a_scheduled_run_gets_one_summary_per_channel_with_drift_in_its_thread()
     assert "SHA256:new" in json.dumps(msgs[2].payload)
 
 
+def test_the_digest_counts_stale_by_the_configured_threshold() -> None:
+    """A device that failed with its last good backup 3 days ago is stale by default (24 h), not
+    with stale_after_hours: 96; one that never had a good backup is stale either way."""
+    s = settings()
+    summary, drifts = run("schedule", s)
+    three_days = {("branch", "b1"): NOW - timedelta(days=3), ("lab", "r3"): NOW - timedelta(days=3)}
+    digest = json.dumps(run_messages(replace(s, stale_after=timedelta(hours=96)), summary, drifts, three_days)[0].payload)
+    assert "no good backup" not in digest and "stale" not in digest
+    never = json.dumps(run_messages(replace(s, stale_after=timedelta(hours=96)), summary, drifts, {})[0].payload)
+    assert "never backed up" in never
+
+
 def test_a_run_from_slack_or_the_cli_posts_each_change_on_its_own() -> None:
     """No summary: each change it recorded as a message with its drift in the thread; failures
     are not broadcast, a first-seen host key still is."""

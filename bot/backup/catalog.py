@@ -9,18 +9,17 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Protocol
 
 from bot.routeros import diff as diffing
 from bot.routeros import export as routeros
 from bot.routeros import redact as redaction
 from bot.core.clock import Clock, utcnow
+from bot.core.stale import is_stale
 from bot.core.errors import NotFound, UserError
 from bot.backup.offload import cpu
 from bot.core.models import Attempt, Device, DeviceStatus, Diff, HostKey, Settings, Site, Status, Version
-
-STALE_AFTER = timedelta(days=1)
 
 
 class CatalogStore(Protocol):
@@ -102,9 +101,9 @@ class Catalog:
         return [DeviceStatus(d, latest.get(d.key), attempts.get(d.key), successes.get(d.key)) for d in site.devices]
 
     def is_stale(self, status: DeviceStatus) -> bool:
-        """No good backup within a day (or never), for a device that has been tried."""
-        last = status.last_success_at
-        return status.last_attempt is not None and (last is None or self.clock() - last > STALE_AFTER)
+        """bot.core.stale's definition, with the configured threshold, as of now."""
+        return is_stale(status.last_attempt is not None, status.last_success_at, self.clock(),
+                        self.settings.stale_after)
 
     async def versions(self, site: str, device: str, limit: int = 20, before_id: int | None = None) -> list[Version]:
         d = self.device(site, device)

@@ -13,6 +13,7 @@ import difflib
 import os
 import re
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -254,6 +255,7 @@ class _Checker:
                 "times": self.times, "timezone": self.timezone,
                 "jitter": lambda loc, v: self.integer(v, 0), "quiet": self.boolean}) or {},
             "concurrency": lambda loc, v: self.integer(v, 1, 1000),  # SSH sessions across all sites
+            "stale_after_hours": lambda loc, v: self.integer(v, 1),
             # a broken defaults section counts as "set" so devices don't also report missing keys
             "defaults": lambda loc, v: self.fields(loc, v, self.conn) or dict.fromkeys(_CONN_KEYS, _BAD),
             "sites": lambda loc, v: v,  # checked below, once defaults are known
@@ -263,6 +265,8 @@ class _Checker:
         storage_path = self.base_dir / Path(storage if isinstance(storage, str) else ".").expanduser()
         return Settings(storage_path=storage_path, sites=sites,
                         concurrency=top.get("concurrency", 50),
+                        **({"stale_after": timedelta(hours=top["stale_after_hours"])}
+                           if isinstance(top.get("stale_after_hours"), int) else {}),
                         slack=SlackSettings(**top.get("slack", {})),
                         schedule=ScheduleSettings(**top.get("schedule", {})))
 

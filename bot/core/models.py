@@ -6,7 +6,7 @@ Nothing here does I/O. Datetimes are always timezone-aware UTC.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
@@ -82,6 +82,8 @@ class Settings:
     storage_path: Path
     sites: dict[str, Site]
     concurrency: int = 50
+    # A device tried but without a good backup for longer is stale (bot.core.stale): told in digests.
+    stale_after: timedelta = timedelta(hours=24)
     slack: SlackSettings = SlackSettings()
     schedule: ScheduleSettings = ScheduleSettings()
 

@@ -36,13 +36,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from bot.slack import blocks
-from bot.backup.catalog import STALE_AFTER
 from bot.core.kinds import Trigger
 from bot.core.messages import OutboxMessage
+from bot.core.stale import is_stale
 from bot.core.models import Attempt, Device, DeviceResult, Diff, NotStarted, RunSummary, Settings, Status, Version
 from bot.backup.offload import cpu
 
@@ -105,12 +105,12 @@ def drift_payload(drift: Drift) -> tuple[str, dict[str, Any]]:
 
 
 def stale_of(results: Sequence[DeviceResult], last_successes: Mapping[tuple[str, str], datetime],
-             now: datetime) -> list[tuple[Device, datetime | None]]:
-    """Failed devices whose last good backup is over a day old (or never happened)."""
+             now: datetime, after: timedelta) -> list[tuple[Device, datetime | None]]:
+    """The devices that failed in this run and are stale (bot.core.stale)."""
     out = []
     for r in results:
         last = last_successes.get(r.device.key)
-        if r.status is Status.FAILED and (last is None or now - last > STALE_AFTER):
+        if r.status is Status.FAILED and is_stale(True, last, now, after):
             out.append((r.device, last))
     return out
 
@@ -152,7 +152,7 @@ def run_messages(settings: Settings, summary: RunSummary, drifts: Mapping[tuple[
         changed = [r for r in mine if needs_diff(r) and r.device.key in drifts]
         if Trigger(summary.trigger).scheduled:
             part = replace(summary, results=tuple(results), not_started=tuple(skipped.get(channel, ())))
-            stale = stale_of(results, last_successes, summary.finished_at)
+            stale = stale_of(results, last_successes, summary.finished_at, settings.stale_after)
             if worth_posting(settings, part, stale):
                 parent = add(channel, SUMMARY, blocks.run_summary(part, stale=stale, now=summary.finished_at))
                 for r in changed:

@@ -34,7 +34,8 @@ from bot.slack.blocks.kit import (
 from bot.slack.blocks.pack import Entry, fair_share, group
 from bot.core.models import Device, DeviceResult, RunSummary, Status
 from bot.core.kinds import ErrorKind, Trigger
-from bot.core.text import changes, plural, span, when
+from bot.core.stale import stale_phrase
+from bot.core.text import changes, plural, when
 
 REASON_CHARS = 300  # a reason longer than this is shown clipped, with "…"
 MAX_DIFF_BUTTONS = 10  # changed devices shown with their own "Show diff" button
@@ -46,10 +47,6 @@ def failure(kind: str | None, reason: str | None) -> str:
     if not reason or reason.lower().startswith(words):
         return reason or words
     return f"{words}: {reason}"
-
-
-def stale_phrase(last_success: datetime | None, now: datetime) -> str:
-    return "never backed up" if last_success is None else f"no good backup for {span(now - last_success)}"
 
 
 def _seconds(seconds: float) -> str:

@@ -30,9 +30,10 @@ from bot.slack.blocks.kit import (
 )
 from bot.slack.blocks.pack import Entry, fair_share, group
 from bot.slack.blocks.run import (
-    REASON_CHARS, backup_started, change_notice, diff_note, failure, host_key_alert, run_summary, stale_phrase,
+    REASON_CHARS, backup_started, change_notice, diff_note, failure, host_key_alert, run_summary,
 )
 from bot.core.models import Device, DeviceStatus, Site, Status, Version
+from bot.core.stale import stale_phrase
 from bot.core.text import ago, plural, when
 
 if TYPE_CHECKING:
