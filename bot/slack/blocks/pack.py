@@ -2,8 +2,8 @@
 
 As many lines per section as 3,000 characters allow, within a block and character budget;
 when the budget runs out, the last line says "… and N more …" with the exact count - nothing
-is dropped without saying so. `fair_share` splits one message's budget between several lists
-so that a long list of changes cannot crowd out the failures.
+is dropped without saying so. `share_budget` splits one message's budget between several lists
+(`fair_share`) so that a long list of changes cannot crowd out the failures.
 """
 
 from __future__ import annotations
@@ -109,6 +109,21 @@ def group(
                               max_lines=None if max_items is None else max(max_items - detailed, 0))
         out.extend(packed)
     return out
+
+
+UNLIMITED = (10**6, 10**9)  # (blocks, chars): a budget no list reaches, to measure its full rendering
+Render = Callable[[int, int], list[Block]]  # (blocks, chars) -> the list rendered within that budget
+
+
+def share_budget(renders: Sequence[Render], *, blocks: int, chars: int) -> list[list[Block]]:
+    """Several lists in one message: each rendered in full if that fits its fair share of `blocks`
+    and `chars`, else within its share (ending "… and N more"). Small lists are never cut to make
+    room for a big one; the big ones split what is left evenly."""
+    full = [render(*UNLIMITED) for render in renders]
+    block_shares = fair_share([len(f) for f in full], blocks)
+    char_shares = fair_share([text_size(f) for f in full], chars)
+    return [f if len(f) <= nb and text_size(f) <= nc else render(nb, nc)
+            for render, f, nb, nc in zip(renders, full, block_shares, char_shares)]
 
 
 def fair_share(needs: Sequence[int], total: int) -> list[int]:

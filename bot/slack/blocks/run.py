@@ -31,7 +31,7 @@ from bot.slack.blocks.kit import (
     section,
     text_size,
 )
-from bot.slack.blocks.pack import Entry, fair_share, group
+from bot.slack.blocks.pack import Entry, Render, group, share_budget
 from bot.core.models import Device, DeviceResult, RunSummary, Status
 from bot.core.kinds import ErrorKind, Trigger
 from bot.core.stale import stale_phrase
@@ -193,16 +193,15 @@ def run_summary(
     blocks: list[Block] = [header(title), section(totals)]
     groups = _groups(summary, stale, now)
 
-    def render(g: tuple[str, list[Entry], str, int, str], n_blocks: int, n_chars: int) -> list[Block]:
+    def renderer(g: tuple[str, list[Entry], str, int, str]) -> Render:
         head, entries, noun, detailed, sep = g
-        return group(head, entries, blocks=n_blocks, chars=n_chars, max_detailed=detailed, sep=sep,
-                     more=lambda n: f"… and {plural(n, 'more ' + noun)} (see `{hint}`)")
+        return lambda n_blocks, n_chars: group(
+            head, entries, blocks=n_blocks, chars=n_chars, max_detailed=detailed, sep=sep,
+            more=lambda n: f"… and {plural(n, 'more ' + noun)} (see `{hint}`)")
 
-    full = [render(g, 10**6, 10**9) for g in groups]
-    block_shares = fair_share([len(f) for f in full], MAX_BLOCKS - len(blocks))
-    char_shares = fair_share([text_size(f) for f in full], MAX_TEXT - text_size(blocks))
-    for g, f, nb, nc in zip(groups, full, block_shares, char_shares):
-        blocks.extend(f if len(f) <= nb and text_size(f) <= nc else render(g, nb, nc))
+    for body in share_budget([renderer(g) for g in groups], blocks=MAX_BLOCKS - len(blocks),
+                             chars=MAX_TEXT - text_size(blocks)):
+        blocks.extend(body)
     return message(_fallback(title, summary, stale, now), blocks)
 
 

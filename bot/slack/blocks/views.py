@@ -28,7 +28,7 @@ from bot.slack.blocks.kit import (
     MAX_BLOCKS, MAX_CHECKBOX_OPTIONS, MAX_HOME_BLOCKS, MAX_TEXT, Block, Message, actions, button, checkboxes,
     context, divider, esc, header, home, message, option, section, text_size,
 )
-from bot.slack.blocks.pack import Entry, fair_share, group
+from bot.slack.blocks.pack import UNLIMITED, Entry, Render, group, share_budget
 from bot.slack.blocks.run import (
     REASON_CHARS, backup_started, change_notice, diff_note, failure, host_key_alert, run_summary,
 )
@@ -212,17 +212,18 @@ def site_devices(site: Site, statuses: Sequence[DeviceStatus], now: datetime, st
         return f"… and {plural(n, 'more device')} (`/backup {esc(site.name)} DEVICE` shows one)"
 
     entries = {s.device.key: _device_entry(s, flagged[s.device.key], now, with_site=False) for s in statuses}
-    body = group(None, list(entries.values()), blocks=10**6, chars=10**9, more=more, max_detailed=len(statuses))
+    body = group(None, list(entries.values()), blocks=UNLIMITED[0], chars=UNLIMITED[1], more=more,
+                 max_detailed=len(statuses))
     if len(body) > n_blocks or text_size(body) > n_chars:
         keys = {s.device.key for s in need}
         lists = [("*Needs attention*", [entries[s.device.key] for s in need], LARGE_SITE_DETAILED, "\n"),
                  ("*Backed up fine:*", [e for k, e in entries.items() if k not in keys], 0, ", ")]
-        lists = [x for x in lists if x[1]]
-        full = [group(t, es, blocks=10**6, chars=10**9, more=more, max_detailed=md, sep=sep)
-                for t, es, md, sep in lists]
-        shares = zip(fair_share([len(f) for f in full], n_blocks), fair_share(list(map(text_size, full)), n_chars))
-        body = [b for (t, es, md, sep), (nb, nc) in zip(lists, shares)
-                for b in group(t, es, blocks=nb, chars=nc, more=more, max_detailed=md, sep=sep)]
+
+        def renderer(title: str, listed: list[Entry], detailed: int, sep: str) -> Render:
+            return lambda nb, nc: group(title, listed, blocks=nb, chars=nc, more=more, max_detailed=detailed, sep=sep)
+
+        shared = share_budget([renderer(*x) for x in lists if x[1]], blocks=n_blocks, chars=n_chars)
+        body = [b for part in shared for b in part]
     return message(f"{site.name}: {summary}", [*top, *body, hint])
 
 
@@ -294,17 +295,13 @@ def app_home(overviews: Sequence[SiteOverview], failing: Sequence[DeviceStatus],
         (f"*No recent good backup ({len(stale):,})*" + ("" if stale else " — none :white_check_mark:"),
          [_device_entry(s, True, now, with_site=True) for s in stale], "stale device", "`/backup SITE`"),
     ]
-    n_blocks = MAX_HOME_BLOCKS - len(top) - len(lists)  # a divider before each list
-    n_chars = MAX_TEXT - text_size(top)
+    def renderer(title: str, entries: list[Entry], noun: str, where: str) -> Render:
+        return lambda nb, nc: group(title, entries, blocks=nb, chars=nc, max_detailed=len(entries),
+                                    more=lambda n: f"… and {plural(n, 'more ' + noun)} (see {where})")
 
-    def render(i: int, nb: int, nc: int) -> list[Block]:
-        title, entries, noun, where = lists[i]
-        return group(title, entries, blocks=nb, chars=nc, max_detailed=len(entries),
-                     more=lambda n: f"… and {plural(n, 'more ' + noun)} (see {where})")
-
-    full = [render(i, 10**6, 10**9) for i in range(len(lists))]
-    shares = zip(fair_share([len(f) for f in full], n_blocks), fair_share(list(map(text_size, full)), n_chars))
     blocks = list(top)
-    for i, (nb, nc) in enumerate(shares):
-        blocks += [divider(), *(full[i] if len(full[i]) <= nb and text_size(full[i]) <= nc else render(i, nb, nc))]
+    # a divider before each list
+    for body in share_budget([renderer(*x) for x in lists], blocks=MAX_HOME_BLOCKS - len(top) - len(lists),
+                             chars=MAX_TEXT - text_size(top)):
+        blocks += [divider(), *body]
     return home(blocks)
