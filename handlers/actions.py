@@ -19,9 +19,8 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack import blocks
-from bot.core.errors import Forbidden, UserError
+from bot.core.errors import Busy, UserError
 from bot.core.models import Device
-from bot.slack.tasks import Busy
 from handlers import work
 from handlers.deps import Deps
 from handlers.replies import Reply
@@ -92,7 +91,7 @@ def _listener(deps: Deps, action_id: str, plan: Plan) -> Callable[..., Coroutine
         except ValueError:
             log.warning("malformed %s value %r from %s", action_id, action.get("value"), who.user)
             job = reply.error("That button's value is not one I understand; run /backup again for a fresh list.")
-        except (UserError, Forbidden) as exc:
+        except UserError as exc:
             job = reply.error(str(exc))
         try:  # even a refusal is sent from a task: the HTTP answer never waits for a Slack call
             deps.tasks.spawn(job, name=f"{action_id} {action.get('value', '')} ({who.user})", on_error=reply.failed)

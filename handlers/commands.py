@@ -28,8 +28,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack import blocks
-from bot.core.errors import Forbidden, UserError
-from bot.slack.tasks import Busy
+from bot.core.errors import Busy, UserError
 from handlers import work
 from handlers.deps import Deps
 from handlers.replies import Reply
@@ -106,8 +105,8 @@ Work = Coroutine[Any, Any, None]
 
 
 def _plan(deps: Deps, cmd: Command, who: Requester, reply: Reply) -> tuple[blocks.Message | None, Work]:
-    """(the ack's message or None for an empty ack, the work to run after it). Raises UserError /
-    Forbidden for what can be refused without I/O (unknown or forbidden site, unknown device)."""
+    """(the ack's message or None for an empty ack, the work to run after it). Raises UserError
+    for what can be refused without I/O (unknown or forbidden site, unknown device)."""
     match cmd.kind:
         case Kind.SITES:
             return None, work.sites(deps, who, reply)
@@ -149,7 +148,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         reply = Reply(client, respond, who.user, who.channel)
         try:
             answer, job = _plan(deps, cmd, who, reply)
-        except (UserError, Forbidden) as exc:
+        except UserError as exc:
             await ack(**blocks.error(str(exc)))
             return
         try:

@@ -17,7 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.slack import access
 from bot.slack import blocks
 from bot.core.models import DeviceStatus, Status
-from bot.slack.tasks import Busy
+from bot.core.errors import Busy
 from handlers.deps import Deps
 from handlers.replies import describe
 

@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.slack import blocks
-from bot.core.errors import Forbidden, UserError
+from bot.core.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ SNIPPET_LIMIT = 1_000_000  # Slack refuses larger snippets (snippet_too_large); 
 
 def describe(exc: BaseException) -> str:
     """What the requester is told when their request failed: never a stack trace."""
-    if isinstance(exc, (UserError, Forbidden)):
+    if isinstance(exc, UserError):
         return str(exc)
     return ("Sorry, something went wrong on my side while doing that "
             f"({type(exc).__name__}); it has been logged for the operators.")

@@ -16,15 +16,11 @@ import zlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from bot.core.errors import BackupbotError
+from bot.core.errors import CorruptBlob
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 ZLIB = "zlib"
 ZLIB_LEVEL = 6
-
-
-class CorruptBlob(BackupbotError):
-    """A stored config no longer decompresses to the bytes whose sha256 addresses it."""
 
 
 # Times are INTEGER microseconds since the epoch: exact round-trips of Python datetimes, and 6-7

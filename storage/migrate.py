@@ -16,14 +16,10 @@ from pathlib import Path
 
 import aiosqlite
 
-from bot.core.errors import BackupbotError
+from bot.core.errors import SchemaTooNew
 from storage.db import transaction
 
 _NAME = re.compile(r"^(\d{4})_\w+\.sql$")
-
-
-class SchemaTooNew(BackupbotError):
-    """The database was written by a newer backupbot than this one."""
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ from types import TracebackType
 import aiosqlite
 
 from bot.core.models import Attempt, ExportMeta, Status, Version
-from storage.codec import CorruptBlob, PackedBlob, from_db_time, from_db_time_or_none, pack, to_db_time, unpack, utc
+from storage.codec import PackedBlob, from_db_time, from_db_time_or_none, pack, to_db_time, unpack, utc
 from storage.db import connect, first, scalar
-from storage.migrate import SchemaTooNew, migrate
+from storage.migrate import migrate
 from bot.core.messages import OutboxMessage
 from storage.outbox import OutboxItem, OutboxStatus, OutboxStore, insert_batch, prepare
 from storage.records import (
@@ -41,8 +41,7 @@ from storage.records import (
 )
 from storage.trust import TrustStore
 
-__all__ = ["CorruptBlob", "OutboxItem", "OutboxStatus", "RunInfo", "RunStatus", "SchemaTooNew",
-           "Store"]
+__all__ = ["OutboxItem", "OutboxStatus", "RunInfo", "RunStatus", "Store"]
 
 # The newest row of {table} for each device (of :site, or all): one MAX(id) seek per device on
 # the table's (device_id, id) index, never a scan of the history.

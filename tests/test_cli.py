@@ -4,11 +4,15 @@ tests/integration/test_cli.py runs the commands themselves."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib.metadata
 import io
 import os
+import sqlite3
 import tomllib
+import zlib
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -17,6 +21,8 @@ import pytest
 from bot.cli import main as cli
 from bot.cli.main import build_parser, main
 from bot.cli.terminal import colour_wanted
+from bot.core.models import ExportMeta, Status
+from storage.store import Store
 
 
 def commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -112,3 +118,54 @@ def test_colour_only_on_a_terminal_without_no_color_or_term_dumb(
         terminal: TextIO, env: dict[str, str], on_a_terminal: bool) -> None:
     assert colour_wanted(terminal, env) is on_a_terminal
     assert colour_wanted(io.StringIO(), env) is False
+
+
+# -- a database the CLI cannot use: one line and the documented exit code, never a traceback ------
+def _config(tmp_path: Path) -> Path:
+    path = tmp_path / "backupbot.yml"
+    path.write_text("storage: {path: backups.db}\n"
+                    "sites: {hq: {devices: [{name: r1, host: 127.0.0.1, username: u, password: '${PW}'}]}}\n")
+    return path
+
+
+def _run(argv: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:
+    err = io.StringIO()
+    code = main(argv, {"PW": "secret-pw", **(env or {})}, io.StringIO(), err)
+    return code, err.getvalue()
+
+
+async def _store_with_one_version(db: Path) -> int:
+    async with await Store.open(db) as store:
+        run_id = await store.start_run("cli", datetime(2026, 1, 1, tzinfo=UTC), "hq")
+        version = await store.add_version(run_id, "hq", "r1", datetime(2026, 1, 1, tzinfo=UTC), b"/ip address\n",
+                                          "0" * 64, ExportMeta(), Status.NEW, 0, 0, None)
+    return version.id
+
+
+def test_a_database_from_a_newer_backupbot_is_one_line_and_exit_2(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """`sites`, and `serve` at start-up, refuse a too-new database with the reason, not a traceback."""
+    config = _config(tmp_path)
+    asyncio.run(_store_with_one_version(tmp_path / "backups.db"))
+    with sqlite3.connect(tmp_path / "backups.db") as db:
+        db.execute("PRAGMA user_version = 99")
+    code, err = _run(["--config", str(config), "sites"])
+    assert code == 2 and err.startswith("backupbot: database ") and "schema version 99" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    code, _ = _run(["--config", str(config), "serve", "--host", "127.0.0.1", "--port", "0", "--admin-port", "0"],
+                   {"SLACK_BOT_TOKEN": "xoxb-0-0", "SLACK_SIGNING_SECRET": "not-used"})
+    printed = capsys.readouterr().err  # serve speaks on the process's stderr
+    assert code == 2 and "backupbot serve: database " in printed and "schema version 99" in printed
+    assert "Traceback" not in printed
+
+
+def test_a_corrupt_stored_config_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    """`show ID` (and --raw) on a blob that no longer matches its sha256: the reason, exit 1."""
+    config = _config(tmp_path)
+    version_id = asyncio.run(_store_with_one_version(tmp_path / "backups.db"))
+    with sqlite3.connect(tmp_path / "backups.db") as db:
+        db.execute("UPDATE blobs SET data = ?", (zlib.compress(b"something else"),))
+    for extra in ([], ["--raw"]):
+        code, err = _run(["--config", str(config), "show", str(version_id), *extra])
+        assert code == 1 and err.startswith("backupbot: blob ") and "decompresses to different bytes" in err
+        assert "Traceback" not in err

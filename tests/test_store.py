@@ -19,7 +19,8 @@ import pytest
 from bot.core.models import ExportMeta, HostKey, Status
 from storage.migrate import load_migrations, split_statements
 from bot.core.messages import OutboxMessage
-from storage.store import CorruptBlob, RunStatus, SchemaTooNew, Store
+from bot.core.errors import CorruptBlob, SchemaTooNew
+from storage.store import RunStatus, Store
 
 T0 = datetime(2025, 3, 10, 2, 0, 0, 123456, tzinfo=timezone.utc)
 META = ExportMeta("7.18.2", "RB5009UPr+S+", "HEX123", "QMLS-64F2")

@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
-from bot.core.errors import UserError
-from bot.slack.tasks import Busy, TaskTracker
+from bot.core.errors import Busy, Forbidden, UserError
+from bot.slack.tasks import TaskTracker
 
 
 async def test_errors_are_logged_and_reported() -> None:
@@ -91,3 +91,22 @@ async def test_drain_waits_then_cancels_and_tells(caplog: pytest.LogCaptureFixtu
     assert "slow" in caplog.text
     with pytest.raises(Busy):
         tracker.spawn(asyncio.sleep(0), name="late")
+
+
+async def test_a_refusal_is_an_answer_not_a_crash(caplog: pytest.LogCaptureFixture) -> None:
+    """Forbidden is a UserError: the requester is told, and the log has one INFO line, no traceback."""
+    tracker = TaskTracker()
+    told: list[str] = []
+
+    async def report(exc: BaseException) -> None:
+        told.append(str(exc))
+
+    async def refused() -> None:
+        raise Forbidden("You are not allowed to see hq. Ask a backupbot admin.")
+
+    with caplog.at_level(logging.INFO, logger="bot.slack.tasks"):
+        tracker.spawn(refused(), name="refused", on_error=report)
+        await tracker.idle()
+    assert told == ["You are not allowed to see hq. Ask a backupbot admin."]
+    [record] = [r for r in caplog.records if r.name == "bot.slack.tasks"]
+    assert record.levelno == logging.INFO and record.exc_info is None

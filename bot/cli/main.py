@@ -16,7 +16,7 @@ from typing import Any, TextIO
 from bot.cli import terminal
 from bot.app import Backend, open_backend
 from bot.config.load import load_settings
-from bot.core.errors import ConfigError, UserError
+from bot.core.errors import BackupbotError, ConfigError, SchemaTooNew, StartupError
 from bot.core.kinds import Trigger
 from bot.core.logs import configure_logging, register_secret
 from bot.core.secrets import SECRET_ENV
@@ -148,9 +148,9 @@ def main(argv: Sequence[str], env: Mapping[str, str], out: TextIO = sys.stdout, 
         for problem in exc.problems:
             print(f"  - {problem}", file=err)
         return EXIT_CONFIG
-    except UserError as exc:
+    except BackupbotError as exc:  # a user error, a database that cannot be used, ...: one line, no traceback
         print(f"backupbot: {exc}", file=err)
-        return EXIT_FAILED
+        return EXIT_CONFIG if isinstance(exc, (StartupError, SchemaTooNew)) else EXIT_FAILED
     except KeyboardInterrupt:
         print("interrupted", file=err)
         return 130

@@ -1,17 +1,28 @@
-"""The exception tree. Errors are translated into these at the boundary where they arise.
+"""The exception tree: every exception backupbot raises is one of these. Errors are translated
+into them at the boundary where they arise (asyncssh, SQLite, Slack's Web API).
 
     BackupbotError
     ├── ConfigError            the YAML file is wrong; carries every problem, each naming its place
+    ├── StartupError           `serve` cannot start: a Slack variable is missing or Slack refused a token
+    ├── SlackUnreachable       Slack gave no verdict on a token (connection, timeout, 5xx, 429): retried
+    ├── StorageError           the database cannot be used as it is
+    │   ├── SchemaTooNew       written by a newer backupbot
+    │   └── CorruptBlob        a stored config no longer matches its sha256
     ├── UserError              a person asked for something that cannot be done; message is shown as-is
-    │   └── NotFound           unknown site, device or version (may name close matches)
-    ├── Forbidden              the requester may not see or act on that site / download raw configs
-    └── CollectError           one device could not be backed up; `kind` is a stable short name
+    │   ├── NotFound           unknown site, device or version (may name close matches)
+    │   ├── Forbidden          the requester may not see or act on that site / download raw configs
+    │   └── Busy               too much running (or shutting down): refused, not queued
+    └── CollectError           one device could not be backed up; `kind` is a bot.core.kinds.ErrorKind
         ├── Unreachable        refused, no route, reset, DNS          (transient: retried)
         ├── Dropped            connection lost before the export ended (transient: retried)
         ├── Timeout            the device's deadline passed           (final)
         ├── AuthFailed         the router refused our credentials      (final)
         ├── HostKeyChanged     the router presented a different key    (final until `trust`)
-        └── InvalidOutput      empty output, a RouterOS error, bad exit status (final)
+        ├── InvalidOutput      empty output, a RouterOS error, bad exit status (final)
+        └── WorkerDied         the SSH worker process went away mid-collection (not the device's fault)
+
+A UserError is an answer, not a crash: it is logged at INFO and shown to whoever asked. The CLI
+answers every BackupbotError with one line and its exit code (README, "exit code").
 """
 
 from __future__ import annotations
@@ -29,6 +40,31 @@ class ConfigError(BackupbotError):
         super().__init__("\n".join(self.problems))
 
 
+class StartupError(BackupbotError):
+    """Slack cannot be used as configured; the message says which variable to fix."""
+
+
+class SlackUnreachable(BackupbotError):
+    """Slack gave no verdict on a token: `code` says why, as bot.slack.outcome names it
+    (connection_error, timeout, network, http_503, ratelimited, ...)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class StorageError(BackupbotError):
+    pass
+
+
+class SchemaTooNew(StorageError):
+    """The database was written by a newer backupbot than this one."""
+
+
+class CorruptBlob(StorageError):
+    """A stored config no longer decompresses to the bytes whose sha256 addresses it."""
+
+
 class UserError(BackupbotError):
     pass
 
@@ -41,8 +77,12 @@ class NotFound(UserError):
         super().__init__(message)
 
 
-class Forbidden(BackupbotError):
+class Forbidden(UserError):
     pass
+
+
+class Busy(UserError):
+    """Too many tasks are running (or the bot is shutting down): the request is refused, not queued."""
 
 
 class CollectError(BackupbotError):
@@ -84,3 +124,9 @@ class HostKeyChanged(CollectError):
 
 class InvalidOutput(CollectError):
     kind = ErrorKind.INVALID_OUTPUT
+
+
+class WorkerDied(CollectError):
+    """Not the device's fault: the SSH worker process went away mid-collection."""
+
+    kind = ErrorKind.INTERNAL

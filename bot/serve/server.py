@@ -52,7 +52,8 @@ from bot.core.kinds import Trigger
 from bot.core.logs import log_event
 from bot.core.models import NotStarted, RunSummary, Settings
 from bot.backup.scheduler import Scheduler, next_runs
-from bot.slack.client import Credentials, StartupError, build_client
+from bot.core.errors import BackupbotError, StartupError
+from bot.slack.client import Credentials, build_client
 from bot.slack.link import Recheck, SlackLink, bolt_authorize
 from bot.slack.socket_mode import SocketModeRunner
 from bot.slack.tasks import TaskTracker
@@ -272,7 +273,7 @@ async def _serve(settings: Settings, credentials: Credentials, listen: Listen, s
     public = web.AppRunner(app, handle_signals=False)
     try:
         await public.setup()  # runs every cleanup context's start-up part
-    except StartupError as exc:
+    except BackupbotError as exc:  # Slack refused a token, the database is too new, ...
         print(f"backupbot serve: {exc}", file=sys.stderr)
         await public.cleanup()
         return EXIT_STARTUP

@@ -26,26 +26,13 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.core.errors import BackupbotError
+from bot.core.errors import SlackUnreachable, StartupError
 from bot.slack.outcome import classify, token_refused
 
 DEFAULT_API_URL = "https://slack.com/api/"
 USER_AGENT_PREFIX = "backupbot"
 CHECK_TIMEOUT = 10.0  # seconds for one token check (auth.test, apps.connections.open)
 T = TypeVar("T")
-
-
-class StartupError(BackupbotError):
-    """Slack cannot be used as configured; the message says which variable to fix."""
-
-
-class SlackUnreachable(BackupbotError):
-    """Slack gave no verdict on a token: `code` says why, as bot.slack_outcome names it
-    (connection_error, timeout, network, http_503, ratelimited, ...)."""
-
-    def __init__(self, code: str) -> None:
-        super().__init__(code)
-        self.code = code
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.clock import Clock, utcnow
 from bot.core.logs import log_event
-from bot.slack.client import CHECK_TIMEOUT, BotIdentity, SlackUnreachable, StartupError, check_token
+from bot.core.errors import SlackUnreachable, StartupError
+from bot.slack.client import CHECK_TIMEOUT, BotIdentity, check_token
 
 log = logging.getLogger(__name__)
 

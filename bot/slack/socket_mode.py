@@ -29,7 +29,8 @@ from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.core.logs import log_event
-from bot.slack.client import CHECK_TIMEOUT, SlackUnreachable, StartupError, token_call
+from bot.core.errors import SlackUnreachable, StartupError
+from bot.slack.client import CHECK_TIMEOUT, token_call
 
 log = logging.getLogger(__name__)
 

@@ -14,16 +14,12 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from bot.core.errors import UserError
+from bot.core.errors import Busy, UserError
 
 log = logging.getLogger(__name__)
 
 OnError = Callable[[BaseException], Awaitable[None]]
 REPORT_TIMEOUT = 10.0  # telling the user must not hold up shutdown for long
-
-
-class Busy(UserError):
-    """Too many tasks are running (or the bot is shutting down): the request is refused, not queued."""
 
 
 class TaskTracker:

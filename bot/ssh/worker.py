@@ -28,8 +28,7 @@ from typing import Any
 
 from bot.core import errors
 from bot.ssh.collector import Collector
-from bot.core.errors import CollectError
-from bot.core.kinds import ErrorKind
+from bot.core.errors import CollectError, WorkerDied
 from bot.core.logs import configure_logging, register_secret
 from bot.core.models import Device, Export, HostKey
 
@@ -60,12 +59,6 @@ def _error(name: str, fields: dict[str, Any]) -> CollectError:
     exc.__dict__.update(fields)
     exc.args = (fields.get("reason", ""),)
     return exc
-
-
-class WorkerDied(CollectError):
-    """Not the device's fault: the child process went away mid-collection."""
-
-    kind = ErrorKind.INTERNAL
 
 
 class SshWorker:
