@@ -97,7 +97,7 @@ def more_count(text: str) -> int:
 
 # --- model factories ---------------------------------------------------------------------------
 def dev(i: int, site: str = "site-a", name: str | None = None) -> Device:
-    return Device(site, name or f"dev-{i:04d}", f"10.0.{i // 250}.{i % 250 + 1}")
+    return Device(site, name or f"dev-{i:04d}", f"10.0.{i // 250}.{i % 250 + 1}", username="backup")
 
 
 def ver(vid: int, d: Device, ros: str = "7.20.1", taken: datetime = TAKEN) -> Version:
@@ -256,7 +256,7 @@ def test_big_site_fits_and_accounts_for_every_device(count: int) -> None:
 def test_site_devices_long_device_names_stay_valid() -> None:
     """Devices with 200-character names in a 60-device site still produce a valid message."""
     statuses = [healthy(i) for i in range(60)]
-    statuses = [DeviceStatus(Device("site-a", "x" * 190 + f"{i:04d}", s.device.host), s.latest, s.last_attempt,
+    statuses = [DeviceStatus(Device("site-a", "x" * 190 + f"{i:04d}", s.device.host, username="backup"), s.latest, s.last_attempt,
                              s.last_success_at) for i, s in enumerate(statuses)]
     m = blocks.site_devices(Site("site-a", tuple(s.device for s in statuses)), statuses, NOW)
     check_limits(m)
@@ -313,7 +313,7 @@ def test_device_versions_refuses_more_than_ten_and_handles_none() -> None:
 
 def test_device_versions_long_names_are_clipped_not_invalid() -> None:
     """A 300-character device name: header clipped with "…", values still within 2,000."""
-    d = Device("site-a", "n" * 300, "10.0.0.1")
+    d = Device("site-a", "n" * 300, "10.0.0.1", username="backup")
     m = blocks.device_versions(d, [ver(1, d)], total=1, page=0, now=NOW)
     check_limits(m)
     assert m["blocks"][0]["text"]["text"].endswith("…")

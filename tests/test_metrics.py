@@ -13,7 +13,7 @@ T0 = datetime(2026, 1, 1, 2, 0, tzinfo=UTC)
 
 
 def dev(name: str, site: str = "riga") -> Device:
-    return Device(site, name, "10.0.0.1")
+    return Device(site, name, "10.0.0.1", username="backup")
 
 
 def version(site: str, device: str, at: datetime) -> Version:

@@ -35,9 +35,9 @@ def version(vid: int, device: Device) -> Version:
 
 
 def settings(channel: str | None = "CGEN", branch_channel: str | None = "CBRANCH") -> Settings:
-    lab = Site("lab", (Device("lab", "r1", "10.0.0.1"), Device("lab", "r2", "10.0.0.2"),
-                       Device("lab", "r3", "10.0.0.3")))
-    branch = Site("branch", (Device("branch", "b1", "10.1.0.1"),), channel=branch_channel)
+    lab = Site("lab", (Device("lab", "r1", "10.0.0.1", username="backup"), Device("lab", "r2", "10.0.0.2", username="backup"),
+                       Device("lab", "r3", "10.0.0.3", username="backup")))
+    branch = Site("branch", (Device("branch", "b1", "10.1.0.1", username="backup"),), channel=branch_channel)
     return Settings(Path("x.db"), {"lab": lab, "branch": branch}, slack=SlackSettings(channel=channel))
 
 
@@ -126,7 +126,7 @@ def test_a_diff_that_could_not_be_made_becomes_a_note() -> None:
 # -- a slot's digest: several sites, one message per channel ---------------------------------------
 def slot_settings(quiet: bool = False, **site_quiet: bool) -> Settings:
     """lab and depot post to CGEN, branch to its own channel; `quiet` global, per site overrides."""
-    sites = {name: Site(name, (Device(name, "r1", "10.0.0.1"), Device(name, "r2", "10.0.0.2")),
+    sites = {name: Site(name, (Device(name, "r1", "10.0.0.1", username="backup"), Device(name, "r2", "10.0.0.2", username="backup")),
                         channel="CBRANCH" if name == "branch" else None, quiet=site_quiet.get(name))
              for name in ("lab", "depot", "branch")}
     return Settings(Path("x.db"), sites, slack=SlackSettings(channel="CGEN"), schedule=ScheduleSettings(quiet=quiet))

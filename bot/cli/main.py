@@ -21,10 +21,12 @@ from bot.core.kinds import Trigger
 from bot.core.logs import configure_logging, register_secret
 from bot.core.secrets import SECRET_ENV
 from bot.core.text import diffs_text
+from bot.serve.listen import Listen
 from bot.core.models import DeviceResult, Settings
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 DEFAULT_CONFIG = "backupbot.yml"
+LISTEN = Listen()  # serve's defaults, shown by `serve -h`
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -103,14 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dir", metavar="DIR",
                       help="where to keep the demo's config and database (default: a new temporary directory)")
     serve = cmd("serve", "run the Slack bot and the daily schedule")
-    serve.add_argument("--port", type=int, default=3000, help="port for POST /slack/events and GET /healthz")
-    serve.add_argument("--host", default="0.0.0.0", help="address to listen on")
+    serve.add_argument("--port", type=int, default=LISTEN.port, help="port for POST /slack/events and GET /healthz")
+    serve.add_argument("--host", default=LISTEN.host, help="address to listen on")
     serve.add_argument("--socket-mode", action="store_true",
                        help="connect to Slack over Socket Mode (default: HTTP on --port)")
-    serve.add_argument("--admin-port", type=int, default=9090,
-                       help="liveness, readiness and /metrics listen here (default: 9090)")
-    serve.add_argument("--admin-host", default="127.0.0.1",
-                       help="address of the admin listener; keep it off the internet (default: 127.0.0.1)")
+    serve.add_argument("--admin-port", type=int, default=LISTEN.admin_port,
+                       help="liveness, readiness and /metrics listen here")
+    serve.add_argument("--admin-host", default=LISTEN.admin_host,
+                       help="address of the admin listener; keep it off the internet")
     return p
 
 
@@ -138,7 +140,7 @@ def main(argv: Sequence[str], env: Mapping[str, str], out: TextIO = sys.stdout, 
             print(f"{config}: OK ({len(settings.sites)} sites, {count} devices)", file=out)
             return EXIT_OK
         if args.command == "serve":
-            from bot.serve.server import Listen, serve
+            from bot.serve.server import serve
 
             listen = Listen(args.host, args.port, args.admin_host, args.admin_port)
             return serve(settings, env, listen=listen, socket_mode=args.socket_mode)

@@ -9,6 +9,7 @@ problems instead of listing them all.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import re
@@ -30,7 +31,8 @@ _HHMM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 _SLACK_ID = {"channel": (re.compile(r"[CG][A-Z0-9]{6,}"), "C0123456789"),
              "user": (re.compile(r"[UW][A-Z0-9]{6,}"), "U0123456789")}
 _CONN_KEYS = ("username", "password", "port", "timeout", "export", "key_file")
-_BUILTIN = {"port": 22, "timeout": 120.0, "export": "auto"}  # username has no built-in default
+# Precedence device > site > defaults > built-in; the built-in values are Device's own defaults.
+_BUILTIN = {f.name: f.default for f in dataclasses.fields(Device) if f.name in ("port", "timeout", "export")}
 _HINTS = {"address": "host", "adress": "host", "ip": "host", "hostname": "host", "user": "username"}
 _BAD = object()  # stands in for a value that was present but wrong (and already reported)
 Checker = Callable[[str, Any], Any]
@@ -263,12 +265,14 @@ class _Checker:
         storage = top.get("storage", {}).get("path", "data/backups.db")
         sites = self.sites(data.get("sites"), {**_BUILTIN, **top.get("defaults", {})})
         storage_path = self.base_dir / Path(storage if isinstance(storage, str) else ".").expanduser()
-        return Settings(storage_path=storage_path, sites=sites,
-                        concurrency=top.get("concurrency", 50),
-                        **({"stale_after": timedelta(hours=top["stale_after_hours"])}
-                           if isinstance(top.get("stale_after_hours"), int) else {}),
-                        slack=SlackSettings(**top.get("slack", {})),
-                        schedule=ScheduleSettings(**top.get("schedule", {})))
+        # What the file leaves out keeps Settings' own default (the one place defaults live).
+        given: dict[str, Any] = {}
+        if "concurrency" in top:
+            given["concurrency"] = top["concurrency"]
+        if isinstance(top.get("stale_after_hours"), int):
+            given["stale_after"] = timedelta(hours=top["stale_after_hours"])
+        return Settings(storage_path=storage_path, sites=sites, slack=SlackSettings(**top.get("slack", {})),
+                        schedule=ScheduleSettings(**top.get("schedule", {})), **given)
 
     def sites(self, value: object, inherited: dict[str, Any]) -> dict[str, Site]:
         if not value:

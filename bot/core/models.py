@@ -24,11 +24,14 @@ class Status(StrEnum):
 
 @dataclass(frozen=True)
 class Device:
+    """One router. The defaults here are the built-in ones backupbot.yml falls back to (bot.config);
+    `username` has none: the file must name it."""
+
     site: str
     name: str
     host: str
     port: int = 22
-    username: str = "admin"
+    username: str = field(kw_only=True)
     # repr=False keeps credentials out of logs and tracebacks that print a Device.
     password: str | None = field(default=None, repr=False)
     key_file: str | None = None

@@ -55,8 +55,10 @@ from bot.backup.scheduler import Scheduler, next_runs
 from bot.core.errors import BackupbotError, StartupError
 from bot.slack.client import Credentials, build_client
 from bot.slack.link import Recheck, SlackLink, bolt_authorize
-from bot.slack.socket_mode import SocketModeRunner
+from bot.slack.socket_mode import SocketModeRunner, Watchdog
+from bot.slack.tasks import LIMIT as TASK_LIMIT
 from bot.slack.tasks import TaskTracker
+from bot.serve.listen import Listen
 from bot.serve.web import (
     BOLT,
     METRICS,
@@ -95,11 +97,9 @@ class Options:
 
     clock: Clock = utcnow
     collector: Collector | None = None
-    task_limit: int = 200
+    task_limit: int = TASK_LIMIT
     drain_timeout: float = 30.0
-    socket_ping_interval: float = 10.0
-    watchdog_interval: float = 15.0
-    watchdog_stale_after: float = 60.0
+    socket_mode: Watchdog = Watchdog()  # noqa: RUF009 - a frozen dataclass: one shared default is fine
     background: Sequence[CleanupContext] = field(default_factory=tuple)
     delivery: Tuning = Tuning()  # noqa: RUF009 - a frozen dataclass: one shared default is fine
     run_grace: float = 5.0  # at shutdown, scheduled runs in flight get this long before being cancelled
@@ -206,9 +206,7 @@ def create_app(settings: Settings, credentials: Credentials, *, socket_mode: boo
 
     async def socket_ctx(app: web.Application) -> AsyncIterator[None]:
         assert credentials.app_token is not None  # Credentials.from_env checked it
-        runner = SocketModeRunner(app[BOLT], credentials.app_token, app[SLACK_CLIENT],
-                                  ping_interval=options.socket_ping_interval, interval=options.watchdog_interval,
-                                  stale_after=options.watchdog_stale_after)
+        runner = SocketModeRunner(app[BOLT], credentials.app_token, app[SLACK_CLIENT], watchdog=options.socket_mode)
         await runner.start()  # StartupError if the app token is refused; Slack unreachable is not one
         app[SOCKET] = runner
         add_ready_check(app, "socket_mode", runner.status)
@@ -241,16 +239,6 @@ async def close_unfinished_runs(backend: Backend, clock: Clock) -> None:
         if await backend.store.interrupt_run(run.id, now, messages):
             log_event(log, logging.WARNING, "run left unfinished by a previous process marked interrupted",
                       run_id=run.id, trigger=run.trigger, attempts=len(attempts), messages=len(messages))
-
-
-@dataclass(frozen=True)
-class Listen:
-    """Where `serve` listens: the public listener (HTTP mode only) and the admin listener."""
-
-    host: str = "0.0.0.0"
-    port: int = 3000
-    admin_host: str = "127.0.0.1"
-    admin_port: int = 9090
 
 
 PUBLIC_ROUTES = "public: POST /slack/events, GET /healthz"

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -43,26 +44,27 @@ async def open_connection(client: AsyncWebClient, app_token: str, timeout: float
     return str(response["url"])
 
 
+@dataclass(frozen=True)
+class Watchdog:
+    """Production defaults; tests shorten the waits."""
+
+    ping_interval: float = 10.0  # seconds between the sdk's pings
+    interval: float = 15.0  # between two watchdog checks
+    stale_after: float = 60.0  # a last pong older than this is a bad check
+    failures_allowed: int = 2  # bad checks in a row before the handler is rebuilt
+    connect_timeout: float = 30.0
+
+
 class SocketModeRunner:
     """Owns the current AsyncSocketModeHandler and the watchdog task that replaces it when stale."""
 
-    def __init__(
-        self,
-        app: AsyncApp,
-        app_token: str,
-        web_client: AsyncWebClient,
-        *,
-        ping_interval: float = 10.0,
-        interval: float = 15.0,
-        stale_after: float = 60.0,
-        failures_allowed: int = 2,
-        connect_timeout: float = 30.0,
-    ) -> None:
+    def __init__(self, app: AsyncApp, app_token: str, web_client: AsyncWebClient, *,
+                 watchdog: Watchdog = Watchdog()) -> None:
         self._make: Callable[[], AsyncSocketModeHandler] = lambda: AsyncSocketModeHandler(
-            app, app_token, web_client=web_client, ping_interval=ping_interval)
+            app, app_token, web_client=web_client, ping_interval=watchdog.ping_interval)
         self._open: Callable[[], Awaitable[str]] = lambda: open_connection(web_client, app_token)
-        self.interval, self.stale_after = interval, stale_after
-        self.failures_allowed, self.connect_timeout = failures_allowed, connect_timeout
+        self.interval, self.stale_after = watchdog.interval, watchdog.stale_after
+        self.failures_allowed, self.connect_timeout = watchdog.failures_allowed, watchdog.connect_timeout
         self.handler: AsyncSocketModeHandler | None = None
         self.rebuilds = 0
         self.error: str | None = None  # why there is no connection (a bot.slack_outcome code, or the refusal)

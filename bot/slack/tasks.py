@@ -20,10 +20,11 @@ log = logging.getLogger(__name__)
 
 OnError = Callable[[BaseException], Awaitable[None]]
 REPORT_TIMEOUT = 10.0  # telling the user must not hold up shutdown for long
+LIMIT = 200  # tasks at once; more requests are refused with Busy
 
 
 class TaskTracker:
-    def __init__(self, limit: int = 200) -> None:
+    def __init__(self, limit: int = LIMIT) -> None:
         self.limit = limit
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False

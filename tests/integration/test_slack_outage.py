@@ -25,6 +25,7 @@ from bot.core.models import Settings
 from bot.serve.server import BACKEND, SLACK_LINK, SOCKET, Options
 from bot.ssh.simulator import SimDevice, Simulator
 from bot.slack.link import Recheck
+from bot.slack.socket_mode import Watchdog
 from storage.store import Store
 from tests.integration.conftest import ALICE, GENERAL, SlackBot, add_routers, config_for, fast_collector, run_bot
 from tests.integration.slack_fake import FakeSlack
@@ -172,7 +173,7 @@ async def test_socket_mode_starts_without_slack_and_connects_when_it_is_back(
     and the watchdog connects when Slack is back; a command then arrives over the socket."""
     (r1,) = await add_routers(simulator, SimDevice("r1"))
     await slack.go_down()
-    opts = options(socket_ping_interval=0.2, watchdog_interval=0.2, watchdog_stale_after=5.0)
+    opts = options(socket_mode=Watchdog(ping_interval=0.2, interval=0.2, stale_after=5.0))
     async with run_bot(config_for(tmp_path, {"lab": [r1]}), slack, socket_mode=True, options=opts) as bot:
         runner = bot.app[SOCKET]
         assert runner.handler is None
@@ -202,7 +203,7 @@ async def test_socket_mode_app_token_refused_once_slack_is_back_is_shown_and_not
     settings = config_for(tmp_path, {"lab": []}, site_options={"lab": {"devices": [
         {"name": "never-contacted", "host": "127.0.0.1", "port": 1}]}})
     await slack.go_down()
-    opts = options(socket_ping_interval=0.2, watchdog_interval=0.1, watchdog_stale_after=5.0)
+    opts = options(socket_mode=Watchdog(ping_interval=0.2, interval=0.1, stale_after=5.0))
     async with run_bot(settings, slack, socket_mode=True, options=opts, SLACK_APP_TOKEN="xapp-revoked-000") as bot:
         runner = bot.app[SOCKET]
         await slack.come_up()

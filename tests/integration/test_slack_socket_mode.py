@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from bot.serve.server import BACKEND, SOCKET, Options
+from bot.slack.socket_mode import Watchdog
 from bot.ssh.simulator import SimDevice, Simulator
 from tests.integration.conftest import ALICE, GENERAL, add_routers, config_for, fast_collector, run_bot
 from tests.integration.slack_fake import FakeSlack
@@ -47,8 +48,7 @@ async def test_watchdog_rebuilds_a_wedged_socket(tmp_path: Path, simulator: Simu
     """When the sdk's own monitor is dead and pongs stop, the watchdog sees the stale ping-pong,
     closes the handler and connects a new one (a fresh apps.connections.open), which then works."""
     (r1,) = await add_routers(simulator, SimDevice("r1"))
-    options = Options(collector=fast_collector(), socket_ping_interval=0.2, watchdog_interval=0.2,
-                      watchdog_stale_after=1.0)
+    options = Options(collector=fast_collector(), socket_mode=Watchdog(ping_interval=0.2, interval=0.2, stale_after=1.0))
     async with run_bot(config_for(tmp_path, {"lab": [r1]}), slack, socket_mode=True, options=options) as bot:
         runner = bot.app[SOCKET]
         opened = len(slack.calls_to("apps.connections.open"))

@@ -21,7 +21,7 @@ FAST = Collector(connect_timeout=2.0, retries=0, backoff=0.05, idle_timeout=30.0
 
 
 def inventory(dev: SimDevice, timeout: float = 5.0) -> Device:
-    return Device("lab", dev.name, dev.host, dev.port, dev.username, dev.password, timeout=timeout)
+    return Device("lab", dev.name, dev.host, dev.port, username=dev.username, password=dev.password, timeout=timeout)
 
 
 async def test_an_export_crosses_the_worker_byte_exact(simulator: Simulator) -> None:
