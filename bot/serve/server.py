@@ -9,9 +9,8 @@ context, started in this order and stopped in reverse:
                  Slack does not; it is asked again in the background)
     tasks        TaskTracker for work after the ack               (drained on shutdown)
     bolt         AsyncApp with every listener registered, authorized by bot.slack_link
-    deliverer    the outbox deliverer (bot.deliver)                (ready: outbox; live)
-    scheduler    daily runs per site, catch-up at start-up        (ready: scheduler; live)
-    background   anything else in BACKGROUND_CONTEXTS / Options.background
+    deliverer    the outbox deliverer (bot.slack.deliver)          (ready: outbox; live)
+    scheduler    one run per daily slot, catch-up at start-up     (ready: scheduler; live)
     socket mode  only with --socket-mode: handler + watchdog      (ready: socket_mode; live)
 
 So on shutdown the socket stops taking requests first; the scheduler starts nothing new and gives
@@ -33,9 +32,8 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
@@ -75,6 +73,7 @@ log = logging.getLogger(__name__)
 EXIT_OK, EXIT_STARTUP = 0, 2
 
 BACKEND = web.AppKey("backend", Backend)
+SLACK_SESSION = web.AppKey("slack_session", aiohttp.ClientSession)  # the one HTTP session all clients share
 SLACK_CLIENT = web.AppKey("slack_client", AsyncWebClient)
 # The same client without the SDK's own retries: a retried post could be a second post. The
 # deliverer retries itself, after checking whether the first attempt landed; so does SlackLink.
@@ -85,10 +84,8 @@ SLACK_LINK = web.AppKey("slack_link", SlackLink)  # the token's state, and the b
 TASKS = web.AppKey("tasks", TaskTracker)
 SOCKET = web.AppKey("socket_mode", SocketModeRunner)
 
-CleanupContext = Callable[[web.Application], AbstractAsyncContextManager[None]]
-# More background jobs (besides the deliverer and the scheduler): they start after Bolt and the
-# task tracker, and stop before tasks are drained.
-BACKGROUND_CONTEXTS: list[CleanupContext] = []
+# A resource tied to the app's life (aiohttp's cleanup_ctx): set up before `yield`, torn down after.
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
 @dataclass(frozen=True)
@@ -100,129 +97,153 @@ class Options:
     task_limit: int = TASK_LIMIT
     drain_timeout: float = 30.0
     socket_mode: Watchdog = Watchdog()  # noqa: RUF009 - a frozen dataclass: one shared default is fine
-    background: Sequence[CleanupContext] = field(default_factory=tuple)
-    delivery: Tuning = Tuning()  # noqa: RUF009 - a frozen dataclass: one shared default is fine
+    delivery: Tuning = Tuning()  # noqa: RUF009 - frozen, as above
     run_grace: float = 5.0  # at shutdown, scheduled runs in flight get this long before being cancelled
     slack_recheck: Recheck = Recheck()  # noqa: RUF009 - frozen, as above
 
 
+SETTINGS = web.AppKey("settings", Settings)
+CREDENTIALS = web.AppKey("credentials", Credentials)
+OPTIONS = web.AppKey("options", Options)
+
+
 def create_app(settings: Settings, credentials: Credentials, *, socket_mode: bool = False,
                options: Options = Options()) -> web.Application:
+    """The public app, with each resource tied to its life in the order the module docstring gives."""
     app = build_web_app(slack_route=not socket_mode)
-    metrics = app[METRICS]
-
-    def observe(summary: RunSummary) -> None:
-        metrics.observe_run(summary)
-        deliverer = app.get(DELIVERER)
-        if deliverer is not None:
-            deliverer.wake()  # the run's messages were just committed
-
-    async def backend_ctx(app: web.Application) -> AsyncIterator[None]:
-        async with open_backend(settings, clock=options.clock, collector=options.collector,
-                                observe=observe) as backend:
-            await close_unfinished_runs(backend, options.clock)
-            app[BACKEND] = backend
-            metrics.load_last_successes(await backend.store.last_successes())
-
-            async def outbox_depth() -> None:
-                metrics.set_outbox_depth(await backend.store.outbox_depth())
-
-            add_ready_check(app, "database", health.database(backend.store, options.clock))
-            add_metrics_refresher(app, outbox_depth)
-            yield
-
-    async def slack_ctx(app: web.Application) -> AsyncIterator[None]:
-        async with aiohttp.ClientSession() as session:
-            app[SLACK_CLIENT] = build_client(credentials, session)
-            app[DELIVERY_CLIENT] = build_client(credentials, session, rate_limit_retries=0,
-                                                server_error_retries=0, connection_retries=0)
-            link = SlackLink(app[DELIVERY_CLIENT], recheck=options.slack_recheck, clock=options.clock)
-            await link.start()  # StartupError if the token is refused; Slack unreachable is not one
-            app[SLACK_LINK] = link
-            add_ready_check(app, "slack", health.slack(link, options.clock))
-            try:
-                yield
-            finally:
-                await link.stop()
-
-    async def tasks_ctx(app: web.Application) -> AsyncIterator[None]:
-        tracker = TaskTracker(limit=options.task_limit)
-        app[TASKS] = tracker
-        yield
-        finished, cancelled = await tracker.drain(options.drain_timeout)
-        if finished or cancelled:
-            log.info("shutdown: %d task(s) finished, %d cancelled", finished, cancelled)
-
-    async def bolt_ctx(app: web.Application) -> AsyncIterator[None]:
-        backend = app[BACKEND]
-        # process_before_response=True: Bolt awaits the listener and answers when it returns, instead of
-        # running it as an untracked future and polling every 10 ms for the ack. Safe here because
-        # every listener only parses, authorizes, acks and hands the rest to the TaskTracker (no Slack
-        # or database call before it returns). Measured (benchmarks/ack_latency.py, 2 CPUs, backup
-        # running): ack p50 15.7 -> 3.3 ms, p99 138 -> 79 ms.
-        # Bolt's client has no token: given one, Bolt calls auth.test on the first request (failing
-        # while Slack is unreachable). It authorizes each request from the SlackLink instead.
-        session = app[SLACK_CLIENT].session
-        assert session is not None  # slack_ctx built the client on its session
-        bolt = AsyncApp(client=build_client(credentials, session, with_token=False),
-                        authorize=bolt_authorize(app[SLACK_LINK], credentials.bot_token),
-                        signing_secret=credentials.signing_secret or "",
-                        process_before_response=True, logger=logging.getLogger("slack_bolt"))
-        handlers.register(bolt, Deps(settings=settings, catalog=backend.catalog, service=backend.service,
-                                     tasks=app[TASKS], clock=options.clock,
-                                     next_runs=lambda: next_runs(settings, options.clock())))
-        app[BOLT] = bolt
-        yield
-
-    async def deliverer_ctx(app: web.Application) -> AsyncIterator[None]:
-        store = app[BACKEND].store
-        deliverer = Deliverer(store, app[DELIVERY_CLIENT], options.clock, metrics=metrics, tuning=options.delivery)
-        deliverer.start()
-        app[DELIVERER] = deliverer
-        add_ready_check(app, "outbox", health.outbox(store, deliverer, options.clock))
-        add_live_check(app, "deliverer", lambda: deliverer.running)
-        try:
-            yield
-        finally:
-            await deliverer.stop()
-
-    async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
-        backend = app[BACKEND]
-
-        async def run_sites(sites: tuple[str, ...], trigger: Trigger,
-                            not_started: tuple[NotStarted, ...]) -> RunSummary:
-            devices = [d for site in sites for d in settings.devices(site)]
-            return await backend.service.run(devices, trigger, not_started=not_started)
-
-        scheduler = Scheduler(settings, run_sites, backend.store, options.clock)
-        await scheduler.start()
-        app[SCHEDULER] = scheduler
-        add_ready_check(app, "scheduler", health.scheduler(settings, scheduler, backend.store, options.clock))
-        add_live_check(app, "scheduler", lambda: scheduler.running)
-        try:
-            yield
-        finally:
-            await scheduler.stop(grace=options.run_grace)
-
-    async def socket_ctx(app: web.Application) -> AsyncIterator[None]:
-        assert credentials.app_token is not None  # Credentials.from_env checked it
-        runner = SocketModeRunner(app[BOLT], credentials.app_token, app[SLACK_CLIENT], watchdog=options.socket_mode)
-        await runner.start()  # StartupError if the app token is refused; Slack unreachable is not one
-        app[SOCKET] = runner
-        add_ready_check(app, "socket_mode", runner.status)
-        add_live_check(app, "socket_watchdog", lambda: runner.watching)
-        try:
-            yield
-        finally:
-            await runner.stop()
-
-    contexts: list[CleanupContext] = [backend_ctx, slack_ctx, tasks_ctx, bolt_ctx]  # type: ignore[list-item]
-    contexts += [deliverer_ctx, scheduler_ctx]  # type: ignore[list-item]
-    contexts += [*BACKGROUND_CONTEXTS, *options.background]
+    app[SETTINGS], app[CREDENTIALS], app[OPTIONS] = settings, credentials, options
+    contexts: list[CleanupContext] = [backend_ctx, slack_ctx, tasks_ctx, bolt_ctx, deliverer_ctx, scheduler_ctx]
     if socket_mode:
-        contexts.append(socket_ctx)  # type: ignore[arg-type]
+        contexts.append(socket_ctx)
     app.cleanup_ctx.extend(contexts)
     return app
+
+
+def _observer(app: web.Application) -> Callable[[RunSummary], None]:
+    """BackupService's `observe`: metrics, and the deliverer woken for the messages just committed."""
+
+    def observe(summary: RunSummary) -> None:
+        app[METRICS].observe_run(summary)
+        deliverer = app.get(DELIVERER)
+        if deliverer is not None:
+            deliverer.wake()
+
+    return observe
+
+
+async def backend_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Store, service and catalog (bot.app); runs left unfinished are closed; ready: database."""
+    options, metrics = app[OPTIONS], app[METRICS]
+    async with open_backend(app[SETTINGS], clock=options.clock, collector=options.collector,
+                            observe=_observer(app)) as backend:
+        await close_unfinished_runs(backend, options.clock)
+        app[BACKEND] = backend
+        metrics.load_last_successes(await backend.store.last_successes())
+
+        async def outbox_depth() -> None:
+            metrics.set_outbox_depth(await backend.store.outbox_depth())
+
+        add_ready_check(app, "database", health.database(backend.store, options.clock))
+        add_metrics_refresher(app, outbox_depth)
+        yield
+
+
+async def slack_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One HTTP session, the Web API clients and the token check (bot.slack.link); ready: slack."""
+    credentials, options = app[CREDENTIALS], app[OPTIONS]
+    async with aiohttp.ClientSession() as session:
+        app[SLACK_SESSION] = session
+        app[SLACK_CLIENT] = build_client(credentials, session)
+        app[DELIVERY_CLIENT] = build_client(credentials, session, rate_limit_retries=0,
+                                            server_error_retries=0, connection_retries=0)
+        link = SlackLink(app[DELIVERY_CLIENT], recheck=options.slack_recheck, clock=options.clock)
+        await link.start()  # StartupError if the token is refused; Slack unreachable is not one
+        app[SLACK_LINK] = link
+        add_ready_check(app, "slack", health.slack(link, options.clock))
+        try:
+            yield
+        finally:
+            await link.stop()
+
+
+async def tasks_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The TaskTracker for work after the ack; drained on shutdown."""
+    options = app[OPTIONS]
+    tracker = TaskTracker(limit=options.task_limit)
+    app[TASKS] = tracker
+    yield
+    finished, cancelled = await tracker.drain(options.drain_timeout)
+    if finished or cancelled:
+        log.info("shutdown: %d task(s) finished, %d cancelled", finished, cancelled)
+
+
+async def bolt_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Bolt with every listener registered (handlers), authorized by the SlackLink."""
+    settings, credentials, options, backend = app[SETTINGS], app[CREDENTIALS], app[OPTIONS], app[BACKEND]
+    # process_before_response=True: Bolt awaits the listener and answers when it returns, instead of
+    # running it as an untracked future and polling every 10 ms for the ack. Safe here because
+    # every listener only parses, authorizes, acks and hands the rest to the TaskTracker (no Slack
+    # or database call before it returns). Measured (benchmarks/ack_latency.py, 2 CPUs, backup
+    # running): ack p50 15.7 -> 3.3 ms, p99 138 -> 79 ms.
+    # Bolt's client has no token: given one, Bolt calls auth.test on the first request (failing
+    # while Slack is unreachable). It authorizes each request from the SlackLink instead.
+    bolt = AsyncApp(client=build_client(credentials, app[SLACK_SESSION], with_token=False),
+                    authorize=bolt_authorize(app[SLACK_LINK], credentials.bot_token),
+                    signing_secret=credentials.signing_secret or "",
+                    process_before_response=True, logger=logging.getLogger("slack_bolt"))
+    handlers.register(bolt, Deps(settings=settings, catalog=backend.catalog, service=backend.service,
+                                 tasks=app[TASKS], clock=options.clock,
+                                 next_runs=lambda: next_runs(settings, options.clock())))
+    app[BOLT] = bolt
+    yield
+
+
+async def deliverer_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The outbox deliverer (bot.slack.deliver); ready: outbox; live: deliverer."""
+    options, store = app[OPTIONS], app[BACKEND].store
+    deliverer = Deliverer(store, app[DELIVERY_CLIENT], options.clock, metrics=app[METRICS], tuning=options.delivery)
+    deliverer.start()
+    app[DELIVERER] = deliverer
+    add_ready_check(app, "outbox", health.outbox(store, deliverer, options.clock))
+    add_live_check(app, "deliverer", lambda: deliverer.running)
+    try:
+        yield
+    finally:
+        await deliverer.stop()
+
+
+async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One run per daily slot, the catch-up at start-up (bot.backup.scheduler); ready and live: scheduler."""
+    settings, options, backend = app[SETTINGS], app[OPTIONS], app[BACKEND]
+
+    async def run_sites(sites: tuple[str, ...], trigger: Trigger, not_started: tuple[NotStarted, ...]) -> RunSummary:
+        devices = [d for site in sites for d in settings.devices(site)]
+        return await backend.service.run(devices, trigger, not_started=not_started)
+
+    scheduler = Scheduler(settings, run_sites, backend.store, options.clock)
+    await scheduler.start()
+    app[SCHEDULER] = scheduler
+    add_ready_check(app, "scheduler", health.scheduler(settings, scheduler, backend.store, options.clock))
+    add_live_check(app, "scheduler", lambda: scheduler.running)
+    try:
+        yield
+    finally:
+        await scheduler.stop(grace=options.run_grace)
+
+
+async def socket_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Socket Mode (--socket-mode only): the handler and its watchdog; ready: socket_mode."""
+    credentials = app[CREDENTIALS]
+    assert credentials.app_token is not None  # Credentials.from_env checked it
+    runner = SocketModeRunner(app[BOLT], credentials.app_token, app[SLACK_CLIENT], watchdog=app[OPTIONS].socket_mode)
+    await runner.start()  # StartupError if the app token is refused; Slack unreachable is not one
+    app[SOCKET] = runner
+    add_ready_check(app, "socket_mode", runner.status)
+    add_live_check(app, "socket_watchdog", lambda: runner.watching)
+    try:
+        yield
+    finally:
+        await runner.stop()
 
 
 async def close_unfinished_runs(backend: Backend, clock: Clock) -> None:
