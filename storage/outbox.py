@@ -109,15 +109,6 @@ FROM outbox o LEFT JOIN outbox p ON p.id = o.parent_id
 """
 _PENDING = "o.ts IS NULL AND o.gave_up_at IS NULL"
 
-# Undelivered, due, and either top-level or under a delivered (or given-up) parent; oldest first,
-# so a run's summary goes out before the replies that hang under it.
-_DUE = _COLUMNS + f"""
-WHERE {_PENDING} AND o.next_attempt_at <= ?
-  AND (o.parent_id IS NULL OR p.ts IS NOT NULL OR p.gave_up_at IS NOT NULL)
-ORDER BY o.id
-LIMIT ?
-"""
-
 # The oldest pending item of each channel, due or not (the deliverer sleeps until the earliest).
 _HEADS = _COLUMNS + """
 WHERE o.id IN (SELECT MIN(id) FROM outbox WHERE ts IS NULL AND gave_up_at IS NULL GROUP BY channel)
@@ -135,9 +126,6 @@ class OutboxStore(Database):
         batch = prepare(messages)
         async with self._write() as db:
             return await insert_batch(db, batch, to_db_time(at))
-
-    async def due_outbox(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
-        return [_item(row) for row in await self._rows(_DUE, (to_db_time(now), limit))]
 
     async def mark_delivered(self, item_id: int, ts: str) -> None:
         """Record Slack's ts. Idempotent: a repeated call (a retry that raced) keeps the first ts."""

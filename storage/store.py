@@ -82,10 +82,9 @@ INSERT INTO versions (device_id, blob_id, norm_hash, first_seen, last_verified,
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
 """
 
-# An interrupted run may still be finished: another process (the CLI) calling
-# interrupted_runs_cleanup cannot tell a live run from a dead one, and the live one's real end wins.
+# An interrupted run may still be finished: the process that marks runs interrupted at its start
+# cannot tell a live run of another process from a dead one, and the live one's real end wins.
 _FINISH_RUN = "UPDATE runs SET status = 'finished', finished_at = ? WHERE id = ? AND status <> 'finished'"
-_INTERRUPT_RUNS = "UPDATE runs SET status = 'interrupted', finished_at = ? WHERE status = 'running'"
 
 
 class Store(TrustStore, OutboxStore):
@@ -131,16 +130,6 @@ class Store(TrustStore, OutboxStore):
                 raise ValueError(f"run {run_id} is unknown or already finished")
             await insert_batch(db, batch, to_db_time(at))
 
-    async def interrupted_runs_cleanup(self, at: datetime) -> int:
-        """Mark runs a killed process never finished as interrupted (finished_at = `at`); how many.
-
-        Every unfinished run is taken for dead, so call it at start-up of the one long-running
-        process; a run wrongly marked can still be finished by its owner.
-        """
-        async with self._write() as db:
-            cursor = await db.execute(_INTERRUPT_RUNS, (to_db_time(at),))
-            return cursor.rowcount
-
     async def unfinished_runs(self) -> list[RunInfo]:
         """Runs still marked running (at start-up of `serve`: left by a process that stopped)."""
         rows = await self._rows(RUN_SELECT + " WHERE r.status = 'running' ORDER BY r.id")
@@ -173,13 +162,11 @@ class Store(TrustStore, OutboxStore):
     async def add_version(
         self, run_id: int, site: str, device: str, at: datetime, raw: bytes, norm_hash: str,
         meta: ExportMeta, status: Status, added: int, removed: int, note: str | None,
-        outbox: Sequence[OutboxMessage] = (),
     ) -> Version:
-        """Store a new distinct config: blob (unless already stored), version, attempt, messages."""
+        """Store a new distinct config: blob (unless already stored), version and attempt."""
         if status not in (Status.NEW, Status.CHANGED):
             raise ValueError(f"a new version is recorded as new or changed, not {status}")
         norm = _sha256(norm_hash)
-        batch = prepare(outbox)
         blob = await asyncio.to_thread(pack, raw)  # hashing and compressing are CPU-bound
         attempt = Attempt(0, run_id, site, device, utc(at), status, added=added, removed=removed, note=note)
         async with self._write() as db:
@@ -189,7 +176,6 @@ class Store(TrustStore, OutboxStore):
                 meta.ros_version, meta.model, meta.serial, meta.software_id,
             )))
             await _insert_attempt(db, device_id, replace(attempt, version_id=version_id))
-            await insert_batch(db, batch, to_db_time(at))
         return Version(version_id, site, device, attempt.at, attempt.at, len(raw), norm.hex(), meta)
 
     async def confirm_version(
@@ -216,14 +202,11 @@ class Store(TrustStore, OutboxStore):
         return version_from_row(row)
 
     async def record_failure(
-        self, run_id: int, site: str, device: str, at: datetime, kind: str, reason: str,
-        outbox: Sequence[OutboxMessage] = (),
+        self, run_id: int, site: str, device: str, at: datetime, kind: str, reason: str
     ) -> Attempt:
-        batch = prepare(outbox)
         attempt = Attempt(0, run_id, site, device, utc(at), Status.FAILED, error_kind=kind, reason=reason)
         async with self._write() as db:
             attempt_id = await _insert_attempt(db, await ensure_device(db, site, device), attempt)
-            await insert_batch(db, batch, to_db_time(at))
         return replace(attempt, id=attempt_id)
 
     # -- reading versions and attempts --------------------------------------------------------
@@ -286,22 +269,11 @@ class Store(TrustStore, OutboxStore):
         rows = await self._rows(ATTEMPT_SELECT + " WHERE a.run_id = ? ORDER BY a.id", (run_id,))
         return [attempt_from_row(r) for r in rows]
 
-    async def site_names_with_data(self) -> list[str]:
-        """Sites with at least one recorded attempt, sorted."""
-        rows = await self._rows(
-            "SELECT DISTINCT d.site FROM devices d"
-            " WHERE EXISTS (SELECT 1 FROM attempts a WHERE a.device_id = d.id) ORDER BY d.site"
-        )
-        return [r[0] for r in rows]
-
     # -- schedule ------------------------------------------------------------------------------
 
     async def last_scheduled(self, site: str) -> datetime | None:
         row = await self._row("SELECT last_scheduled FROM schedule WHERE site = ?", (site,))
         return from_db_time_or_none(row[0] if row else None)
-
-    async def set_last_scheduled(self, site: str, at: datetime) -> None:
-        await self.record_scheduled({site: at})
 
     async def record_scheduled(self, covered: Mapping[str, datetime]) -> None:
         """Each site's schedule is covered up to its instant; all of them in one transaction, so a

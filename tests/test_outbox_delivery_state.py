@@ -11,6 +11,7 @@ import pytest
 
 from bot.core.messages import OutboxMessage
 from storage.store import Store
+from tests.helpers import due_outbox
 
 T0 = datetime(2026, 3, 10, 2, 0, tzinfo=timezone.utc)
 
@@ -65,7 +66,7 @@ async def test_a_simpler_form_and_giving_up_release_the_replies(store: Store) ->
     [head] = await store.outbox_heads()
     assert (head.id, head.parent_ts, head.parent_gave_up) == (child, None, True)
     assert await store.outbox_depth() == 1
-    [due] = await store.due_outbox(at(1))
+    [due] = await due_outbox(store, at(1))
     assert due.id == child
 
 

@@ -235,8 +235,8 @@ async def test_start_registers_one_cron_job_per_slot(tmp_path: Path, store: Stor
 async def test_catch_up_runs_once_after_several_missed_days(tmp_path: Path, store: Store) -> None:
     """Down for days: start-up runs "catch-up" once for that site only, then records the run's start."""
     settings = make_settings(tmp_path)
-    await store.set_last_scheduled("riga", NOW - timedelta(days=5))
-    await store.set_last_scheduled("tallinn", riga(2024, 6, 10, 2, 4))  # today's slot done
+    await store.record_scheduled({"riga": NOW - timedelta(days=5)})
+    await store.record_scheduled({"tallinn": riga(2024, 6, 10, 2, 4)})  # today's slot done
     run = Recorder()
     sched = Scheduler(settings, run, store, Clock(NOW))
     await sched.start()
@@ -270,7 +270,7 @@ async def test_a_run_that_crashes_is_not_recorded_so_the_next_start_catches_up(t
     The crash is not silent: a run without devices names the site as not started, with the error."""
     settings = make_settings(tmp_path, riga=Site("riga", ()))
     old = NOW - timedelta(days=2)
-    await store.set_last_scheduled("riga", old)
+    await store.record_scheduled({"riga": old})
     crashing = Recorder(fail=True)
     sched = Scheduler(settings, crashing, store, Clock(NOW))
     await sched.start()
@@ -295,7 +295,7 @@ async def test_every_site_that_missed_a_slot_is_caught_up_in_one_run_after_the_j
     not twenty), started after one random delay in [0, jitter]; each site's coverage is recorded."""
     sites = {f"s{i}": Site(f"s{i}", ()) for i in range(20)}
     for name in sites:
-        await store.set_last_scheduled(name, NOW - timedelta(days=1, hours=12))
+        await store.record_scheduled({name: NOW - timedelta(days=1, hours=12)})
     delays: list[float] = []
 
     async def fake_sleep(seconds: float) -> None:
@@ -386,7 +386,7 @@ async def test_no_second_run_of_a_site_while_one_is_running(tmp_path: Path, stor
 async def test_a_catch_up_in_progress_blocks_a_scheduled_run(tmp_path: Path, store: Store) -> None:
     """A catch-up and a scheduled slot of the same site never overlap: the slot reports the site as
     covered by the catch-up in progress."""
-    await store.set_last_scheduled("riga", NOW - timedelta(days=3))
+    await store.record_scheduled({"riga": NOW - timedelta(days=3)})
     gate = asyncio.Event()
     run = Recorder(gate)
     sched = Scheduler(make_settings(tmp_path, riga=Site("riga", ())), run, store, Clock(NOW))
@@ -404,7 +404,7 @@ async def test_a_catch_up_in_progress_blocks_a_scheduled_run(tmp_path: Path, sto
 
 async def test_stop_cancels_in_flight_runs_and_starts_no_new_work(tmp_path: Path, store: Store) -> None:
     """stop(): APScheduler shut down, the running run cancelled (so not recorded), later fires ignored."""
-    await store.set_last_scheduled("riga", NOW - timedelta(days=1, hours=12))
+    await store.record_scheduled({"riga": NOW - timedelta(days=1, hours=12)})
     run = Recorder(asyncio.Event())  # never released
     sched = Scheduler(make_settings(tmp_path, riga=Site("riga", ())), run, store, Clock(NOW))
     await sched.start()

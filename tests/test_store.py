@@ -21,6 +21,7 @@ from storage.migrate import load_migrations, split_statements
 from bot.core.messages import OutboxMessage
 from bot.core.errors import CorruptBlob, SchemaTooNew
 from storage.store import RunStatus, Store
+from tests.helpers import due_outbox, interrupt_unfinished
 
 T0 = datetime(2025, 3, 10, 2, 0, 0, 123456, tzinfo=timezone.utc)
 META = ExportMeta("7.18.2", "RB5009UPr+S+", "HEX123", "QMLS-64F2")
@@ -52,9 +53,8 @@ async def store(path: Path) -> AsyncIterator[Store]:
 
 
 async def add(store: Store, run_id: int, device: str, raw: bytes, minutes: float = 0, site: str = "hq",
-              status: Status = Status.NEW, outbox: tuple[OutboxMessage, ...] = ()):
-    return await store.add_version(run_id, site, device, at(minutes), raw, norm(raw), META, status, 0, 0, None,
-                                   outbox)
+              status: Status = Status.NEW):
+    return await store.add_version(run_id, site, device, at(minutes), raw, norm(raw), META, status, 0, 0, None)
 
 
 # -- schema -----------------------------------------------------------------------------------
@@ -180,13 +180,14 @@ async def test_raw_detects_a_damaged_blob(store: Store, path: Path) -> None:
 
 
 async def test_a_failed_write_leaves_nothing_behind(store: Store, path: Path) -> None:
-    """A write that fails half-way (its outbox message names a missing parent) rolls back whole."""
+    """A write that fails half-way (the run is marked finished, then its outbox message names a
+    missing parent) rolls back whole."""
     run_id = await store.start_run("cli", T0, "hq")
     bad = OutboxMessage("C1", "alert", {}, parent=12345)  # no such outbox item: the FK fails last
     with pytest.raises(sqlite3.IntegrityError):
-        await add(store, run_id, "r1", b"config\n", outbox=(bad,))
-    for table in ("devices", "blobs", "versions", "attempts", "outbox"):
-        assert sql(path, f"SELECT COUNT(*) FROM {table}") == [(0,)], table
+        await store.finish_run(run_id, at(1), (bad,))
+    assert sql(path, "SELECT status, finished_at FROM runs") == [("running", None)]
+    assert sql(path, "SELECT COUNT(*) FROM outbox") == [(0,)]
     assert (await add(store, run_id, "r1", b"config\n")).id == 1  # the connection is usable again
 
 
@@ -282,8 +283,8 @@ async def test_runs_finish_interrupt_and_last_run_per_site(store: Store) -> None
     await store.record_failure(done, "hq", "r1", at(1), "timeout", "slow")
     await store.finish_run(done, at(2))
     dead = await store.start_run("schedule", at(10), "branch,lab")
-    assert await store.interrupted_runs_cleanup(at(60)) == 1
-    assert await store.interrupted_runs_cleanup(at(61)) == 0
+    assert await interrupt_unfinished(store, at(60)) == 1
+    assert await interrupt_unfinished(store, at(61)) == 0
     finished, interrupted = await store.run(done), await store.run(dead)
     assert finished is not None and (finished.status, finished.finished_at) == (RunStatus.FINISHED, at(2))
     assert interrupted is not None and (interrupted.status, interrupted.finished_at) == (RunStatus.INTERRUPTED, at(60))
@@ -298,20 +299,11 @@ async def test_runs_finish_interrupt_and_last_run_per_site(store: Store) -> None
 async def test_a_run_wrongly_marked_interrupted_can_still_finish(store: Store) -> None:
     """Another process's cleanup cannot tell a live run from a dead one; the live run's finish wins."""
     live = await store.start_run("schedule", T0, "hq")
-    await store.interrupted_runs_cleanup(at(1))  # e.g. the CLI starting while the bot runs
+    await interrupt_unfinished(store, at(1))  # e.g. the CLI starting while the bot runs
     await store.finish_run(live, at(5), [OutboxMessage("C1", "summary", {})])
     run = await store.run(live)
     assert run is not None and (run.status, run.finished_at) == (RunStatus.FINISHED, at(5))
     assert await store.outbox_depth() == 1
-
-
-async def test_site_names_with_data_lists_sites_with_attempts(store: Store) -> None:
-    """Only sites where something was attempted are listed, sorted."""
-    run_id = await store.start_run("cli", T0, "b,a")
-    await store.trust_host_key("keys-only", "r1", "ssh-ed25519 AAAA", "SHA256:x")
-    await store.record_failure(run_id, "b", "r1", T0, "auth", "denied")
-    await add(store, run_id, "r1", b"x\n", site="a")
-    assert await store.site_names_with_data() == ["a", "b"]
 
 
 # -- host keys, instance key, schedule ------------------------------------------------------------
@@ -354,11 +346,11 @@ async def test_instance_key_is_made_once_and_survives_reopen(path: Path) -> None
 
 
 async def test_last_scheduled_is_kept_per_site(store: Store) -> None:
-    """set_last_scheduled overwrites the site's mark; other sites are independent."""
+    """record_scheduled overwrites the site's mark; other sites are independent."""
     assert await store.last_scheduled("hq") is None
-    await store.set_last_scheduled("hq", at(0))
-    await store.set_last_scheduled("hq", at(1440))
-    await store.set_last_scheduled("branch", at(5))
+    await store.record_scheduled({"hq": at(0)})
+    await store.record_scheduled({"hq": at(1440)})
+    await store.record_scheduled({"branch": at(5)})
     assert (await store.last_scheduled("hq"), await store.last_scheduled("branch")) == (at(1440), at(5))
 
 
@@ -372,7 +364,7 @@ async def test_finish_run_enqueues_its_messages_once(store: Store) -> None:
     await store.finish_run(run_id, at(5), [summary])
     with pytest.raises(ValueError):
         await store.finish_run(run_id, at(6), [summary])
-    [item] = await store.due_outbox(at(5))
+    [item] = await due_outbox(store, at(5))
     assert (item.channel, item.kind, item.payload, item.created_at, item.attempts) == (
         "C1", "summary", summary.payload, at(5), 0)
 
@@ -385,18 +377,18 @@ async def test_outbox_is_oldest_first_and_replies_wait_for_their_parent(store: S
              OutboxMessage("C1", "failure", {"n": 2}, parent=-1)]
     await store.finish_run(run_id, T0, batch)
     [later_id] = await store.enqueue([OutboxMessage("C2", "alert", {"n": 3})], at(1))
-    due = await store.due_outbox(at(1))
+    due = await due_outbox(store, at(1))
     assert [i.payload["n"] for i in due] == [0, 3]
     await store.mark_delivered(due[0].id, "1741572000.000100")
-    replies = await store.due_outbox(at(1))
+    replies = await due_outbox(store, at(1))
     assert [i.payload["n"] for i in replies] == [1, 2, 3]
     assert {i.parent_id for i in replies[:2]} == {due[0].id}
     assert {i.parent_ts for i in replies[:2]} == {"1741572000.000100"}
     assert replies[2].id == later_id and replies[2].parent_ts is None
     # A positive parent names an existing item: a follow-up in the same thread, later on.
     [follow_up] = await store.enqueue([OutboxMessage("C1", "note", {"n": 4}, parent=due[0].id)], at(2))
-    assert [i.id for i in await store.due_outbox(at(2), limit=10)][-1] == follow_up
-    assert [i.payload["n"] for i in await store.due_outbox(at(2), limit=2)] == [1, 2]
+    assert [i.id for i in await due_outbox(store, at(2), limit=10)][-1] == follow_up
+    assert [i.payload["n"] for i in await due_outbox(store, at(2), limit=2)] == [1, 2]
 
 
 async def test_outbox_refuses_a_parent_that_is_not_earlier_in_the_batch(store: Store) -> None:
@@ -417,10 +409,10 @@ async def test_mark_delivered_is_idempotent_and_delivered_items_never_return(sto
     await store.mark_delivered(item_id, "1.1")
     await store.mark_delivered(item_id, "2.2")
     await store.mark_failed(item_id, "timeout", T0)
-    assert await store.due_outbox(at(60)) == []
+    assert await due_outbox(store, at(60)) == []
     assert await store.outbox_depth() == 0
     [_reply] = await store.enqueue([OutboxMessage("C1", "reply", {}, parent=item_id)], T0)
-    assert (await store.due_outbox(T0))[0].parent_ts == "1.1"
+    assert (await due_outbox(store, T0))[0].parent_ts == "1.1"
     with pytest.raises(LookupError):
         await store.mark_delivered(9999, "3.3")
 
@@ -429,19 +421,10 @@ async def test_a_failed_delivery_is_due_again_later(store: Store) -> None:
     """mark_failed counts the attempt, keeps the error and hides the item until next_attempt_at."""
     [item_id] = await store.enqueue([OutboxMessage("C1", "summary", {})], T0)
     await store.mark_failed(item_id, "ratelimited", at(5))
-    assert await store.due_outbox(at(4)) == []
+    assert await due_outbox(store, at(4)) == []
     assert await store.outbox_depth() == 1
-    [item] = await store.due_outbox(at(5))
+    [item] = await due_outbox(store, at(5))
     assert (item.attempts, item.last_error, item.next_attempt_at) == (1, "ratelimited", at(5))
-
-
-async def test_version_and_its_alert_are_committed_together(store: Store) -> None:
-    """Messages given to add_version and record_failure are enqueued with the row they report."""
-    run_id = await store.start_run("cli", T0, "hq")
-    await add(store, run_id, "r1", b"a\n", outbox=(OutboxMessage("C1", "changed", {"device": "r1"}),))
-    await store.record_failure(run_id, "hq", "r2", T0, "auth", "denied",
-                               outbox=(OutboxMessage("C1", "failed", {"device": "r2"}),))
-    assert [i.kind for i in await store.due_outbox(T0)] == ["changed", "failed"]
 
 
 # -- concurrency ----------------------------------------------------------------------------------

@@ -1,13 +1,14 @@
 """Kill-at-any-instant consistency: SIGKILL a process that is writing to the store, many times, and
 prove the file is always whole.
 
-A writer subprocess opens the store and, in a tight loop, adds versions (with outbox messages),
-confirms them, records failures, finishes runs and delivers messages: every write path. It is
+A writer subprocess opens the store and, in a tight loop, adds versions, confirms them, records
+failures, finishes runs with their messages (as BackupService does) and delivers messages: every
+write path. It is
 SIGKILLed at random moments, so kills land inside transactions, between statements, while a blob
 is being compressed and during commits. After each kill the next writer starts on the same file.
 At the end the file must pass integrity_check and foreign_key_check, every version must have its
-blob (decompressing to bytes with the stored sha256) and exactly one creating attempt and outbox
-message, and the store must take new writes.
+blob (decompressing to bytes with the stored sha256) and exactly one creating attempt, a finished
+run exactly its messages and an unfinished one none, and the store must take new writes.
 """
 
 from __future__ import annotations
@@ -43,11 +44,13 @@ async def main(path: str) -> None:
     rng = random.Random(os.getpid())
     now = datetime.now(timezone.utc)
     store = await Store.open(path)
-    await store.interrupted_runs_cleanup(now)
+    for run in await store.unfinished_runs():
+        await store.interrupt_run(run.id, now)
     print("ready", flush=True)
     serial = 0
     while True:
         run_id = await store.start_run("kill-test", now, "s")
+        messages = [OutboxMessage("C1", "summary", {"run": run_id})]
         for _ in range(rng.randrange(5, 30)):
             serial += 1
             device = f"r{rng.randrange(8)}"
@@ -59,16 +62,16 @@ async def main(path: str) -> None:
                 norm = hashlib.sha256(raw).hexdigest()
                 await store.add_version(
                     run_id, "s", device, now, raw, norm, ExportMeta("7.18"),
-                    Status.NEW if latest is None else Status.CHANGED, 1, 1, None,
-                    [OutboxMessage("C1", "version", {"serial": serial}),
-                     OutboxMessage("C1", "detail", {"serial": serial}, parent=-1)])
+                    Status.NEW if latest is None else Status.CHANGED, 1, 1, None)
+                messages.append(OutboxMessage("C1", "version", {"run": run_id, "serial": serial}))
+                messages.append(OutboxMessage("C1", "detail", {"run": run_id}, parent=-len(messages)))
             elif roll < 0.8:
                 await store.confirm_version(run_id, "s", device, now, latest.id)
             else:
-                await store.record_failure(run_id, "s", device, now, "timeout", "slow",
-                                           [OutboxMessage("C1", "failure", {"serial": serial})])
-        await store.finish_run(run_id, now, [OutboxMessage("C1", "summary", {"run": run_id})])
-        for item in await store.due_outbox(now, limit=5):
+                await store.record_failure(run_id, "s", device, now, "timeout", "slow")
+                messages.append(OutboxMessage("C1", "failure", {"run": run_id, "serial": serial}))
+        await store.finish_run(run_id, now, messages)
+        for item in await store.outbox_heads():
             await store.mark_delivered(item.id, f"{item.id}.0")
 
 asyncio.run(main(sys.argv[1]))
@@ -106,18 +109,19 @@ def check_file(path: Path) -> None:
         for sha, codec, size, data in db.execute("SELECT sha256, codec, size, data FROM blobs"):
             raw = zlib.decompress(data)
             assert codec == "zlib" and len(raw) == size and hashlib.sha256(raw).digest() == sha
-        # Every version was committed with exactly one creating attempt and one pair of messages.
+        # Every version was committed with exactly one creating attempt, and its blob.
         assert one(db, """SELECT COUNT(*) FROM versions v WHERE 1 <> (SELECT COUNT(*) FROM attempts a
                           WHERE a.version_id = v.id AND a.status IN ('new', 'changed'))""") == 0
-        versions = one(db, "SELECT COUNT(*) FROM versions")
-        assert one(db, "SELECT COUNT(*) FROM outbox WHERE kind = 'version'") == versions
-        assert one(db, "SELECT COUNT(*) FROM outbox WHERE kind = 'detail'") == versions
-        assert one(db, "SELECT COUNT(*) FROM blobs") == versions
-        # A failure's message exists iff its attempt does; a summary iff its run finished.
-        assert one(db, "SELECT COUNT(*) FROM outbox WHERE kind = 'failure'") == one(
-            db, "SELECT COUNT(*) FROM attempts WHERE status = 'failed'")
+        assert one(db, "SELECT COUNT(*) FROM blobs") == one(db, "SELECT COUNT(*) FROM versions")
+        # A finished run has exactly its messages (a summary; a version + detail pair per version it
+        # created; a failure per failed attempt), a run that did not finish none at all.
         assert one(db, "SELECT COUNT(*) FROM outbox WHERE kind = 'summary'") == one(
             db, "SELECT COUNT(*) FROM runs WHERE status = 'finished'")
+        for kind, statuses in (("version", "'new', 'changed'"), ("detail", "'new', 'changed'"), ("failure", "'failed'")):
+            assert one(db, f"""SELECT COUNT(*) FROM runs r
+                WHERE (SELECT COUNT(*) FROM outbox o WHERE o.kind = '{kind}' AND json_extract(o.payload, '$.run') = r.id)
+                   <> CASE WHEN r.status = 'finished' THEN (SELECT COUNT(*) FROM attempts a
+                           WHERE a.run_id = r.id AND a.status IN ({statuses})) ELSE 0 END""") == 0, kind
 
 
 async def test_sigkill_at_random_moments_never_leaves_a_half_written_store(tmp_path: Path) -> None:
@@ -130,7 +134,8 @@ async def test_sigkill_at_random_moments_never_leaves_a_half_written_store(tmp_p
 
     now = datetime.now(timezone.utc)
     async with await Store.open(path) as store:
-        await store.interrupted_runs_cleanup(now)
+        for run in await store.unfinished_runs():
+            await store.interrupt_run(run.id, now)
         for device in (f"r{i}" for i in range(8)):
             for version in await store.versions("s", device, limit=10_000):
                 assert len(await store.raw(version.id)) == version.size  # raw() also checks the sha256
@@ -138,9 +143,10 @@ async def test_sigkill_at_random_moments_never_leaves_a_half_written_store(tmp_p
         run_id = await store.start_run("after", now, "s")
         raw = b"after the kills\r\n"
         version = await store.add_version(
-            run_id, "s", "new", now, raw, hashlib.sha256(raw).hexdigest(), ExportMeta(), Status.NEW, 0, 0, None,
-            [OutboxMessage("C1", "version", {}), OutboxMessage("C1", "detail", {}, parent=-1)])
-        await store.finish_run(run_id, now, [OutboxMessage("C1", "summary", {})])
+            run_id, "s", "new", now, raw, hashlib.sha256(raw).hexdigest(), ExportMeta(), Status.NEW, 0, 0, None)
+        await store.finish_run(run_id, now, [OutboxMessage("C1", "summary", {"run": run_id}),
+                                             OutboxMessage("C1", "version", {"run": run_id}),
+                                             OutboxMessage("C1", "detail", {"run": run_id}, parent=-2)])
         assert await store.raw(version.id) == raw
         runs = [await store.run(i) for i in range(1, run_id + 1)]
         assert all(r is not None and r.status is not RunStatus.RUNNING for r in runs)

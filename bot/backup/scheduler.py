@@ -162,10 +162,6 @@ class DailyTrigger(CronTrigger):  # type: ignore[misc]
         return (slot + delay).astimezone(self.timezone)
 
 
-def _apscheduler() -> AsyncIOScheduler:
-    return AsyncIOScheduler(timezone=ZoneInfo("UTC"))
-
-
 class Scheduler:
     """One run per daily slot for all its sites, one catch-up at start-up, never two runs of a site at once."""
 
@@ -176,11 +172,10 @@ class Scheduler:
         store: ScheduleStore,
         clock: Clock,
         *,
-        scheduler_factory: Callable[[], AsyncIOScheduler] = _apscheduler,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
         self.settings, self.run_sites, self.store, self.clock = settings, run_sites, store, clock
-        self._factory, self._sleep = scheduler_factory, sleep
+        self._sleep = sleep
         self.slots = {slot.id: slot for slot in schedule_slots(settings)}
         self.aps: AsyncIOScheduler | None = None
         self._stopping = False
@@ -205,7 +200,7 @@ class Scheduler:
         """Add one job per slot, start APScheduler, then launch the catch-up of missed slots."""
         if self.aps is not None:
             raise RuntimeError("scheduler already started")
-        self.aps = self._factory()
+        self.aps = AsyncIOScheduler(timezone=ZoneInfo("UTC"))
         jitter = self.settings.schedule.jitter
         for slot in self.slots.values():
             self.aps.add_job(

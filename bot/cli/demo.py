@@ -38,7 +38,7 @@ def _devices(site: str) -> list[dict[str, object]]:
     return [{"name": d.name, "host": d.host, "port": d.port} for d in SITES[site]]
 
 
-def _config(directory: Path, key_file: Path, sim: Simulator) -> dict[str, object]:
+def _config(key_file: Path) -> dict[str, object]:
     return {
         "storage": {"path": "backups.db"},
         "concurrency": 10,
@@ -57,7 +57,7 @@ async def run_demo(directory: Path | None, out: TextIO, colour: bool = False) ->
             sim.add(device)
         await sim.start()
         config_path = directory / "backupbot.yml"
-        config_path.write_text(yaml.safe_dump(_config(directory, directory / "demo_id_ed25519", sim),
+        config_path.write_text(yaml.safe_dump(_config(directory / "demo_id_ed25519"),
                                               sort_keys=False))
         settings = load_settings(config_path, {})
         collector = Collector(connect_timeout=5, retries=1, backoff=0.2)

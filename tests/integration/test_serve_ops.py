@@ -106,10 +106,10 @@ async def test_healthz_reports_each_part_and_fails_for_each_problem(
         slack.missing_channels.clear()
         await until(lambda: _healthy(bot))
 
-        await store.set_last_scheduled("lab", utcnow() - timedelta(hours=27))
+        await store.record_scheduled({"lab": utcnow() - timedelta(hours=27)})
         status, body = await bot.admin_get("/healthz/ready")
         assert status == 503 and body["scheduler"]["overdue"] == ["lab"]
-        await store.set_last_scheduled("lab", utcnow())
+        await store.record_scheduled({"lab": utcnow()})
         assert await _healthy(bot)
 
         await bot.app[SCHEDULER].stop()

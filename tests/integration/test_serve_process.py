@@ -127,7 +127,7 @@ async def test_sigterm_mid_run_exits_cleanly_and_the_restart_still_tells_the_cha
     async with open_backend(settings, collector=fast_collector()) as backend:  # yesterday's backup of r-fast
         await backend.service.run(settings.devices("lab", "r-fast"), "cli")
         two_days_ago = utcnow() - timedelta(days=2)
-        await backend.store.set_last_scheduled("lab", two_days_ago)
+        await backend.store.record_scheduled({"lab": two_days_ago})
         [queued] = await backend.store.enqueue([note("cannot go yet", MISSING)], utcnow())
     fast.change(1)
     slack.missing_channels.add(MISSING)
@@ -171,7 +171,7 @@ async def test_started_during_a_slack_outage_killed_and_restarted_the_summary_is
     settings = load_settings(config, {"ROUTER_PASSWORD": ROUTER_PASSWORD})
     db = settings.storage_path
     async with open_backend(settings, collector=fast_collector()) as backend:
-        await backend.store.set_last_scheduled("lab", utcnow() - timedelta(days=2))
+        await backend.store.record_scheduled({"lab": utcnow() - timedelta(days=2)})
     await slack.go_down()
 
     first = await serve_process(config, env(slack), "--port", str(free_port()))

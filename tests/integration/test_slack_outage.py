@@ -55,7 +55,7 @@ async def missed_yesterday(tmp_path: Path, simulator: Simulator) -> Settings:
     settings = config_for(tmp_path, {"lab": [r1]},
                           top={"schedule": {"times": ["02:00"], "timezone": "UTC", "jitter": 0}})
     async with open_backend(settings) as backend:
-        await backend.store.set_last_scheduled("lab", utcnow() - timedelta(days=2))
+        await backend.store.record_scheduled({"lab": utcnow() - timedelta(days=2)})
     return settings
 
 
