@@ -3,7 +3,7 @@
     python benchmarks/ack_latency.py [--devices 1000] [--requests 400] [--rate 40] [--in-flight 16]
 
 Three processes, all on 127.0.0.0/8:
-  simulator   `python -m bot.simulator --count N --base-host 127.0.1.1 --delay D` (its own process)
+  simulator   `python -m bot.ssh.simulator --count N --base-host 127.0.1.1 --delay D` (its own process)
   bot         the real `backupbot serve` (aiohttp + Bolt), its Web API pointed at the fake below
   this one    a fake Slack Web API + response_url endpoint (tests/integration/slack_fake.py) and the
               load: signed slash commands and button presses exactly as Slack sends them

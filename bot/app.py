@@ -1,4 +1,6 @@
-"""Composition root: the only place that builds concrete objects and wires them together."""
+"""Composition root of the backend: the one place that builds the store, the SSH worker, the
+service, the catalog and the announcer, and wires them. The CLI and `serve` (bot.serve.server, which
+adds Slack around it) both open it."""
 
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ async def open_backend(
     settings: Settings, *, clock: Clock = utcnow, collector: Collector | None = None,
     observe: Callable[[RunSummary], None] | None = None,
 ) -> AsyncIterator[Backend]:
-    """Store, service and catalog. Every run enqueues what the channel should hear (bot.notify),
+    """Store, service and catalog. Every run enqueues what the channel should hear (bot.slack.notify),
     whoever starts it: `serve` delivers it, also for runs made by the CLI in another process."""
     store = await Store.open(settings.storage_path)
     try:

@@ -1,9 +1,10 @@
 """The outbox: Slack messages stored in the same transaction as the facts they report.
 
 A run's summary is committed with the run's end, so a crash can never leave a finished run that
-nobody hears about, nor a message about a run that was not recorded. `bot.notify` delivers items
-later and retries failures; a reply waits until the message it belongs under has been delivered,
-because Slack needs that message's `ts` to thread the reply.
+nobody hears about, nor a message about a run that was not recorded. bot.slack.notify builds the
+messages; bot.slack.deliver posts them later and retries failures; a reply waits until the message
+it belongs under has been delivered, because Slack needs that message's `ts` to thread the reply.
+docs/slack.md ("What the channel is told") has the guarantees.
 
 `insert_batch` runs inside a transaction the caller holds, so other writes can carry messages;
 OutboxStore is the delivery side that storage.store.Store exposes.

@@ -1,7 +1,7 @@
 """The store: every run, attempt, config version, host key and outbox message backupbot keeps.
 
 storage/ is the only package that imports aiosqlite or holds SQL; it returns models from
-bot.models, never rows. Callers pass every time in (the clock is theirs).
+bot.core.models, never rows. Callers pass every time in (the clock is theirs).
 
 Store is assembled from parts that share one connection (storage.db.Database): this module holds
 runs, versions and attempts; storage.trust host keys and the instance key; storage.outbox the

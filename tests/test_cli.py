@@ -1,4 +1,4 @@
-"""The command line's grammar (bot.cli.build_parser) and the colour decision (bot.terminal.colour_wanted).
+"""The command line's grammar (bot.cli.build_parser) and the colour decision (bot.cli.terminal.colour_wanted).
 tests/integration/test_cli.py runs the commands themselves."""
 
 from __future__ import annotations

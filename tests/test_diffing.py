@@ -1,4 +1,4 @@
-"""bot.diffing over the real fixture sequences (tests/fixtures/routeros/SOURCES.md) and golden diffs.
+"""bot.routeros.diff over the real fixture sequences (tests/fixtures/routeros/SOURCES.md) and golden diffs.
 
 Goldens live in tests/fixtures/expected/<seq>-<a>-<b>.diff. To regenerate after a deliberate
 change: `UPDATE_GOLDEN=1 pytest tests/test_diffing.py`, then READ every changed golden against

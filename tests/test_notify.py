@@ -1,4 +1,4 @@
-"""bot.notify's rule of who hears what, on plain data (no I/O): summaries only for scheduled runs,
+"""bot.slack.notify's rule of who hears what, on plain data (no I/O): summaries only for scheduled runs,
 one digest per channel over all the run's sites (sites not started included); quiet digests left
 out; changes on their own for other runs; host-key alerts once; a joined device announced by the
 run that recorded it; nothing without a channel."""
@@ -193,7 +193,7 @@ def test_quiet_leaves_out_a_digest_with_nothing_to_tell_only() -> None:
     assert "`lab` 2 devices, all unchanged" in json.dumps(msgs[0].payload)
 
 
-# -- classification of Slack failures (bot.deliver) ------------------------------------------------------
+# -- classification of Slack failures (bot.slack.deliver) ------------------------------------------------------
 class _Response:
     def __init__(self, status: int, error: str, retry_after: str | None = None) -> None:
         self.status_code, self.data = status, {"ok": False, "error": error}

@@ -1,4 +1,4 @@
-"""bot.routeros and bot.redact against the 38 real exports in tests/fixtures/routeros (see SOURCES.md)."""
+"""bot.routeros and bot.routeros.redact against the 38 real exports in tests/fixtures/routeros (see SOURCES.md)."""
 
 from __future__ import annotations
 
@@ -474,7 +474,7 @@ def test_section_of_edges() -> None:
 
 # ---------------------------------------------------------------------------------- redaction
 
-# Independent of bot.redact's tables: the property names SOURCES.md counts as "Sensitive data",
+# Independent of bot.routeros.redact's tables: the property names SOURCES.md counts as "Sensitive data",
 # plus script variables holding tokens/passwords, matched with a plain regex on joined lines.
 SECRET_NAMES = (
     r"password|secret|passphrase|wpa-pre-shared-key|wpa2-pre-shared-key|ipsec-secret"

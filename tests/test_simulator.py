@@ -125,7 +125,7 @@ async def test_refuse_and_back(simulator: Simulator) -> None:
 
 
 def test_command_line_serves_many_loopback_addresses() -> None:
-    """`python -m bot.simulator` prints its devices as one JSON line once listening, and stops on SIGTERM."""
+    """`python -m bot.ssh.simulator` prints its devices as one JSON line once listening, and stops on SIGTERM."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "bot.ssh.simulator", "--count", "3", "--base-host", "127.0.3.254", "--port", "0",
          "--sizes", "3000,40000", "--mix", "2,1"],

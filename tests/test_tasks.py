@@ -1,4 +1,4 @@
-"""bot.tasks.TaskTracker: strong references, a bound, errors reported, drain then cancel."""
+"""bot.slack.tasks.TaskTracker: strong references, a bound, errors reported, drain then cancel."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Read-only questions about the inventory and what was recorded: the CLI and Slack both ask here.
 
 Resolves typed names (with close-match suggestions), lists sites, devices and versions, and
-produces views and diffs. Normalizing and diffing large configs runs in a worker thread.
+produces views and diffs. Normalizing, diffing and redacting large configs runs in the CPU worker
+process (bot.backup.offload).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ A slot is one `times` entry in one zone ("02:00 Europe/Riga"); every site whose 
 belongs to it. The "when" is pure functions over (times, zone, now); `Scheduler` hands one job per
 slot to APScheduler 3.x and, when it fires, calls `run_sites(sites, trigger, not_started)` ONCE for
 all of the slot's sites: one run, so one record and one transaction with its messages, and one
-digest per channel (bot.notify groups a run's results by channel). Decisions:
+digest per channel (bot.slack.notify groups a run's results by channel). Decisions:
 
 - A time that does not exist on a spring-forward day (03:30 in Europe/Riga on the last Sunday of
   March) runs as far past the gap as it was into it (04:30 EEST), as cron and APScheduler do; a time

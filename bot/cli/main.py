@@ -122,7 +122,7 @@ def main(argv: Sequence[str], env: Mapping[str, str], out: TextIO = sys.stdout, 
     if args.command == "demo" and args.config is not None:  # given before the command
         parser.error("demo writes its own config file into --dir; it takes no --config")
     config = args.config if args.config is not None else DEFAULT_CONFIG
-    # One scrubbed line per event (bot.logs). `serve` logs what it does; for other commands the
+    # One scrubbed line per event (bot.core.logs). `serve` logs what it does; for other commands the
     # summary table already reports failures, and logs are for when you want to see retries.
     configure_logging(logging.INFO if args.verbose or args.command == "serve" else logging.ERROR, stream=err)
     register_secrets(env)

@@ -84,8 +84,9 @@ def _lines(raw: bytes | str) -> list[str]:
     """Decoded, ANSI-free, LF-only, wrap-joined, right-stripped lines (nothing dropped).
 
     Plain str methods instead of whole-text regex passes: each holds the GIL for ~1 ms on a 1 MB
-    export instead of ~15 ms, which is what lets the event loop keep serving SSH sessions while
-    this runs in the worker thread (bot.offload).
+    export instead of ~15 ms, which is what lets the SSH worker's event loop keep serving its
+    sessions while check_export runs in a thread beside it (normalize itself runs in the CPU worker
+    process, bot.backup.offload).
     """
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
     if "\x1b" in text:

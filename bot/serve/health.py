@@ -1,5 +1,5 @@
 """What readiness (`GET /healthz/ready` on the admin listener) says about `backupbot serve`, and when
-it turns unhealthy (503): when a person is needed. (Liveness is bot.web's, and never looks at
+it turns unhealthy (503): when a person is needed. (Liveness is bot.serve.web's, and never looks at
 Slack or the database.)
 
     database   the store answers; last run (any trigger) and its age.

@@ -5,10 +5,10 @@ context, started in this order and stopped in reverse:
 
     backend      SQLite store, BackupService, Catalog            (ready: database)
     slack        one aiohttp ClientSession, the Web API clients,  (ready: slack)
-                 auth.test (bot.slack_link: a refused token stops start-up, an unreachable
+                 auth.test (bot.slack.link: a refused token stops start-up, an unreachable
                  Slack does not; it is asked again in the background)
     tasks        TaskTracker for work after the ack               (drained on shutdown)
-    bolt         AsyncApp with every listener registered, authorized by bot.slack_link
+    bolt         AsyncApp with every listener registered, authorized by bot.slack.link
     deliverer    the outbox deliverer (bot.slack.deliver)          (ready: outbox; live)
     scheduler    one run per daily slot, catch-up at start-up     (ready: scheduler; live)
     socket mode  only with --socket-mode: handler + watchdog      (ready: socket_mode; live)
@@ -20,9 +20,9 @@ interrupted); the deliverer finishes the post in progress and leaves the rest qu
 tasks get `drain_timeout` seconds to finish (they still have Slack and the database), and only
 then are the HTTP session and the database closed. SIGTERM and SIGINT trigger that shutdown.
 
-`serve` listens twice (bot.web): the public listener (HTTP mode only) answers POST /slack/events and
+`serve` listens twice (bot.serve.web): the public listener (HTTP mode only) answers POST /slack/events and
 a bare GET /healthz; the admin listener (127.0.0.1:9090 by default) answers /healthz/live,
-/healthz/ready and /metrics. /metrics serves bot.metrics.Metrics: runs are observed as they finish,
+/healthz/ready and /metrics. /metrics serves bot.serve.metrics.Metrics: runs are observed as they finish,
 last good backups are loaded at start-up, the outbox depth is read at every scrape.
 """
 
@@ -248,7 +248,7 @@ async def socket_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def close_unfinished_runs(backend: Backend, clock: Clock) -> None:
     """Runs a previous process left unfinished are marked interrupted, each together with the
-    messages about the changes it recorded (bot.notify), so the channel still hears of them."""
+    messages about the changes it recorded (bot.slack.notify), so the channel still hears of them."""
     for run in await backend.store.unfinished_runs():
         attempts = await backend.store.run_attempts(run.id)
         now = clock()

@@ -7,11 +7,11 @@
     admin   (--admin-host/--admin-port, 127.0.0.1:9090 by default; never for the internet)
         GET  /healthz/live   liveness as JSON: what a restart would fix
         GET  /healthz/ready  readiness: every check with its fields; 503 when a person is needed
-        GET  /metrics        bot.metrics.Metrics in Prometheus' text format
+        GET  /metrics        bot.serve.metrics.Metrics in Prometheus' text format
 
 We own the `web.Application`s (Bolt's built-in server would own routes and lifecycle). What the
 app holds while it runs is typed with `web.AppKey`; the resources themselves are tied to the
-public app's life with `cleanup_ctx` in bot.server, which registers their checks here. The admin
+public app's life with `cleanup_ctx` in bot.serve.server, which registers their checks here. The admin
 app shares the public app's registries, so both always show the same state.
 
 Liveness (`add_live_check`) is sync predicates about the process itself: the event loop answers
@@ -172,7 +172,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 def build_web_app(*, slack_route: bool = True) -> web.Application:
-    """The public app: routes and empty registries; bot.server appends the cleanup contexts that
+    """The public app: routes and empty registries; bot.serve.server appends the cleanup contexts that
     fill BOLT and the checks. `slack_route=False` (Socket Mode) leaves /slack/events out."""
     app = web.Application()
     app[LIVE_CHECKS] = {}

@@ -1,10 +1,10 @@
 """Slack credentials and the one Web API client: built here, used by the handlers and the outbox.
 
 Credentials come only from the environment mapping the entry point passes in. A missing variable
-or a token Slack refuses (bot.slack_outcome.TOKEN_REFUSED) is a `StartupError` naming the variable,
+or a token Slack refuses (bot.slack.outcome.TOKEN_REFUSED) is a `StartupError` naming the variable,
 raised before anything serves requests. Slack not answering usefully (connection refused or reset,
 DNS, timeout, 5xx, 429) is `SlackUnreachable` instead: no verdict on the token, so `serve` starts
-anyway and asks again later (bot.slack_link). Tokens never appear in a log line or an error message.
+anyway and asks again later (bot.slack.link). Tokens never appear in a log line or an error message.
 
 The client shares one aiohttp ClientSession (the caller owns it: created on startup, closed on
 cleanup) and retries what is worth retrying: connection errors, 429 (sleeping Retry-After) and
@@ -78,7 +78,7 @@ def build_client(
     with_token: bool = True,
 ) -> AsyncWebClient:
     """The Web API client for the bot token, on the shared session, with retries. `with_token=False`
-    for Bolt, which then takes the token from its `authorize` on each request (bot.slack_link)."""
+    for Bolt, which then takes the token from its `authorize` on each request (bot.slack.link)."""
     return AsyncWebClient(
         token=credentials.bot_token if with_token else None,
         base_url=credentials.api_url,

@@ -1,32 +1,19 @@
 """The outbox deliverer: posts queued messages to Slack, each exactly once, for as long as it takes.
 
-One task in `backupbot serve`. Each channel is a queue (storage.outbox.outbox_heads): its oldest
-pending message is posted before the next, so replies follow the message they thread under and
-the channel reads in the order things happened; channels proceed independently, at most one post
-per `spacing` seconds each (Slack allows about one message per second per channel).
+One task in `backupbot serve`. The guarantees (order per channel, pacing, what is retried how,
+simpler forms for refused content, never twice, and their limits) are docs/slack.md, "Delivery";
+this module is how they are kept:
 
-Never twice. Before a post the item is marked "may be in Slack" (committed); every post carries
-message metadata {"event_type": "backupbot_outbox", "event_payload": {"outbox_id": N}} (an uploaded
-file has ".outbox-N." in its name instead). Slack's ts is recorded as soon as it answers. An item
-found still marked (the process died between Slack accepting it and the ts being written, or the
-answer was lost to a timeout or a 5xx) is first looked for in the channel (conversations.history,
-or conversations.replies for a thread reply) and, if there, marked delivered instead of posted
-again. This needs channels:history / groups:history. Limits: a message deleted from Slack in that
-window is posted again; a message not yet visible to history (Slack is eventually consistent for
-file shares) could be posted twice; only one `serve` may deliver from a database.
-
-Never lost. What fails is retried, counted (Metrics.delivery_failed) and logged:
-  429               wait Retry-After (the channel's queue pauses; other channels go on)
-  5xx, timeouts,    exponential backoff from `backoff` doubling up to `max_backoff` (5 min),
-  Slack unreachable forever; never dropped
-  channel or token  (not_in_channel, channel_not_found, invalid_auth, missing_scope, ...) retried
-  problems          every `blocked_retry` (10 min), in case the bot is invited or the scope added;
-                    /healthz shows the error and turns unhealthy once the item is old
-  content rejected  (invalid_blocks, msg_too_long, snippet_too_large, ...) sent again at once in a
-                    simpler form: plain text (a file: without snippet highlighting), then a short
-                    note naming the outbox id; if even that is refused the item is given up
-                    (kept in the database, logged, counted, shown in /healthz) and its thread
-                    replies are posted on their own, so no reply waits behind a dead parent.
+- Each channel is a queue: storage's `outbox_heads` gives its oldest pending item, so replies follow
+  their parent; channels proceed independently, at most one post per `Tuning.spacing` each.
+- Never twice: the item is marked "may be in Slack" (committed) before the post, and every post
+  carries message metadata {"event_type": "backupbot_outbox", "event_payload": {"outbox_id": N}}
+  (an uploaded file has ".outbox-N." in its name: bot.slack.outcome.tagged). An item found still
+  marked is first looked for in the channel (`_find`: conversations.history / .replies) and, if
+  there, marked delivered instead of posted again.
+- What a failure means is bot.slack.outcome.classify's answer: wait Retry-After, back off, retry
+  slowly (`blocked_retry`), or send the next simpler form (AS_BUILT, PLAIN, NOTE), then give up.
+  Every failure is counted (DeliveryMetrics) and logged.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Backups must not depend on Slack being up: the schedule runs and messages wait in the outbox
 whatever Slack does. So `SlackLink.start` asks auth.test once: a token Slack refuses stops start-up
 (StartupError, exit 2); Slack unreachable (connection refused or reset, DNS, timeout, 5xx, 429:
-bot.slack_client.SlackUnreachable) is logged and `serve` starts anyway, asking again in the
+bot.slack.client.SlackUnreachable) is logged and `serve` starts anyway, asking again in the
 background from `Recheck.first` seconds, doubling up to `Recheck.cap`, each call within
 `Recheck.timeout`, until Slack answers. The first accepted check is logged. If Slack, once back,
 refuses the token, that is logged as an error and shown in readiness; `serve` keeps running (the
@@ -51,7 +51,7 @@ class SlackLink:
         self.identity: BotIdentity | None = None
         self.state: State = "unchecked"
         self.since: datetime | None = None  # when `state` began
-        self.error: str | None = None  # why the last check failed (a bot.slack_outcome code, or the refusal)
+        self.error: str | None = None  # why the last check failed (a bot.slack.outcome code, or the refusal)
         self.checks = 0
         self.next_check_at: datetime | None = None
         self._task: asyncio.Task[None] | None = None

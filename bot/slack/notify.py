@@ -1,34 +1,14 @@
 """What the channel is told about a finished run: the outbox messages BackupService commits with
-the run's end (bot.deliver posts them later).
+the run's end (`Announcer` is its `announce` hook); bot.slack.deliver posts them later.
 
-Who hears what, so that the channel hears about every change and every failure exactly once:
-
-- A scheduled (or catch-up) run: one digest per channel (a site's `channel`, else
-  `slack.channel`) over every site of the run that posts there (the scheduler runs all sites of a
-  slot as one run): totals, a line per site (also the sites it could not start, with why),
-  changed devices (+/- and Show diff), failures with their reasons and devices without a good
-  backup for over a day; each change's redacted diff is a reply in the digest's thread (inline
-  when short, a diff snippet when long). Quiet (`schedule.quiet`, or a site's `quiet`): a digest
-  whose sites are all quiet is left out when it has nothing to tell (no change, new device,
-  failure, stale device or site not started). A quiet site in a digest posted anyway keeps its
-  line: quiet means "don't post for my all-clear alone", not "hide me".
-- A run from Slack or the CLI: no summary (whoever asked got the result), but each change it
-  recorded is posted on its own, with its diff in that message's thread. A change is stored once
-  and the next run sees "unchanged", so this is the channel's only chance to hear about it.
-  Failures of such a run are told to whoever asked; the channel hears about a failure that
-  persists in the next scheduled summary.
-- Any run: a host key that changed gets an alert of its own, once per newly seen key (not on
-  every run while it stays pending).
-- A device a run only joined (its backup was started by another run) is announced by the run that
-  recorded it, never by both.
-- No channel configured for a site: nothing about it is enqueued.
-- A run that never finished (serve stopped or killed mid-run): at the next start of `serve` the
-  changes it recorded are posted on their own, in the same transaction that marks it interrupted.
-  (Its failures are not: the catch-up run that follows reports what still fails.)
+The policy - who hears what and when: one digest per channel per scheduled slot, a change from
+Slack or the CLI on its own, host-key alerts once per key, quiet sites, interrupted runs - is
+docs/slack.md, "What the channel is told"; `run_messages` is that table as code, pure.
 
 Building messages never breaks a run: a diff that cannot be rendered becomes a note saying which
-command shows it. Message payloads are `bot.blocks` Messages ({"text", "blocks"}) or, for long
-diffs, {"text", "file": {content, filename, title, snippet_type}}.
+command shows it. Payloads are bot.slack.blocks Messages ({"text", "blocks"}) or, for long diffs,
+{"text", "file": {content, filename, title, snippet_type}}; a batch's replies name their parent by
+its place in the batch (bot.core.messages.OutboxMessage).
 """
 
 from __future__ import annotations

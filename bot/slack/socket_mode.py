@@ -1,6 +1,6 @@
 """Socket Mode: the same Bolt app over Slack's WebSocket, with a watchdog for a wedged socket.
 
-Connecting starts with apps.connections.open (bot.slack_client.token_call, within a timeout): at
+Connecting starts with apps.connections.open (bot.slack.client.token_call, within a timeout): at
 start-up a refused SLACK_APP_TOKEN stops `serve` (StartupError, exit 2); Slack unreachable does
 not: `serve` starts without a socket and the watchdog connects once Slack answers. The URL Slack
 hands out is given to the sdk's client, so it does not ask again (its own connect() would retry a
@@ -67,7 +67,7 @@ class SocketModeRunner:
         self.failures_allowed, self.connect_timeout = watchdog.failures_allowed, watchdog.connect_timeout
         self.handler: AsyncSocketModeHandler | None = None
         self.rebuilds = 0
-        self.error: str | None = None  # why there is no connection (a bot.slack_outcome code, or the refusal)
+        self.error: str | None = None  # why there is no connection (a bot.slack.outcome code, or the refusal)
         self.refused = False
         self._down_at: float | None = None  # monotonic time the bot was first without a socket
         self._failures = 0

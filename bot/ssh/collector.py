@@ -88,7 +88,7 @@ def _first_line(data: bytes) -> str:
 class Collector:
     """Collects one device's export over SSH; safe to share across concurrent collections.
 
-    Plain settings only, so bot.sshworker can rebuild it in its own process.
+    Plain settings only, so bot.ssh.worker can rebuild it in its own process.
     """
 
     connect_timeout: float = 15.0
@@ -134,7 +134,7 @@ class Collector:
             conn.abort()
             raise
         conn.close()
-        # A thread, not bot.offload: this runs in the SSH worker process, where sharing the GIL
+        # A thread, not bot.backup.offload: this runs in the SSH worker process, where sharing the GIL
         # with the sessions costs them a little throughput and nobody's ack waits for it.
         if reason := await asyncio.to_thread(routeros.check_export, raw):
             raise InvalidOutput(reason)

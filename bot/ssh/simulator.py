@@ -6,7 +6,7 @@ CLI errors printed on stdout with exit status 0. `behaviour` makes it misbehave 
 routers do (hang, drop mid-export, refuse, junk, CLI error, bad credentials), optionally only once.
 
 `Simulator` runs one asyncssh listener per device, only ever on 127.0.0.0/8.
-`python -m bot.simulator --count N ...` serves many devices from a separate process (benchmarks).
+`python -m bot.ssh.simulator --count N ...` serves many devices from a separate process (benchmarks).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ In the bot's process that work holds the GIL the web loop needs, and acks queued
 process it costs the bot nothing but a pipe read per finished export.
 
 `SshWorker.collect()` has the Collector's signature (bot.backup depends only on that Protocol).
-The child (`python -m bot.sshworker`) is started on first use, runs one Collector with the same
+The child (`python -m bot.ssh.worker`) is started on first use, runs one Collector with the same
 settings, and serves many collections at once. Messages are length-prefixed pickles over its
 stdin/stdout: both ends are this program, and the inventory's passwords travel only through
 that pipe (never argv or the environment). If the child dies, pending collections fail with a

@@ -1,7 +1,7 @@
 """Fixtures for end-to-end Slack tests: a fake Slack Web API and the bot's real aiohttp server.
 
 `slack` is a started FakeSlack on 127.0.0.1. `run_bot(settings, slack, ...)` starts the real
-application (bot.server.create_app) on 127.0.0.1:<free port>, and its admin listener on another,
+application (bot.serve.server.create_app) on 127.0.0.1:<free port>, and its admin listener on another,
 with SLACK_API_URL pointing at the fake, and returns a `SlackBot` that sends requests signed exactly
 as Slack signs them (and reads the admin listener: `admin_get`, `admin_text`).
 """

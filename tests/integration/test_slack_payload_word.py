@@ -1,7 +1,7 @@
 """Requests whose words include "payload" are dispatched by what they are.
 
 slack-bolt's own body parser takes any form body containing the text `payload` for an interactive
-request, finds no `payload` field and dispatches nothing (404: "dispatch_failed" in Slack). bot.web
+request, finds no `payload` field and dispatches nothing (404: "dispatch_failed" in Slack). bot.serve.web
 parses Slack's bodies itself (docs/slack.md, "Requests that mention payload"). Here: a site named
 `payload-lab` with a device `payload-gw`, a search for `payload`, a button whose value and label
 say payload, and an event; over signed HTTP and over Socket Mode.

@@ -1,8 +1,8 @@
 """PURE. Slack's Block Kit size limits, in one place, and the small builders that respect them.
 
-Every message bot.blocks builds goes through `message()` (or `home()`), which checks every
+Every message bot.slack.blocks builds goes through `message()` (or `home()`), which checks every
 limit below with `problems()` and raises ValueError rather than hand Slack a payload it would
-reject. Long lists are packed to fit by bot.blocks_pack.
+reject. Long lists are packed to fit by bot.slack.blocks.pack.
 
 Budget: besides 50 blocks and 3,000 characters per section, chat.postMessage rejects a message
 whose blocks hold more than roughly 11-13k characters of text in total (msg_blocks_too_long,

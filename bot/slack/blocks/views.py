@@ -1,8 +1,8 @@
 """PURE. Block Kit messages for the /backup command, its buttons and the App Home tab.
 
 Handlers import everything from here: the action_id constants and their value formats
-(defined in bot.blocks_ids), the run messages (bot.blocks_run), the diff renderers
-(bot.blocks_diff) and the views below. Slack's size limits live in bot.blocks_kit; every
+(defined in bot.slack.blocks.ids), the run messages (bot.slack.blocks.run), the diff renderers
+(bot.slack.blocks.diff) and the views below. Slack's size limits live in bot.slack.blocks.kit; every
 builder checks its output there, so a message that Slack would reject is a ValueError here.
 
 No I/O, no asyncio, no clock: `now` is passed in. User- and device-provided text is escaped.
