@@ -18,92 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import re
 import shlex
-from collections.abc import Mapping
-from pathlib import Path
 
 import pytest
 
 from bot.cli.main import build_parser
-
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = {"SITE": "site-a", "DEVICE": "core-1", "ID": "12", "ID1": "12", "ID2": "15", "DIR": "/tmp/backupbot-demo",
-           "FILE": "backupbot.yml", "COMMAND": "sites"}
-FENCE = re.compile(r"^[ \t]*(?:[-*+]|\d+\.)?[ \t]*```[^\n]*\n(.*?)^[ \t]*```", re.S | re.M)  # also after "4. "
-SPAN = re.compile(r"`(backupbot (?![\w-]+:)[^`]+)`")  # not quoted output ("backupbot serve: …")
-PLACEHOLDER = re.compile(r"[A-Z][A-Z0-9_]*")
-OPERATORS = {"&&", "||", ";", "|", "&"}
-
-
-def doc_files() -> list[Path]:
-    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
-
-
-def expand(usage: str) -> list[str]:
-    """A syntax summary's shortest and longest forms; a line without brackets is itself."""
-    if "[" not in usage:
-        return [usage]
-    shortest = usage
-    while (fewer := re.sub(r"\[[^\[\]]*\]", "", shortest)) != shortest:
-        shortest = fewer
-    return [shortest, usage.replace("[", "").replace("]", "")]
-
-
-def shell_commands(line: str) -> list[list[str]]:
-    """The simple commands of one shell line, comments dropped."""
-    lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
-    lexer.whitespace_split = True
-    commands: list[list[str]] = [[]]
-    for token in lexer:
-        if token in OPERATORS:
-            commands.append([])
-        else:
-            commands[-1].append(token)
-    return [c for c in commands if c]
-
-
-def commands_in(markdown: str, samples: Mapping[str, str] = SAMPLES) -> list[tuple[int, list[str]]]:
-    """(line number, argv after `backupbot`) for every command the markdown shows."""
-    found: list[tuple[int, str]] = []
-    prose = markdown
-    for fence in FENCE.finditer(markdown):
-        first = markdown.count("\n", 0, fence.start(1)) + 1
-        lines = fence.group(1).split("\n")
-        i = 0
-        while i < len(lines):
-            start, text = i, lines[i]
-            while text.endswith("\\") and i + 1 < len(lines):
-                i += 1
-                text = text[:-1] + " " + lines[i]
-            found.append((first + start, text))
-            i += 1
-        prose = prose.replace(fence.group(0), "\n" * fence.group(0).count("\n"), 1)  # keep line numbers
-    for span in SPAN.finditer(prose):
-        found.append((prose.count("\n", 0, span.start()) + 1, span.group(1)))
-
-    commands = []
-    for number, text in sorted(found):
-        for form in expand(text):
-            for words in shell_commands(form):
-                if words[0] == "backupbot":
-                    commands.append((number, [substitute(w, samples) for w in words[1:]]))
-    return commands
-
-
-def substitute(word: str, samples: Mapping[str, str]) -> str:
-    if not PLACEHOLDER.fullmatch(word):
-        return word
-    if word not in samples:
-        raise KeyError(f"placeholder {word} has no sample value: add one to SAMPLES")
-    return samples[word]
-
-
-def documented_commands(samples: Mapping[str, str] = SAMPLES) -> list[tuple[str, list[str]]]:
-    """("README.md:31", argv) for every command in README.md and docs/."""
-    return [(f"{path.relative_to(ROOT)}:{number}", argv)
-            for path in doc_files() for number, argv in commands_in(path.read_text(), samples)]
-
+from tests.helpers import commands_in, documented_commands, expand
 
 def parse_error(argv: list[str]) -> str | None:
     """What the real parser says about argv, or None if it parses."""

@@ -17,7 +17,7 @@ from bot.config.load import parse_settings
 from bot.core.errors import UserError
 from bot.core.models import DeviceResult, ExportMeta, Settings, Status
 from bot.ssh.simulator import SimDevice, Simulator
-from tests.integration.conftest import ROUTER_PASSWORD, add_routers
+from tests.integration.helpers import ROUTER_PASSWORD, add_routers
 
 ENV = {"ROUTER_PASSWORD": ROUTER_PASSWORD}
 

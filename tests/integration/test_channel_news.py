@@ -22,7 +22,7 @@ from bot.core.models import Status
 from bot.serve.server import BACKEND, Options
 from bot.ssh.simulator import SimDevice, Simulator
 from bot.core.text import changes
-from tests.integration.conftest import (
+from tests.integration.helpers import (
     GENERAL,
     ROUTER_PASSWORD,
     add_routers,
@@ -34,18 +34,11 @@ from tests.integration.conftest import (
     settle,
 )
 from tests.integration.slack_fake import FakeSlack
+from tests.helpers import Clock
 
 BRANCH = "C0BRANCH01"
 OLD_SECRET, NEW_SECRET = "Old-Ppp-Secr3t-9", "New-Ppp-Secr3t-7"
 BODY = "/ppp secret\nadd name=branch password={secret} service=l2tp\n/ip dns\nset servers={dns}\n"
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def options(clock: Callable[[], datetime] = utcnow, **tuning: Any) -> Options:

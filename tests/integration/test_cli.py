@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from bot.ssh.simulator import SimDevice, Simulator
-from tests.test_docs_commands import SAMPLES, documented_commands
+from tests.helpers import SAMPLES, documented_commands
 
 PASSWORD = "cli-Pa55"
 ENV = {"PATH": "/usr/bin:/bin", "ROUTER_PASSWORD": PASSWORD}

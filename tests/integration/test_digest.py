@@ -28,7 +28,7 @@ from bot.config.load import load_settings
 from bot.slack.deliver import Tuning
 from bot.serve.server import BACKEND, SCHEDULER, Options
 from bot.ssh.simulator import SimDevice, Simulator
-from tests.integration.conftest import (
+from tests.integration.helpers import (
     GENERAL,
     ROUTER_PASSWORD,
     SIGNING_SECRET,
@@ -41,39 +41,15 @@ from tests.integration.conftest import (
     serve_process,
 )
 from tests.integration.slack_fake import BOT_TOKEN, FakeSlack
+from tests.helpers import Clock, until
 
 BRANCH = "C0BRANCH01"
 SCHEDULE = {"schedule": {"times": ["02:00"], "timezone": "UTC"}}  # jitter left at its default (0)
 
 
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-class ShiftedClock:
-    """The real time moved by `shift`: runs take the time they take, on a day the test chooses."""
-
-    def __init__(self, shift: timedelta) -> None:
-        self.shift = shift
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.shift
-
-
 def options(clock: Callable[[], datetime] = utcnow) -> Options:
     return Options(clock=clock, collector=fast_collector(), drain_timeout=10.0, run_grace=2.0,
                    delivery=Tuning(spacing=0.0, backoff=0.05, max_backoff=0.2, poll=0.2))
-
-
-async def until(condition: Callable[[], Any], timeout: float = 30.0) -> None:
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.05)
-    await asyncio.wait_for(poll(), timeout)
 
 
 def rendered(message: Mapping[str, Any]) -> str:
@@ -93,7 +69,7 @@ async def test_two_sites_in_one_channel_get_one_digest_and_a_site_with_its_own_c
     message naming both sites (totals, a line per site, the change with its Show diff, the failure
     with its reason, the stale router), the change's diff in its thread; branch's channel gets its
     own digest. Nothing is posted before the last router of the slot has finished."""
-    clock = ShiftedClock(-timedelta(days=3))
+    clock = Clock(shift=-timedelta(days=3))
     lab1, lab2 = SimDevice("core-1"), SimDevice("ap-1")
     depot_ok, depot_bad, depot_slow = SimDevice("gw-1"), SimDevice("gw-2"), SimDevice("sw-1")
     branch1 = SimDevice("edge-1")
@@ -192,7 +168,7 @@ async def test_quiet_posts_no_all_clear_but_app_home_shows_the_run(
     r1, r2 = await add_routers(simulator, SimDevice("core-1"), SimDevice("gw-1"))
     settings = config_for(tmp_path, {"lab": [r1], "depot": [r2]},
                           top={"schedule": {"times": ["02:00"], "timezone": "UTC", "quiet": True}})
-    clock = ShiftedClock(-timedelta(days=1))
+    clock = Clock(shift=-timedelta(days=1))
     async with run_bot(settings, slack, options=options(clock)) as bot:
         store = bot.app[BACKEND].store
         await bot.app[BACKEND].service.run(settings.devices(), "cli")  # yesterday

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,9 @@ from bot.core.models import Settings
 from bot.serve.server import BACKEND, DELIVERER, Options
 from bot.core.messages import OutboxMessage
 from storage.store import Store
-from tests.integration.conftest import GENERAL, SlackBot, config_for, fast_collector, run_bot
+from tests.integration.helpers import GENERAL, SlackBot, config_for, fast_collector, run_bot
 from tests.integration.slack_fake import FakeSlack
+from tests.helpers import until
 
 OTHER = "C0OTHER001"
 FAST = Tuning(spacing=0.0, backoff=0.05, max_backoff=0.2, blocked_retry=0.3, poll=0.2)
@@ -50,17 +50,6 @@ async def enqueue(bot: SlackBot, *messages: OutboxMessage) -> list[int]:
     ids = await bot.app[BACKEND].store.enqueue(list(messages), utcnow())
     bot.app[DELIVERER].wake()
     return ids
-
-
-async def until(condition: Callable[[], Any], timeout: float = 10.0) -> None:
-    async def poll() -> None:
-        while not await _value(condition()):
-            await asyncio.sleep(0.02)
-    await asyncio.wait_for(poll(), timeout)
-
-
-async def _value(x: Any) -> Any:
-    return await x if asyncio.iscoroutine(x) else x
 
 
 async def drained(bot: SlackBot) -> bool:

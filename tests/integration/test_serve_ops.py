@@ -20,8 +20,9 @@ from bot.serve.server import BACKEND, DELIVERER, SCHEDULER, Options
 from bot.ssh.simulator import SimDevice, Simulator
 from bot.core.messages import OutboxMessage
 from storage.store import Store
-from tests.integration.conftest import GENERAL, add_routers, config_for, fast_collector, run_bot
+from tests.integration.helpers import GENERAL, add_routers, config_for, fast_collector, run_bot
 from tests.integration.slack_fake import FakeSlack
+from tests.helpers import until
 
 MISSING = "C0MISSING1"
 
@@ -29,16 +30,6 @@ MISSING = "C0MISSING1"
 def options(clock: Callable[[], datetime] = utcnow, **kw: Any) -> Options:
     return Options(clock=clock, collector=fast_collector(), drain_timeout=5.0, run_grace=2.0,
                    delivery=Tuning(spacing=0.0, backoff=0.05, max_backoff=0.2, blocked_retry=0.2, poll=0.2), **kw)
-
-
-async def until(condition: Callable[[], Any], timeout: float = 10.0) -> None:
-    async def poll() -> None:
-        while True:
-            value = condition()
-            if await value if asyncio.iscoroutine(value) else value:
-                return
-            await asyncio.sleep(0.02)
-    await asyncio.wait_for(poll(), timeout)
 
 
 async def test_the_public_port_answers_only_slack_and_a_bare_healthz(

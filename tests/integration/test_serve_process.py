@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from bot.serve.server import BACKEND, Options
 from bot.ssh.simulator import SimDevice, Simulator
 from bot.core.messages import OutboxMessage
 from storage.store import Store
-from tests.integration.conftest import (
+from tests.integration.helpers import (
     GENERAL,
     ROUTER_PASSWORD,
     SIGNING_SECRET,
@@ -35,6 +35,7 @@ from tests.integration.conftest import (
     serve_process,
 )
 from tests.integration.slack_fake import BOT_TOKEN, FakeSlack
+from tests.helpers import until
 
 MISSING = "C0MISSING1"
 
@@ -64,13 +65,6 @@ def note(text: str, channel: str = GENERAL) -> OutboxMessage:
 def rows(db: Path, sql: str) -> list[tuple[Any, ...]]:
     with sqlite3.connect(db) as conn:
         return conn.execute(sql).fetchall()
-
-
-async def until(condition: Callable[[], Any], timeout: float = 20.0) -> None:
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.05)
-    await asyncio.wait_for(poll(), timeout)
 
 
 async def test_killed_after_slack_accepted_a_post_the_restart_finds_it_instead_of_reposting(

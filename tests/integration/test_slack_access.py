@@ -12,7 +12,7 @@ import pytest
 from bot.slack import blocks
 from bot.serve.server import BACKEND
 from bot.ssh.simulator import SimDevice, Simulator
-from tests.integration.conftest import ADMIN, ALICE, GENERAL, SlackBot, add_routers, answer, config_for, run_bot
+from tests.integration.helpers import ADMIN, ALICE, GENERAL, SlackBot, add_routers, answer, config_for, run_bot
 from tests.integration.slack_fake import FakeSlack
 
 BOB = "U0BOB00001"  # download user of "ops"

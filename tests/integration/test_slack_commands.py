@@ -15,7 +15,7 @@ from bot.routeros import export as routeros
 from bot.core.models import Settings
 from bot.serve.server import BACKEND
 from bot.ssh.simulator import SimDevice, Simulator
-from tests.integration.conftest import (
+from tests.integration.helpers import (
     ADMIN,
     ALICE,
     GENERAL,
@@ -29,7 +29,7 @@ from tests.integration.conftest import (
     run_bot,
 )
 from tests.integration.slack_fake import FakeSlack
-from tests.test_routeros import secrets_in
+from tests.helpers import secrets_in
 
 ACK_BUDGET = 3.0
 

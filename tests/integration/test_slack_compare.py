@@ -16,7 +16,7 @@ from bot.slack import blocks
 from bot.core.models import Settings
 from bot.serve.server import BACKEND
 from bot.ssh.simulator import SimDevice, Simulator
-from tests.integration.conftest import (
+from tests.integration.helpers import (
     ADMIN,
     ALICE,
     GENERAL,

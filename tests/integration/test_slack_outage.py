@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,9 @@ from bot.ssh.simulator import SimDevice, Simulator
 from bot.slack.link import Recheck
 from bot.slack.socket_mode import Watchdog
 from storage.store import Store
-from tests.integration.conftest import ALICE, GENERAL, SlackBot, add_routers, config_for, fast_collector, run_bot
+from tests.integration.helpers import ALICE, GENERAL, SlackBot, add_routers, config_for, fast_collector, run_bot
 from tests.integration.slack_fake import FakeSlack
+from tests.helpers import until
 
 FAST_RECHECK = Recheck(first=0.1, cap=0.3, timeout=1.0)
 
@@ -36,16 +36,6 @@ FAST_RECHECK = Recheck(first=0.1, cap=0.3, timeout=1.0)
 def options(**kw: Any) -> Options:
     return Options(collector=fast_collector(), drain_timeout=5.0, slack_recheck=FAST_RECHECK,
                    delivery=Tuning(spacing=0.0, backoff=0.05, max_backoff=0.3, poll=0.2), **kw)
-
-
-async def until(condition: Callable[[], Any], timeout: float = 15.0) -> None:
-    async def poll() -> None:
-        while True:
-            value = condition()
-            if await value if asyncio.iscoroutine(value) else value:
-                return
-            await asyncio.sleep(0.02)
-    await asyncio.wait_for(poll(), timeout)
 
 
 async def missed_yesterday(tmp_path: Path, simulator: Simulator) -> Settings:

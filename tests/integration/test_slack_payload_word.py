@@ -22,7 +22,7 @@ from bot.core.models import Settings
 from bot.serve.server import BACKEND
 from bot.ssh.simulator import SimDevice, Simulator
 from bot.serve.web import slack_body
-from tests.integration.conftest import (
+from tests.integration.helpers import (
     ADMIN,
     ALICE,
     GENERAL,

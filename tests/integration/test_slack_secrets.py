@@ -22,9 +22,9 @@ from bot.slack import blocks
 from bot.routeros import export as routeros
 from bot.core.models import Status
 from bot.serve.server import BACKEND
-from tests.integration.conftest import ADMIN, config_for, is_error, run_bot, settle
+from tests.integration.helpers import ADMIN, config_for, is_error, run_bot, settle
 from tests.integration.slack_fake import FakeSlack
-from tests.test_routeros import ALL, FIXTURES, secrets_in
+from tests.helpers import ALL, FIXTURES, secrets_in
 
 SITE = "fx"
 START = datetime(2025, 1, 1, tzinfo=UTC)

@@ -18,7 +18,7 @@ import yaml
 
 from bot.serve.server import BACKEND, Options
 from bot.ssh.simulator import SimDevice, Simulator
-from tests.integration.conftest import (
+from tests.integration.helpers import (
     SIGNING_SECRET,
     add_routers,
     answer,

@@ -10,7 +10,7 @@ from pathlib import Path
 from bot.serve.server import BACKEND, SOCKET, Options
 from bot.slack.socket_mode import Watchdog
 from bot.ssh.simulator import SimDevice, Simulator
-from tests.integration.conftest import ALICE, GENERAL, add_routers, config_for, fast_collector, run_bot
+from tests.integration.helpers import ALICE, GENERAL, add_routers, config_for, fast_collector, run_bot
 from tests.integration.slack_fake import FakeSlack
 
 

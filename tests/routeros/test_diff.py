@@ -11,16 +11,14 @@ import functools
 import os
 import random
 import time
-from pathlib import Path
 
 import pytest
 
 from bot.routeros.diff import compare, count_changes, diff, display_lines
 from bot.core.models import Diff
 from bot.routeros.export import normalize
+from tests.helpers import EXPECTED, FIXTURES
 
-FIXTURES = Path(__file__).parent / "fixtures" / "routeros"
-EXPECTED = Path(__file__).parent / "fixtures" / "expected"
 
 # sequence name (as in SOURCES.md) -> (fixture stem, number of exports)
 SEQUENCES = {

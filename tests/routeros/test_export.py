@@ -5,13 +5,13 @@ from __future__ import annotations
 import functools
 import random
 import re
-from pathlib import Path
 
 import pytest
 
 from bot.routeros import export as routeros
 from bot.core.models import ExportMeta
 from bot.routeros.redact import fingerprint, redact
+from tests.helpers import ALL, FIXTURES, secrets_in
 from bot.routeros.export import (
     check_export,
     describe_meta_change,
@@ -22,8 +22,6 @@ from bot.routeros.export import (
     section_of,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures" / "routeros"
-ALL = sorted(p.name for p in FIXTURES.glob("*.rsc"))
 KEY = b"test-key-0123456789"
 
 # Two files as published lack the final newline (saved through an editor, not streamed from the
@@ -473,30 +471,6 @@ def test_section_of_edges() -> None:
 
 
 # ---------------------------------------------------------------------------------- redaction
-
-# Independent of bot.routeros.redact's tables: the property names SOURCES.md counts as "Sensitive data",
-# plus script variables holding tokens/passwords, matched with a plain regex on joined lines.
-SECRET_NAMES = (
-    r"password|secret|passphrase|wpa-pre-shared-key|wpa2-pre-shared-key|ipsec-secret"
-    r"|export-passphrase|authentication-password|encryption-password|private-key"
-)
-PROPERTY = re.compile(
-    rf'(?<![\w.-])(?:{SECRET_NAMES})=(?:\\"(?P<e>.*?)\\"|"(?P<q>(?:\\.|[^"\\])*)"|(?P<b>[^\s"]+))'
-)
-VARIABLE = re.compile(r':(?:global|local) \w*(?:Token|Pass|Password) \\"(?P<e>[^\\"]+)\\"')
-
-
-def secrets_in(text: str) -> tuple[list[str], str]:
-    """(secret values found, the text with every found secret cut out)."""
-    values = []
-    for rx in (PROPERTY, VARIABLE):
-        for m in rx.finditer(text):
-            value = next((v for v in m.groupdict().values() if v is not None), "")
-            if value:
-                values.append(value)
-        text = rx.sub("", text)
-    return values, text
-
 
 # Counts of non-empty values per SOURCES.md where it counts config-level properties only.
 SOURCES_COUNTS = {

@@ -17,6 +17,7 @@ from apscheduler.triggers.cron import CronTrigger
 from bot.core.models import NotStarted, ScheduleSettings, Settings, Site
 from bot.backup.scheduler import DailyTrigger, Scheduler, Slot, missed, next_fire, previous_fire, schedule_slots, site_schedule
 from storage.store import Store
+from tests.helpers import Clock
 
 RIGA = ZoneInfo("Europe/Riga")
 NOW = datetime(2024, 6, 10, 12, 0, tzinfo=UTC)  # 15:00 in Riga (EEST, +03:00)
@@ -30,14 +31,6 @@ def make_settings(tmp_path: Path, jitter: int = 0, **sites: Site) -> Settings:
     sites = sites or {"riga": Site("riga", ()), "tallinn": Site("tallinn", ())}
     return Settings(tmp_path / "db.sqlite", dict(sites),
                     schedule=ScheduleSettings(times=("02:00",), timezone="Europe/Riga", jitter=jitter))
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 class Recorder:
