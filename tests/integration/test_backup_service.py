@@ -1,21 +1,19 @@
-"""BackupService end to end: the simulator over real SSH on 127.0.0.1 into a real SQLite file."""
+"""BackupService end to end where SSH is the point: the simulator over real SSH on 127.0.0.1 into a
+real SQLite file (every failure kind, a changed host key and `trust`). What the service decides
+without SSH is tests/backup/test_service.py, on an in-memory collector."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from bot.routeros import export as routeros
 from bot.app import open_backend
 from bot.ssh.collector import Collector
 from bot.config.load import parse_settings
 from bot.core.errors import UserError
-from bot.core.models import DeviceResult, ExportMeta, Settings, Status
+from bot.core.models import DeviceResult, Settings, Status
 from bot.ssh.simulator import SimDevice, Simulator
 from tests.integration.helpers import ROUTER_PASSWORD, add_routers
 
@@ -43,34 +41,6 @@ def collector() -> Collector:
 
 def by_name(results: Sequence[DeviceResult]) -> dict[str, DeviceResult]:
     return {r.device.name: r for r in results}
-
-
-async def test_new_then_unchanged_despite_new_timestamp_then_changed(tmp_path: Path, simulator: Simulator,
-                                                                    collector: Collector) -> None:
-    """A timestamp is not a change: the second run confirms the version; a real edit makes a new one."""
-    clock = [datetime(2026, 1, 1, 2, 0, tzinfo=UTC)]
-    (dev,) = await add_routers(simulator, SimDevice("r1", clock=lambda: clock[0]))
-    settings = settings_for(tmp_path, [dev])
-    async with open_backend(settings, collector=collector) as b:
-        first = (await b.service.run(settings.devices(), "test")).results[0]
-        assert first.status is Status.NEW
-        assert await b.store.raw(first.version.id) == dev.export_text("/export show-sensitive")
-
-        clock[0] = datetime(2026, 1, 2, 2, 0, tzinfo=UTC)
-        second = (await b.service.run(settings.devices(), "test")).results[0]
-        assert second.status is Status.UNCHANGED
-        assert second.version.id == first.version.id
-        assert second.version.last_verified > first.version.last_verified
-        assert await b.store.count_versions("lab", "r1") == 1
-
-        dev.change(2)
-        third = (await b.service.run(settings.devices(), "test")).results[0]
-        assert third.status is Status.CHANGED
-        assert third.previous.id == first.version.id
-        assert (third.added, third.removed) != (0, 0)
-        assert await b.store.count_versions("lab", "r1") == 2
-        # the raw bytes of each version are kept exactly as received (download/restore use them)
-        assert await b.store.raw(third.version.id) == dev.export_text("/export show-sensitive")
 
 
 async def test_every_failure_kind_is_recorded_and_never_stops_the_others(
@@ -132,72 +102,3 @@ async def test_changed_host_key_stores_nothing_until_trusted(tmp_path: Path, sim
         assert resumed.status is Status.CHANGED
         with pytest.raises(UserError):
             await b.catalog.trust("lab", "r1")  # nothing pending any more
-
-
-async def test_routeros_upgrade_alone_is_reported_as_an_upgrade(tmp_path: Path, simulator: Simulator,
-                                                                collector: Collector) -> None:
-    """Same config after an upgrade: a new version noted as the upgrade, with no changed lines."""
-    (dev,) = await add_routers(simulator, SimDevice("r1", ros_version="7.19.3"))
-    settings = settings_for(tmp_path, [dev])
-    async with open_backend(settings, collector=collector) as b:
-        await b.service.run(settings.devices(), "test")
-        dev.upgrade("7.20.1")
-        result = (await b.service.run(settings.devices(), "test")).results[0]
-        assert result.status is Status.CHANGED
-        assert (result.added, result.removed) == (0, 0)
-        assert result.note == "RouterOS 7.19.3 → 7.20.1, config unchanged"
-        assert result.version.meta.ros_version == "7.20.1"
-
-
-async def test_a_new_noise_rule_does_not_turn_into_a_false_change(tmp_path: Path, simulator: Simulator,
-                                                                  collector: Collector) -> None:
-    """A version stored under older normalization rules (different hash, same lines) is confirmed."""
-    (dev,) = await add_routers(simulator, SimDevice("r1"))
-    settings = settings_for(tmp_path, [dev])
-    async with open_backend(settings, collector=collector) as b:
-        raw = dev.export_text("/export show-sensitive")
-        run_id = await b.store.start_run("old", datetime(2025, 1, 1, tzinfo=UTC), "lab")
-        meta = routeros.parse_header(raw.decode())
-        old = await b.store.add_version(run_id, "lab", "r1", datetime(2025, 1, 1, tzinfo=UTC), raw,
-                                        "0" * 64, meta, Status.NEW, 0, 0, None)
-        await b.store.finish_run(run_id, datetime(2025, 1, 1, tzinfo=UTC))
-        result = (await b.service.run(settings.devices(), "test")).results[0]
-        assert result.status is Status.UNCHANGED and result.version.id == old.id
-
-
-async def test_concurrency_is_bounded_across_the_run(tmp_path: Path, simulator: Simulator,
-                                                     collector: Collector) -> None:
-    """With concurrency 2, six devices that each take ~0.3 s need at least three rounds."""
-    devices = await add_routers(simulator, *(SimDevice(f"r{i}", delay=0.3) for i in range(6)))
-    settings = settings_for(tmp_path, devices, concurrency=2)
-    async with open_backend(settings, collector=collector) as b:
-        t0 = time.monotonic()
-        summary = await b.service.run(settings.devices(), "test")
-        elapsed = time.monotonic() - t0
-    assert summary.count(Status.NEW) == 6
-    assert elapsed >= 3 * 0.3  # the export takes 0.3 s; 3 rounds
-
-
-async def test_a_second_request_joins_the_running_backup(tmp_path: Path, simulator: Simulator,
-                                                         collector: Collector) -> None:
-    """Asking again while a device is being backed up waits for that backup instead of connecting again."""
-    devices = await add_routers(simulator, SimDevice("r1", delay=0.3), SimDevice("r2", delay=0.3))
-    settings = settings_for(tmp_path, devices)
-    async with open_backend(settings, collector=collector) as b:
-        first = asyncio.create_task(b.service.run(settings.devices(), "schedule"))
-        await asyncio.sleep(0.1)
-        assert b.service.busy(settings.devices("lab", "r1"))
-        joined = await b.service.run(settings.devices("lab", "r1"), "slack")
-        whole = await first
-    assert devices[0].connections == 1  # one SSH connection for both requests
-    assert joined.results[0].version == by_name(whole.results)["r1"].version
-    assert not b.service.busy(settings.devices())
-
-
-async def test_meta_is_kept_from_the_header(tmp_path: Path, simulator: Simulator, collector: Collector) -> None:
-    """Version, model and serial come from the export header and are stored with the version."""
-    (dev,) = await add_routers(simulator, SimDevice("r1", ros_version="6.49.7", model="RB750Gr3"))
-    settings = settings_for(tmp_path, [dev])
-    async with open_backend(settings, collector=collector) as b:
-        result = (await b.service.run(settings.devices(), "test")).results[0]
-    assert result.version.meta == ExportMeta("6.49.7", "RB750Gr3", dev.serial, dev.software_id)
