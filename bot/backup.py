@@ -48,7 +48,7 @@ def utcnow() -> datetime:
 
 
 class Collecting(Protocol):
-    async def collect(self, device: Device, trusted: HostKey | None) -> Export: ...
+    async def collect(self, device: Device, trusted: HostKey | None, ros_major: int | None = None) -> Export: ...
 
 
 class RunStore(Protocol):
@@ -184,10 +184,13 @@ class BackupService:
         try:
             async with self._slots:
                 trusted = await self.store.host_key(device.site, device.name)
-                export = await self.collector.collect(device, trusted)
+                latest = await self.store.latest_version(device.site, device.name)
+                # The last stored header's version picks the export command without asking.
+                known = routeros.release_major(latest.meta.ros_version) if latest else None
+                export = await self.collector.collect(device, trusted, known)
             if trusted is None:
                 await self.store.trust_host_key(device.site, device.name, export.host_key, export.host_key_fingerprint)
-            result = await self._record(run_id, device, export)
+            result = await self._record(run_id, device, export, latest)
         except CollectError as exc:
             key_change = None
             if isinstance(exc, HostKeyChanged):
@@ -206,9 +209,9 @@ class BackupService:
             result = DeviceResult(device, Status.FAILED, error_kind="internal", reason=reason)
         return replace(result, duration=time.monotonic() - t0, run_id=run_id)
 
-    async def _record(self, run_id: int, device: Device, export: Export) -> DeviceResult:
+    async def _record(self, run_id: int, device: Device, export: Export, latest: Version | None) -> DeviceResult:
+        """`latest` was read before collecting; this device is collected by one task at a time."""
         digest = await cpu(_digest, export.raw)
-        latest = await self.store.latest_version(device.site, device.name)
         at = self.clock()
         if latest is None:
             version = await self.store.add_version(

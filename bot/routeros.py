@@ -1,7 +1,7 @@
 """RouterOS export knowledge, as pure functions over text.
 
 Owns: turning a raw `/export` into the normalized text that decides "changed" (`normalize`),
-reading the header metadata (`parse_header`, `major_version`, `describe_meta_change`), choosing
+reading the header metadata (`parse_header`, `major_version`, `release_major`, `describe_meta_change`), choosing
 the export command (`export_command`), refusing output that must not be stored as a backup
 (`check_export`), and naming the menu section a line belongs to (`section_of`). Redaction of
 secrets lives in `bot.redact` and is re-exported here.
@@ -31,6 +31,7 @@ __all__ = [
     "normalize",
     "parse_header",
     "redact",
+    "release_major",
     "section_of",
 ]
 
@@ -147,6 +148,15 @@ def major_version(text: str) -> int | None:
     """Major RouterOS version from `/system resource print` output or an export header."""
     text = "\n".join(_lines(text))
     m = _RESOURCE_VERSION.search(text) or _HEADER_VERSION.search(text)
+    return int(m.group(1)) if m else None
+
+
+_RELEASE_MAJOR: Final = re.compile(r"(\d+)(?:\.\d|$)")
+
+
+def release_major(version: str | None) -> int | None:
+    """7 for "7.20.1" (a header's `ExportMeta.ros_version`); None if missing or garbled."""
+    m = _RELEASE_MAJOR.match(version or "")
     return int(m.group(1)) if m else None
 
 

@@ -6,7 +6,8 @@ CLI errors printed on stdout with exit status 0. `behaviour` makes it misbehave 
 routers do (hang, drop mid-export, refuse, junk, CLI error, bad credentials), optionally only once.
 
 `Simulator` runs one asyncssh listener per device, only ever on 127.0.0.0/8.
-`python -m bot.simulator --count N ...` serves many devices from a separate process (benchmarks).
+`python -m bot.simulator --count N ...` serves many devices from a separate process (benchmarks);
+each export is rendered before it listens, and SIGUSR1 changes the config of every 20th device.
 """
 
 from __future__ import annotations
@@ -175,14 +176,15 @@ class SimDevice:
     password: str = field(default="backup-secret", repr=False)
     authorized_key: str | None = None  # OpenSSH public key text accepted for public-key auth
     size: int = 3_000  # approximate export size in bytes, padded with address-list entries
-    # Seconds an export takes to generate. Real routers walk their whole config for /export but
-    # answer /system resource print at once, so only exports wait.
+    # Seconds every command takes to answer: the round trips to a distant router plus its CLI
+    # starting the command. Per command, not per export: asking anything costs a round trip.
     delay: float = 0.0
     behaviour: Behaviour = "ok"
     body: str | None = None  # the export without header ("\n" line ends); None generates one
     crlf: bool = True  # RouterOS ends exec output lines with CRLF
     clock: Callable[[], datetime] = field(default=_utcnow, repr=False)
     sessions: int = 0  # exec sessions opened (one per command)
+    commands: list[str] = field(default_factory=list)  # every exec command received, in order
     connections: int = 0  # TCP connections accepted
     auth_attempts: int = 0
     host_key: asyncssh.SSHKey = field(default_factory=lambda: asyncssh.generate_private_key("ssh-ed25519"),
@@ -241,6 +243,11 @@ class SimDevice:
     def upgrade(self, version: str) -> None:
         self.ros_version = version
         self._cache.clear()
+
+    def warm(self) -> None:
+        """Generate the config and render its full export now, so that the first collection
+        costs the simulator no more than any later one (benchmarks measure the client)."""
+        self._body(hide=False, terse=False)
 
     # -- what the device prints -------------------------------------------------------------------
 
@@ -373,8 +380,9 @@ async def _serve(device: SimDevice, process: asyncssh.SSHServerProcess[bytes]) -
     if command is None:  # shell request: exec only
         process.exit(0)
         return
+    device.commands.append(command)
     is_export = command.strip().lstrip("/").startswith("export")
-    if device.delay and is_export:
+    if device.delay:
         await asyncio.sleep(device.delay)
     behaviour = device.behaviour
     if behaviour.endswith("_once"):
@@ -516,9 +524,19 @@ async def _main(args: argparse.Namespace) -> None:
     for device in fleet(args.count, args.base_host, args.port, [int(x) for x in args.sizes.split(",")],
                         [int(x) for x in args.mix.split(",")], args.delay, password):
         sim.add(device)
+    for device in sim.devices.values():
+        device.warm()
+
+    def next_day() -> None:  # SIGUSR1: every 20th device's config changes
+        for device in list(sim.devices.values())[::20]:
+            device.change()
+            device.warm()
+
     stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, next_day)
     async with sim:
         devices = [{"name": d.name, "host": d.host, "port": d.port, "username": d.username,
                     "password_var": args.password_var, "size": d.size, "ros_version": d.ros_version}
@@ -534,7 +552,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=2222)
     parser.add_argument("--sizes", default="3000,40000,1000000")
     parser.add_argument("--mix", default="70,25,5")
-    parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds every command takes to answer")
     parser.add_argument("--password-var", default="BACKUPBOT_SIM_PASSWORD",
                         help="environment variable holding the devices' password (default: backup-secret)")
     logging.getLogger("asyncssh").setLevel(logging.WARNING)

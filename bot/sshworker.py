@@ -81,19 +81,19 @@ class SshWorker:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def collect(self, device: Device, trusted: HostKey | None) -> Export:
+    async def collect(self, device: Device, trusted: HostKey | None, ros_major: int | None = None) -> Export:
         proc = await self._running()
         assert proc.stdin is not None
         request_id = next(self._ids)
         future: asyncio.Future[Export] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:
-            await _send(proc.stdin, ("collect", request_id, device, trusted))
+            await _send(proc.stdin, ("collect", request_id, (device, trusted, ros_major)))
             async with asyncio.timeout(device.timeout + GRACE):
                 return await future
         except (asyncio.CancelledError, TimeoutError):
             if proc.returncode is None:  # stop the session over there too
-                await _send(proc.stdin, ("cancel", request_id, None, None))
+                await _send(proc.stdin, ("cancel", request_id, None))
             raise
         finally:
             self._pending.pop(request_id, None)
@@ -154,11 +154,11 @@ async def _serve(collector: Collector) -> None:
     writer = asyncio.StreamWriter(transport, protocol, None, loop)
     sessions: dict[int, asyncio.Task[None]] = {}
 
-    async def one(request_id: int, device: Device, trusted: HostKey | None) -> None:
+    async def one(request_id: int, device: Device, trusted: HostKey | None, ros_major: int | None) -> None:
         if device.password:
             register_secret(device.password)  # this process logs too: mask it like the bot does
         try:
-            outcome: tuple[Any, ...] = ("ok", await collector.collect(device, trusted))
+            outcome: tuple[Any, ...] = ("ok", await collector.collect(device, trusted, ros_major))
         except CollectError as exc:
             outcome = ("error", type(exc).__name__, dict(vars(exc)))
         except Exception as exc:
@@ -168,11 +168,11 @@ async def _serve(collector: Collector) -> None:
 
     while True:
         try:
-            op, request_id, device, trusted = await _receive(reader)
+            op, request_id, args = await _receive(reader)
         except asyncio.IncompleteReadError:
             break  # the bot closed our stdin (or died): stop
         if op == "collect":
-            sessions[request_id] = task = asyncio.create_task(one(request_id, device, trusted))
+            sessions[request_id] = task = asyncio.create_task(one(request_id, *args))
             task.add_done_callback(lambda _t, i=request_id: sessions.pop(i, None))
         elif op == "cancel" and request_id in sessions:
             sessions[request_id].cancel()

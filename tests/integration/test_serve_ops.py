@@ -161,7 +161,7 @@ async def test_a_site_never_runs_twice_at_once(tmp_path: Path, simulator: Simula
         await asyncio.gather(job.func(*job.args), job.func(*job.args))
         store: Store = bot.app[BACKEND].store
         assert await store.run(2) is None and (await store.run(1)).trigger == "schedule"
-    assert r1.sessions == 2  # version probe + export, once
+    assert r1.commands == ["/export show-sensitive"]  # one export, once
 
 
 async def test_app_home_shows_each_sites_next_scheduled_run(
