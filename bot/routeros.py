@@ -1,7 +1,7 @@
 """RouterOS export knowledge, as pure functions over text.
 
 Owns: turning a raw `/export` into the normalized text that decides "changed" (`normalize`),
-reading the header metadata (`parse_header`, `major_version`, `release_major`, `describe_meta_change`), choosing
+reading the header metadata (`parse_header`, `major_version`, `describe_meta_change`), choosing
 the export command (`export_command`), refusing output that must not be stored as a backup
 (`check_export`), and naming the menu section a line belongs to (`section_of`). Redaction of
 secrets lives in `bot.redact` and is re-exported here.

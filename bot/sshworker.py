@@ -71,9 +71,10 @@ class SshWorker:
         self._options = dataclasses.asdict(collector)
         self._proc: asyncio.subprocess.Process | None = None
         self._reader_task: asyncio.Task[None] | None = None
-        self._pending: dict[int, asyncio.Future[Export]] = {}
+        self._pending: dict[int, asyncio.Future[Any]] = {}
         self._ids = itertools.count(1)
         self._starting = asyncio.Lock()
+        self._ready: asyncio.Future[Any] | None = None
 
     async def __aenter__(self) -> SshWorker:
         return self
@@ -98,6 +99,13 @@ class SshWorker:
         finally:
             self._pending.pop(request_id, None)
 
+    async def start(self) -> None:
+        """Start the child now and wait until it serves (else the first collect() starts it)."""
+        await self._running()
+        ready = self._ready
+        if ready is not None:
+            await ready
+
     async def close(self) -> None:
         proc, self._proc = self._proc, None
         if proc is None:
@@ -120,6 +128,9 @@ class SshWorker:
                     sys.executable, "-m", "bot.sshworker", json.dumps(self._options),
                     str(logging.getLogger("bot").getEffectiveLevel()),
                     stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+                # The child's first message, under id 0, says it is serving.
+                self._ready = self._pending[0] = asyncio.get_running_loop().create_future()
+                self._ready.add_done_callback(lambda f: f.cancelled() or f.exception())  # start() is optional
                 self._reader_task = asyncio.create_task(self._read(self._proc), name="ssh worker reader")
             return self._proc
 
@@ -128,7 +139,7 @@ class SshWorker:
         try:
             while True:
                 request_id, outcome = await _receive(proc.stdout)
-                future = self._pending.get(request_id)
+                future = self._pending.pop(request_id, None) if request_id == 0 else self._pending.get(request_id)
                 if future is None or future.done():
                     continue
                 if outcome[0] == "ok":
@@ -153,6 +164,7 @@ async def _serve(collector: Collector) -> None:
     transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, sys.stdout.buffer)
     writer = asyncio.StreamWriter(transport, protocol, None, loop)
     sessions: dict[int, asyncio.Task[None]] = {}
+    await _send(writer, (0, ("ok", None)))  # ready
 
     async def one(request_id: int, device: Device, trusted: HostKey | None, ros_major: int | None) -> None:
         if device.password:
