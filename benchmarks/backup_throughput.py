@@ -170,7 +170,7 @@ async def backupbot_phase(devices: list[dict[str, Any]], concurrency: int, work:
         await backend.service.collector.start()  # type: ignore[attr-defined]
         result["startup"]["SSH worker"] = time.perf_counter() - t
         t = time.perf_counter()
-        await cpu(backup._digest, b"")  # the CPU worker imports what the runs' work needs
+        await cpu(backup._changes, b"", b"")  # the CPU worker imports what the runs need
         result["startup"]["CPU worker"] = time.perf_counter() - t
         for label in ("first", "daily"):
             if label == "daily":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import random
@@ -23,7 +24,7 @@ import asyncssh
 
 from bot import routeros
 from bot.errors import AuthFailed, CollectError, Dropped, HostKeyChanged, InvalidOutput, Timeout, Unreachable
-from bot.models import Device, Export, HostKey
+from bot.models import Device, Export, ExportMeta, HostKey
 
 log = logging.getLogger(__name__)
 
@@ -144,13 +145,16 @@ class Collector:
             raise
         conn.close()
         # A thread, not bot.offload: this runs in the SSH worker process, where sharing the GIL
-        # with the sessions costs them a little throughput and nobody's ack waits for it.
-        if reason := await asyncio.to_thread(routeros.check_export, raw):
+        # with the sessions costs them a little throughput and nobody's ack waits for it. And the
+        # bytes are here: handing 1 MB to another process and back costs more than the work.
+        reason, norm_hash, meta = await asyncio.to_thread(_inspect, raw)
+        if reason:
             raise InvalidOutput(reason)
         key = conn.get_server_host_key()
         assert key is not None
         return Export(raw=raw, command=command, host_key=_openssh(key),
-                      host_key_fingerprint=key.get_fingerprint("sha256"), ros_major=major)
+                      host_key_fingerprint=key.get_fingerprint("sha256"), norm_hash=norm_hash, meta=meta,
+                      ros_major=major)
 
     async def _connect(self, device: Device, client: _HostKeyCheck) -> asyncssh.SSHClientConnection:
         client_keys = None
@@ -217,8 +221,18 @@ class Collector:
         return PLAIN, plain, major
 
 
+def _inspect(raw: bytes) -> tuple[str | None, str, ExportMeta]:
+    """Why the output must not be stored (or None), the hash of its normalized text, its header."""
+    reason, normalized = routeros.check_and_normalize(raw)
+    return reason, hashlib.sha256(normalized.encode()).hexdigest(), _header(raw)
+
+
+def _header(output: bytes) -> ExportMeta:
+    return routeros.parse_header(output[:16384].decode("utf-8", "replace"))  # parse_header reads 4,096 chars
+
+
 def _header_major(output: bytes) -> int | None:
-    return routeros.release_major(routeros.parse_header(output[:4096].decode("utf-8", "replace")).ros_version)
+    return routeros.release_major(_header(output).ros_version)
 
 
 def _refused(output: bytes) -> bool:
@@ -229,13 +243,18 @@ def _refused(output: bytes) -> bool:
 async def _run(conn: asyncssh.SSHClientConnection, command: str, idle_timeout: float) -> bytes:
     """One command on its own exec channel; stdout as bytes (RouterOS prints errors there too).
     Output is read as it streams so a channel that goes silent for `idle_timeout` is given up."""
+    # stdin is left open, as Oxidized's exec does: RouterOS never reads it, and an EOF is two more
+    # packets (asyncssh sends an ignore packet before each) for every router.
     proc = await conn.create_process(command, encoding=None, request_pty=False)
-    proc.stdin.write_eof()
     chunks: list[bytes] = []
+    loop = asyncio.get_running_loop()
     try:
-        while chunk := await asyncio.wait_for(proc.stdout.read(1 << 16), idle_timeout):
-            chunks.append(chunk)
-        await asyncio.wait_for(proc.wait_closed(), idle_timeout)
+        # One timer moved on with every chunk (wait_for would start a task per chunk).
+        async with asyncio.timeout(idle_timeout) as idle:
+            while chunk := await proc.stdout.read(1 << 16):
+                chunks.append(chunk)
+                idle.reschedule(loop.time() + idle_timeout)
+            await proc.wait_closed()
     except TimeoutError as exc:
         raise Dropped(f"stalled: no output for {idle_timeout:g} s") from exc
     stdout = b"".join(chunks)

@@ -40,6 +40,10 @@ LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 SENSITIVE = frozenset({"password", "secret", "passphrase", "wpa-pre-shared-key", "wpa2-pre-shared-key"})
 WIDTH = 79  # longest line of a wrapped export, continuation backslash included
 MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+# Key exchanges a RouterOS SSH server offers: no post-quantum hybrid (asyncssh's own default,
+# mlkem768x25519, costs both ends a little more than any router would make a client pay).
+KEX_ALGS = ("curve25519-sha256", "curve25519-sha256@libssh.org", "diffie-hellman-group-exchange-sha256",
+            "diffie-hellman-group14-sha256", "diffie-hellman-group14-sha1")
 GARBAGE = b"\x1b[?1049h\xff\xfb\x01\xff\xfb\x03MikroTik \x00\x9c\x80 not an export \xfe\xfe\r\n"
 
 _SPECIAL = re.compile(r'[\s"$;\\\[\]{}=#]')
@@ -469,7 +473,7 @@ class Simulator:
             return
         self._listeners[device.name] = await asyncssh.listen(
             device.host, device.port, reuse_address=True,
-            server_factory=lambda: _Session(self, device), server_host_keys=[device.host_key],
+            server_factory=lambda: _Session(self, device), server_host_keys=[device.host_key], kex_algs=KEX_ALGS,
             process_factory=lambda process: _serve(device, process), encoding=None,
             allow_pty=False, line_editor=False, agent_forwarding=False, x11_forwarding=False,
             allow_scp=False, keepalive_interval=0, login_timeout=30,
