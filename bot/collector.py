@@ -133,7 +133,7 @@ class Collector:
         client = _HostKeyCheck(trusted)
         conn = await self._connect(device, client)
         try:
-            command, raw, major = await self._export(conn, device, known)
+            command, raw = await self._export(conn, device, known)
         except asyncssh.ChannelOpenError as exc:  # e.g. too many sessions on the router
             conn.abort()
             raise Dropped(f"session refused by the device ({exc.reason})") from exc
@@ -154,7 +154,7 @@ class Collector:
         assert key is not None
         return Export(raw=raw, command=command, host_key=_openssh(key),
                       host_key_fingerprint=key.get_fingerprint("sha256"), norm_hash=norm_hash, meta=meta,
-                      ros_major=major)
+                      ros_major=routeros.release_major(meta.ros_version))
 
     async def _connect(self, device: Device, client: _HostKeyCheck) -> asyncssh.SSHClientConnection:
         client_keys = None
@@ -189,8 +189,8 @@ class Collector:
             raise _unreachable(exc, self.connect_timeout) from exc
 
     async def _export(self, conn: asyncssh.SSHClientConnection, device: Device,
-                      known: int | None) -> tuple[str, bytes, int | None]:
-        """(command run, its output, RouterOS major from the output's header).
+                      known: int | None) -> tuple[str, bytes]:
+        """(command run, its output).
 
         "auto" (notes §2b) never asks `/system resource print` first, which would cost every
         router a round trip every day. It runs the command the last known version calls for and
@@ -202,23 +202,22 @@ class Collector:
         A new v6 router costs two commands: the same as asking its version first.
         """
         if device.export != "auto":
-            raw = await _run(conn, device.export, self.idle_timeout)
-            return device.export, raw, _header_major(raw)
+            return device.export, await _run(conn, device.export, self.idle_timeout)
         plain: bytes | None = None
         if known is not None and known < 7:
             plain = await _run(conn, PLAIN, self.idle_timeout)
             major = _header_major(plain)
             if (major is not None and major < 7) or _refused(plain):  # v6 as stored, or an error to report
-                return PLAIN, plain, major
+                return PLAIN, plain
         raw = await _run(conn, SENSITIVE, self.idle_timeout)
         if not _refused(raw):
-            return SENSITIVE, raw, _header_major(raw)
+            return SENSITIVE, raw
         if plain is None:
             plain = await _run(conn, PLAIN, self.idle_timeout)
         major = _header_major(plain)
         if major is not None and major >= 7:  # a v7 refusing show-sensitive: report its answer
-            return SENSITIVE, raw, major
-        return PLAIN, plain, major
+            return SENSITIVE, raw
+        return PLAIN, plain
 
 
 def _inspect(raw: bytes) -> tuple[str | None, str, ExportMeta]:
