@@ -3,7 +3,8 @@
 Why a process: a 1,000-device run keeps ~100 SSH sessions busy with packet crypto and parsing.
 In the bot's process that work holds the GIL the web loop needs, and acks queued behind it
 (p99 > 100 ms measured, with SSH on the main loop or on a second thread alike). In a child
-process it costs the bot nothing but a pipe read per finished export.
+process it costs the bot nothing but a pipe read per finished export, which arrives already
+checked and hashed (bot.collector).
 
 `SshWorker.collect()` has the Collector's signature (bot.backup depends only on that Protocol).
 The child (`python -m bot.sshworker`) is started on first use, runs one Collector with the same
