@@ -3,10 +3,11 @@
 One `collect()` is one device: connect (trust on first use of its host key), run the export on
 an exec channel (no PTY, no prompt parsing), refuse output that is not a complete export, and
 retry transient failures - all inside the device's deadline. With `export: auto` the command is
-chosen without asking the router anything first (see `Collector._export`): one command per backup
-when the RouterOS version of the last stored export still holds. Every asyncssh/OS error is translated
-here into a `CollectError` with a short human reason ("raise ... from exc"). Passwords never
-appear in a reason or a log line.
+chosen without asking the router anything first (see `Collector._export`): one command per
+backup while the RouterOS version of the last stored export holds. The export is checked,
+normalized and hashed here, where its bytes are (this runs in bot.sshworker's process). Every
+asyncssh/OS error is translated here into a `CollectError` with a short human reason
+("raise ... from exc"). Passwords never appear in a reason or a log line.
 """
 
 from __future__ import annotations
