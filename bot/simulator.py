@@ -163,8 +163,8 @@ class SimDevice:
     """One simulated router. Mutate fields freely; call `Simulator.restart_device` after changing
     `behaviour` to or from "refuse", or after `rotate_host_key()`.
 
-    behaviour: "ok"; "hang" (accepts every command, never answers); "drop" (answers the version
-    probe, cuts the TCP connection halfway through an export); "refuse" (no listener); "garbage"
+    behaviour: "ok"; "hang" (accepts every command, never answers); "drop" (answers other
+    commands, cuts the TCP connection halfway through an export); "refuse" (no listener); "garbage"
     (junk bytes); "error" (exports answer `bad command name export (line 1 column 2)`);
     "auth_fail" (no credentials work); "hang_once"/"drop_once" (misbehave once, then "ok").
     """
