@@ -101,8 +101,8 @@ def peak_rss() -> list[tuple[str, float]]:
 
 async def stall_monitor(stop: asyncio.Event, interval: float = 0.01) -> tuple[float, float]:
     """(longest wake-up delay of a 10 ms ticker, longest CPU the loop's thread spent between two
-    ticks). The first includes time the process waited for a CPU (other processes, other load);
-    the second is the stall this program itself caused."""
+    ticks). The first includes time the process waited for a CPU (other processes, other load)
+    or for the GIL; the second is the longest stretch of work the loop itself did in one go."""
     late = busy = 0.0
     while not stop.is_set():
         t, c = time.monotonic(), time.thread_time()
