@@ -24,6 +24,7 @@ __all__ = [
     "HEADER_RULES",
     "NOISE_RULES",
     "SECRET_PROPERTY",
+    "check_and_normalize",
     "check_export",
     "describe_meta_change",
     "export_command",
@@ -31,6 +32,7 @@ __all__ = [
     "normalize",
     "parse_header",
     "redact",
+    "release_major",
     "section_of",
 ]
 
@@ -90,14 +92,21 @@ def _lines(raw: bytes | str) -> list[str]:
     export instead of ~15 ms, which is what lets the event loop keep serving SSH sessions while
     this runs in the worker thread (bot.offload).
     """
-    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    # RouterOS's CRLF first, on bytes where it is cheapest (CR and LF never occur inside a UTF-8
+    # sequence, so decoding after gives the same text).
+    if isinstance(raw, bytes):
+        text = raw.replace(b"\r\n", b"\n").decode("utf-8", errors="replace")
+    else:
+        text = raw.replace("\r\n", "\n")
     if "\x1b" in text:
         text = _ANSI.sub("", text)
-    while "\r\n" in text:  # CR CR LF too: any run of CRs before a LF is one line end
-        text = text.replace("\r\n", "\n")
-    text = text.replace("\r", "\n")
-    text = "\n".join(line.rstrip() for line in text.split("\n"))
-    return [line.rstrip() for line in text.replace(_WRAP, "").split("\n")]
+    if "\r" in text:
+        while "\r\n" in text:  # CR CR LF too: any run of CRs before a LF is one line end
+            text = text.replace("\r\n", "\n")
+        text = text.replace("\r", "\n")
+    text = "\n".join([line.rstrip() for line in text.split("\n")])
+    # Joined lines need no second rstrip: each ends with a continuation that was stripped above.
+    return text.replace(_WRAP, "").split("\n")
 
 
 _DROP_RULES: Final = HEADER_RULES + NOISE_RULES
@@ -109,7 +118,11 @@ def _dropped(line: str) -> bool:
 
 def normalize(raw: bytes | str) -> str:
     """The text that decides "changed": config lines only, joined, stable, ending in one LF."""
-    kept = [line for line in _lines(raw) if line and not _dropped(line)]
+    return _normalized(_lines(raw))
+
+
+def _normalized(lines: list[str]) -> str:
+    kept = [line for line in lines if line and not _dropped(line)]
     return "\n".join(kept) + "\n" if kept else ""
 
 
@@ -150,6 +163,15 @@ def major_version(text: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+_RELEASE_MAJOR: Final = re.compile(r"(\d+)(?:\.\d|$)")
+
+
+def release_major(version: str | None) -> int | None:
+    """7 for "7.20.1" (a header's `ExportMeta.ros_version`); None if missing or garbled."""
+    m = _RELEASE_MAJOR.match(version or "")
+    return int(m.group(1)) if m else None
+
+
 def export_command(major: int | None) -> str:
     """v7 hides secrets unless asked; v6 has no `show-sensitive` and answers it with an error
     (oxidized#2427 stored those errors as empty backups), so only ask for it on 7+."""
@@ -171,9 +193,19 @@ _QUOTED: Final = re.compile(r'"(?:\\.|[^"\\])*"')
 
 def check_export(raw: bytes) -> str | None:
     """A short reason why this output must NOT be stored as a backup, or None if it may."""
+    return _refusal(raw, _lines(raw))
+
+
+def check_and_normalize(raw: bytes) -> tuple[str | None, str]:
+    """`(check_export(raw), normalize(raw))` from one pass over the lines: every export collected
+    needs both, and splitting a 1 MB export into lines is most of what either costs."""
+    lines = _lines(raw)
+    return _refusal(raw, lines), _normalized(lines)
+
+
+def _refusal(raw: bytes, lines: list[str]) -> str | None:
     if not raw.strip():
         return "empty output"
-    lines = _lines(raw)
     for line in lines:
         if _CLI_ERROR.fullmatch(line):
             return f"RouterOS error: {line.strip()}"
