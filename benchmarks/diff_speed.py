@@ -144,11 +144,11 @@ def build(lines: int, seed: int) -> tuple[bytes, bytes]:
         while k < len(entries):
             roll = r.random()
             run = r.choice((1, 1, 1, 2, 3, 5))  # changes come alone or in short runs
-            if roll < 0.06:
+            if roll < 0.08:
                 kept.extend(make(r) for _ in range(run))  # edited entries
-            elif roll < 0.10:
+            elif roll < 0.13:
                 pass  # deleted entries
-            elif roll < 0.14:
+            elif roll < 0.18:
                 kept.extend(make(r) for _ in range(run))  # inserted entries...
                 kept.extend(entries[k:k + run])  # ...before unchanged ones
             else:
@@ -205,8 +205,9 @@ def measure(lines: int, seed: int, repeat: int, folder: Path) -> float:
     ours = diffing.diff(old, new)
     print(f"\n{lines:,} lines: export {len(old_raw.splitlines()):,} raw lines ({len(old_raw) / 1e6:.1f} MB), "
           f"normalized old {old.count(chr(10)):,} / new {new.count(chr(10)):,} lines")
-    print(f"  GNU diff -u: +{gnu_added:,} -{gnu_removed:,} ({gnu_out.count(chr(10) + '@@'):,} hunks);  "
-          f"bot.diffing: +{ours.added:,} -{ours.removed:,} ({len(ours.hunks):,} hunks)")
+    changed = (gnu_added + gnu_removed) / (old.count("\n") + new.count("\n"))
+    print(f"  GNU diff -u: +{gnu_added:,} -{gnu_removed:,} ({gnu_out.count(chr(10) + '@@'):,} hunks, "
+          f"{changed:.0%} of lines changed);  bot.diffing: +{ours.added:,} -{ours.removed:,} ({len(ours.hunks):,} hunks)")
 
     gnu = best(lambda: gnu_diff(old_path, new_path), repeat)
     our = best(lambda: diffing.diff(old, new).text, repeat)
