@@ -170,14 +170,16 @@ def export(menus: dict[str, list[str]], at: str) -> bytes:
     return ("\r\n".join(out) + "\r\n").encode()
 
 
-def best(fn: Callable[[], object], repeat: int) -> float:
-    """Fastest of `repeat` runs, in seconds (the least disturbed by other load)."""
-    times = []
+def best(rows: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
+    """Fastest of `repeat` runs of each row, in seconds. The rows take turns, so a burst of other
+    load on the machine slows one round of all of them rather than all runs of one."""
+    times: dict[str, float] = dict.fromkeys(rows, float("inf"))
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        for label, fn in rows.items():
+            t0 = time.perf_counter()
+            fn()
+            times[label] = min(times[label], time.perf_counter() - t0)
+    return times
 
 
 def gnu_diff(old: Path, new: Path) -> bytes:
@@ -185,6 +187,9 @@ def gnu_diff(old: Path, new: Path) -> bytes:
     if done.returncode > 1:
         raise SystemExit(f"diff failed with exit code {done.returncode}")
     return done.stdout
+
+
+GNU, OURS = "GNU diff -u (reference)", "bot.diffing.diff + .text"
 
 
 def ms(seconds: float) -> str:
@@ -207,21 +212,20 @@ def measure(lines: int, seed: int, repeat: int, folder: Path) -> float:
           f"normalized old {old.count(chr(10)):,} / new {new.count(chr(10)):,} lines")
     changed = (gnu_added + gnu_removed) / (old.count("\n") + new.count("\n"))
     print(f"  GNU diff -u: +{gnu_added:,} -{gnu_removed:,} ({gnu_out.count(chr(10) + '@@'):,} hunks, "
-          f"{changed:.0%} of lines changed);  bot.diffing: +{ours.added:,} -{ours.removed:,} ({len(ours.hunks):,} hunks)")
+          f"{changed:.0%} of lines changed);  "
+          f"bot.diffing: +{ours.added:,} -{ours.removed:,} ({len(ours.hunks):,} hunks)")
 
-    gnu = best(lambda: gnu_diff(old_path, new_path), repeat)
-    our = best(lambda: diffing.diff(old, new).text, repeat)
     key = routeros_key()
-    rows = [
-        ("GNU diff -u (reference)", gnu),
-        ("bot.diffing.diff + .text", our),
-        ("bot.diffing.count_changes", best(lambda: diffing.count_changes(old, new), repeat)),
-        ("routeros.normalize (raw old)", best(lambda: routeros.normalize(old_raw), repeat)),
-        ("routeros.redact (normalized old)", best(lambda: routeros.redact(old, key), repeat)),
-    ]
-    for label, seconds in rows:
+    times = best({
+        GNU: lambda: gnu_diff(old_path, new_path),
+        OURS: lambda: diffing.diff(old, new).text,
+        "bot.diffing.count_changes": lambda: diffing.count_changes(old, new),
+        "routeros.normalize (raw old)": lambda: routeros.normalize(old_raw),
+        "routeros.redact (normalized old)": lambda: routeros.redact(old, key),
+    }, repeat)
+    for label, seconds in times.items():
         print(f"  {label:<34} {ms(seconds):>12}")
-    return our / gnu
+    return times[OURS] / times[GNU]
 
 
 def routeros_key() -> bytes:

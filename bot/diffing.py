@@ -20,6 +20,7 @@ tests/test_diffing.py times the 300 KB and 1 MB cases.
 from __future__ import annotations
 
 import itertools
+import operator
 import re
 import sys
 from bisect import bisect_left
@@ -28,7 +29,7 @@ from collections.abc import Iterator, Sequence
 from difflib import SequenceMatcher
 
 from bot.models import Diff, Hunk
-from bot.routeros import section_of
+from bot.routeros import Sections
 
 Opcode = tuple[str, int, int, int, int]
 
@@ -38,18 +39,23 @@ _ESCAPED_NEWLINE = re.compile(r"(?<!\\)(?:\\\\)*\\n")
 
 def display_lines(text: str) -> list[str]:
     """Normalized lines, each long script source split before its `\\n` escapes (see above)."""
+    lines = text.splitlines()
+    if "\\n" not in text:
+        return lines
+    # Only the few lines holding an escape are split; the rest are copied in slices.
     out: list[str] = []
-    for line in text.splitlines():
-        if "\\n" not in line:
-            out.append(line)
-            continue
-        start = 0
+    done = 0
+    for k in itertools.compress(range(len(lines)), map(str.__contains__, lines, itertools.repeat("\\n"))):
+        out.extend(lines[done:k])
+        done = k + 1
+        line, start = lines[k], 0
         for m in _ESCAPED_NEWLINE.finditer(line):
             cut = m.end() - 2  # before the `\\n` itself
             if cut > start:
                 out.append(line[start:cut] if start == 0 else "    " + line[start:cut])
                 start = cut
         out.append(line[start:] if start == 0 else "    " + line[start:])
+    out.extend(lines[done:])
     return out
 
 
@@ -59,90 +65,154 @@ _DIFFLIB_LIMIT = 250_000
 _MAX_REPEAT = 4
 
 
-def _matches(a: Sequence[str], b: Sequence[str]) -> list[tuple[int, int]]:
-    """Matched (i, j) line pairs, increasing in both: patience diff over regions.
+Block = tuple[int, int, int]  # (i, j, n): a[i:i + n] == b[j:j + n]
+
+# A region this small (lines on both sides) is first checked for any line in common: a replaced
+# line or two, the usual case, then costs one set instead of two Counters and a SequenceMatcher.
+_SMALL = 64
+
+
+def _blocks(a: Sequence[str], b: Sequence[str]) -> list[Block]:
+    """Matched runs of lines, increasing in both, adjacent runs merged: patience diff over regions.
 
     Each region is trimmed of its common head and tail; lines occurring once (or equally few
     times) on each side anchor it, in the longest run that keeps both orders, and the gaps
     between anchors become regions of their own. A region with no anchors uses _fallback.
+
+    Speed: a 100,000-line export has some 90,000 anchors but only a few thousand runs of them, so
+    per-line work is left to C (Counter, dict, map, compress over whole lists) and Python loops
+    run per run and per region.
     """
-    pairs: list[tuple[int, int]] = []
+    found: list[Block] = []
     stack = [(0, len(a), 0, len(b))]
     while stack:
         alo, ahi, blo, bhi = stack.pop()
-        while alo < ahi and blo < bhi and a[alo] == b[blo]:
-            pairs.append((alo, blo))
-            alo, blo = alo + 1, blo + 1
-        while alo < ahi and blo < bhi and a[ahi - 1] == b[bhi - 1]:
-            ahi, bhi = ahi - 1, bhi - 1
-            pairs.append((ahi, bhi))
+        i, j = alo, blo
+        while i < ahi and j < bhi and a[i] == b[j]:
+            i, j = i + 1, j + 1
+        if i > alo:
+            found.append((alo, blo, i - alo))
+            alo, blo = i, j
+        i, j = ahi, bhi
+        while i > alo and j > blo and a[i - 1] == b[j - 1]:
+            i, j = i - 1, j - 1
+        if i < ahi:
+            found.append((i, j, ahi - i))
+            ahi, bhi = i, j
         if alo == ahi or blo == bhi:
             continue
-        anchors = _anchors(a, b, alo, ahi, blo, bhi)
-        if not anchors:
-            pairs.extend(_fallback(a, b, alo, ahi, blo, bhi))
+        if ahi - alo + bhi - blo <= _SMALL and set(a[alo:ahi]).isdisjoint(b[blo:bhi]):
+            continue  # nothing in common: no anchors, and nothing for _fallback to match
+        anchors_i, anchors_j = _anchors(a, b, alo, ahi, blo, bhi)
+        if not anchors_i:
+            found.extend(_fallback(a, b, alo, ahi, blo, bhi))
             continue
-        for i, j in anchors:
-            pairs.append((i, j))
-            stack.append((alo, i, blo, j))
-            alo, blo = i + 1, j + 1
-        stack.append((alo, ahi, blo, bhi))
-    pairs.sort()
-    return pairs
+        # Anchors consecutive on both sides form a run; a new run starts where either side jumps.
+        n = len(anchors_i)
+        jumps = map(
+            operator.or_,
+            map(operator.ne, map(operator.sub, itertools.islice(anchors_i, 1, None), anchors_i), itertools.repeat(1)),
+            map(operator.ne, map(operator.sub, itertools.islice(anchors_j, 1, None), anchors_j), itertools.repeat(1)),
+        )
+        starts = [0, *itertools.compress(range(1, n), jumps), n]
+        for start, stop in itertools.pairwise(starts):
+            i, j = anchors_i[start], anchors_j[start]
+            if i > alo and j > blo:  # the gap before this run has lines on both sides
+                stack.append((alo, i, blo, j))
+            found.append((i, j, stop - start))
+            alo, blo = i + stop - start, j + stop - start
+        if alo < ahi and blo < bhi:
+            stack.append((alo, ahi, blo, bhi))
+    found.sort()
+    merged: list[Block] = []
+    for i, j, n in found:
+        if merged:
+            pi, pj, pn = merged[-1]
+            if pi + pn == i and pj + pn == j:
+                merged[-1] = (pi, pj, pn + n)
+                continue
+        merged.append((i, j, n))
+    return merged
 
 
 def _anchors(
     a: Sequence[str], b: Sequence[str], alo: int, ahi: int, blo: int, bhi: int
-) -> list[tuple[int, int]]:
-    """Anchor pairs: the longest increasing run (patience LIS) of candidate pairs.
+) -> tuple[list[int], list[int]]:
+    """Anchor pairs (a list of i, one of j): the longest increasing run (patience LIS) of
+    candidate pairs.
 
     Candidates are lines unique on both sides (classic patience diff) or, more generally,
     occurring equally often - at most _MAX_REPEAT times - on both sides, paired in order: the
     k-th `set disabled=yes` on the left with the k-th on the right.
     """
-    count_a = Counter(a[alo:ahi])
-    count_b = Counter(b[blo:bhi])
-    where_b: dict[str, list[int]] = {}
-    for j in range(blo, bhi):
-        line = b[j]
-        if count_b[line] == count_a.get(line) and count_b[line] <= _MAX_REPEAT:
-            where_b.setdefault(line, []).append(j)
-    seen: Counter[str] = Counter()
-    candidates = []
-    for i in range(alo, ahi):
-        line = a[i]
-        if line in where_b:
-            candidates.append((i, where_b[line][seen[line]]))
-            seen[line] += 1
-    # Longest increasing subsequence of j, with back links to rebuild it.
-    tops: list[int] = []  # j at the top of each pile
-    top_index: list[int] = []  # index into candidates of that top
+    in_a, in_b = a[alo:ahi], b[blo:bhi]
+    count_a, count_b = Counter(in_a), Counter(in_b)
+    cand_i = list(itertools.compress(
+        range(alo, ahi), map(operator.eq, map(count_a.__getitem__, in_a), map(count_b.get, in_a))
+    ))
+    if not cand_i:
+        return [], []
+    at_b = dict(zip(in_b, range(blo, bhi)))  # a unique line's only position
+    cand_j = list(map(at_b.__getitem__, map(a.__getitem__, cand_i)))
+    if len(count_a) < len(in_a):  # some lines repeat: pair the k-th in a with the k-th in b
+        cand_i, cand_j = _pair_repeated(a, b, blo, bhi, count_a, cand_i, cand_j)
+    if all(map(operator.lt, cand_j, itertools.islice(cand_j, 1, None))):
+        return cand_i, cand_j  # already in order: the longest increasing run is all of them
+    # Longest increasing subsequence of j (patience sorting), with back links to rebuild it.
+    tops: list[int] = []  # j at the top of each pile, increasing
+    top_index: list[int] = []  # index into the candidates of that top
     back: list[int] = []
-    for k, (_, j) in enumerate(candidates):
-        pile = bisect_left(tops, j)
-        back.append(top_index[pile - 1] if pile else -1)
-        if pile == len(tops):
+    for k, j in enumerate(cand_j):
+        if not tops or j > tops[-1]:  # what bisect_left would say, in the common in-order case
+            back.append(top_index[-1] if tops else -1)
             tops.append(j)
             top_index.append(k)
         else:
+            pile = bisect_left(tops, j)
+            back.append(top_index[pile - 1] if pile else -1)
             tops[pile], top_index[pile] = j, k
-    run: list[tuple[int, int]] = []
-    k = top_index[-1] if top_index else -1
+    run_i: list[int] = []
+    run_j: list[int] = []
+    k = top_index[-1]
     while k >= 0:
-        run.append(candidates[k])
+        run_i.append(cand_i[k])
+        run_j.append(cand_j[k])
         k = back[k]
-    return run[::-1]
+    return run_i[::-1], run_j[::-1]
 
 
-def _fallback(
-    a: Sequence[str], b: Sequence[str], alo: int, ahi: int, blo: int, bhi: int
-) -> list[tuple[int, int]]:
+def _pair_repeated(
+    a: Sequence[str], b: Sequence[str], blo: int, bhi: int, count_a: Counter[str], cand_i: list[int], cand_j: list[int]
+) -> tuple[list[int], list[int]]:
+    """Candidates whose line occurs more than once: the k-th occurrence in a gets the k-th in b,
+    and lines occurring more than _MAX_REPEAT times are no candidates at all."""
+    counts = map(count_a.__getitem__, map(a.__getitem__, cand_i))
+    repeated = list(itertools.compress(range(len(cand_i)), map(operator.lt, itertools.repeat(1), counts)))
+    if not repeated:
+        return cand_i, cand_j
+    lines = {a[cand_i[k]] for k in repeated}
+    where_b: dict[str, list[int]] = {}
+    for j in itertools.compress(range(blo, bhi), map(lines.__contains__, b[blo:bhi])):
+        where_b.setdefault(b[j], []).append(j)
+    seen: Counter[str] = Counter()
+    keep = [True] * len(cand_i)
+    for k in repeated:
+        line = a[cand_i[k]]
+        if count_a[line] > _MAX_REPEAT:
+            keep[k] = False
+        else:
+            cand_j[k] = where_b[line][seen[line]]
+            seen[line] += 1
+    if all(keep):
+        return cand_i, cand_j
+    return list(itertools.compress(cand_i, keep)), list(itertools.compress(cand_j, keep))
+
+
+def _fallback(a: Sequence[str], b: Sequence[str], alo: int, ahi: int, blo: int, bhi: int) -> list[Block]:
     """Matches in a region with no unique lines (e.g. many repeated `    \\n` script lines)."""
     if (ahi - alo) * (bhi - blo) <= _DIFFLIB_LIMIT:
         matcher = SequenceMatcher(None, a[alo:ahi], b[blo:bhi], autojunk=False)
-        return [
-            (alo + i + k, blo + j + k) for i, j, n in matcher.get_matching_blocks() for k in range(n)
-        ]
+        return [(alo + i, blo + j, n) for i, j, n in matcher.get_matching_blocks() if n]
     # Greedy walk: on a mismatch, skip whichever side reaches a match again sooner.
     positions_a: dict[str, list[int]] = {}
     positions_b: dict[str, list[int]] = {}
@@ -150,11 +220,11 @@ def _fallback(
         positions_a.setdefault(a[i], []).append(i)
     for j in range(blo, bhi):
         positions_b.setdefault(b[j], []).append(j)
-    pairs = []
+    pairs: list[Block] = []
     i, j = alo, blo
     while i < ahi and j < bhi:
         if a[i] == b[j]:
-            pairs.append((i, j))
+            pairs.append((i, j, 1))
             i, j = i + 1, j + 1
             continue
         next_j = _next(positions_b.get(a[i]), j)  # where a[i] appears again in b
@@ -180,20 +250,16 @@ def _next(positions: list[int] | None, after: int) -> int:
 
 
 def _opcodes(a: Sequence[str], b: Sequence[str]) -> list[Opcode]:
-    """difflib-style opcodes (equal/replace/delete/insert) for a -> b from the matched pairs."""
+    """difflib-style opcodes (equal/replace/delete/insert) for a -> b from the matched runs."""
     ops: list[Opcode] = []
     i = j = 0
-    for mi, mj in [*_matches(a, b), (len(a), len(b))]:
-        if mi > i or mj > j:
-            tag = "replace" if mi > i and mj > j else "delete" if mi > i else "insert"
-            ops.append((tag, i, mi, j, mj))
-        if mi < len(a):
-            if ops and ops[-1][0] == "equal" and ops[-1][2] == mi:
-                _, i1, _, j1, _ = ops.pop()
-                ops.append(("equal", i1, mi + 1, j1, mj + 1))
-            else:
-                ops.append(("equal", mi, mi + 1, mj, mj + 1))
-        i, j = mi + 1, mj + 1
+    for bi, bj, n in [*_blocks(a, b), (len(a), len(b), 0)]:
+        if bi > i or bj > j:
+            tag = "replace" if bi > i and bj > j else "delete" if bi > i else "insert"
+            ops.append((tag, i, bi, j, bj))
+        if n:
+            ops.append(("equal", bi, bi + n, bj, bj + n))
+        i, j = bi + n, bj + n
     return ops
 
 
@@ -228,21 +294,21 @@ def _range(start: int, stop: int) -> str:
     return f"{start + 1 if length else start},{length}"
 
 
-def _hunk(group: list[Opcode], a: Sequence[str], b: Sequence[str]) -> Hunk:
+def _hunk(group: list[Opcode], a: Sequence[str], b: Sequence[str], sections_a: Sections, sections_b: Sections) -> Hunk:
     first = next(op for op in group if op[0] != "equal")
     # Name the section where the change begins: on the new side, or the old side when the
     # first change is a deletion (its line no longer exists in the new text).
-    section = section_of(a, first[1]) if first[0] == "delete" else section_of(b, first[3])
+    section = sections_a.of(first[1]) if first[0] == "delete" else sections_b.of(first[3])
     header = f"@@ -{_range(group[0][1], group[-1][2])} +{_range(group[0][3], group[-1][4])} @@"
     if section:
         header += f" {section}"
     lines: list[str] = []
     for tag, i1, i2, j1, j2 in group:
         if tag == "equal":
-            lines.extend(" " + line for line in a[i1:i2])
+            lines.extend(map(" ".__add__, a[i1:i2]))
             continue
-        lines.extend("-" + line for line in a[i1:i2])
-        lines.extend("+" + line for line in b[j1:j2])
+        lines.extend(map("-".__add__, a[i1:i2]))
+        lines.extend(map("+".__add__, b[j1:j2]))
     return Hunk(section=section, header=header, lines=tuple(lines))
 
 
@@ -250,7 +316,9 @@ def diff(old: str, new: str, old_label: str = "a", new_label: str = "b", context
     """Unified diff of two normalized texts; hunk headers name the RouterOS section."""
     a, b = display_lines(old), display_lines(new)
     ops = _opcodes(a, b)
-    hunks = tuple(_hunk(group, a, b) for group in _groups(ops, context))
+    groups = list(_groups(ops, context))
+    sections_a, sections_b = (Sections(a), Sections(b)) if groups else (Sections(()), Sections(()))
+    hunks = tuple(_hunk(group, a, b, sections_a, sections_b) for group in groups)
     added, removed = _count(ops)
     return Diff(old_label=old_label, new_label=new_label, hunks=hunks, added=added, removed=removed)
 

@@ -3,8 +3,8 @@
 Owns: turning a raw `/export` into the normalized text that decides "changed" (`normalize`),
 reading the header metadata (`parse_header`, `major_version`, `describe_meta_change`), choosing
 the export command (`export_command`), refusing output that must not be stored as a backup
-(`check_export`), and naming the menu section a line belongs to (`section_of`). Redaction of
-secrets lives in `bot.redact` and is re-exported here.
+(`check_export`), and naming the menu section a line belongs to (`Sections`, `section_of`).
+Redaction of secrets lives in `bot.redact` and is re-exported here.
 
 No I/O, no asyncio, no clock. Every line that is dropped is dropped by one entry of a table
 below, each with a one-line reason, in the style of Oxidized's `routeros.rb` post block: a new
@@ -13,6 +13,8 @@ noise line is one table entry plus one fixture.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 from collections.abc import Sequence
 from typing import Final
@@ -24,6 +26,7 @@ __all__ = [
     "HEADER_RULES",
     "NOISE_RULES",
     "SECRET_PROPERTY",
+    "Sections",
     "check_export",
     "describe_meta_change",
     "export_command",
@@ -226,16 +229,44 @@ _VERBS: Final = frozenset(
 )
 
 
+def _menu_path(line: str) -> str:
+    """`/ip firewall filter` from `/ip firewall filter add chain=input ...` (or the bare path)."""
+    path: list[str] = []
+    for word in line.split(" "):
+        if word in _VERBS or "=" in word or word.startswith(("[", '"')):
+            break
+        path.append(word)
+    return " ".join(path)
+
+
+class Sections:
+    """The menu path of any line of one export, from a single pass over its lines.
+
+    A line belongs to the nearest line at or above it that starts with `/`. Looking that up by
+    walking back from each hunk was quadratic: one `/ip firewall address-list` header can sit
+    50,000 lines above the hunks under it. Here the header positions are collected once (in C:
+    `map` + `compress`) and each lookup is a bisect.
+    """
+
+    def __init__(self, lines: Sequence[str]) -> None:
+        self._lines = lines
+        self._starts = list(itertools.compress(range(len(lines)), map(str.startswith, lines, itertools.repeat("/"))))
+        self._names: dict[int, str] = {}
+
+    def of(self, index: int) -> str | None:
+        """The menu path that line `index` belongs to; an index past the end clamps to the last line."""
+        k = bisect.bisect_right(self._starts, min(index, len(self._lines) - 1)) - 1
+        if k < 0:
+            return None
+        start = self._starts[k]
+        if start not in self._names:
+            self._names[start] = _menu_path(self._lines[start])
+        return self._names[start]
+
+
 def section_of(lines: Sequence[str], index: int) -> str | None:
-    """The menu path (e.g. `/ip firewall filter`) that normalized line `index` belongs to."""
-    for i in range(min(index, len(lines) - 1), -1, -1):
-        line = lines[i]
-        if not line.startswith("/"):
-            continue
-        path: list[str] = []
-        for word in line.split(" "):
-            if word in _VERBS or "=" in word or word.startswith(("[", '"')):
-                break
-            path.append(word)
-        return " ".join(path)
-    return None
+    """The menu path (e.g. `/ip firewall filter`) that normalized line `index` belongs to.
+
+    One lookup; for many lookups in the same lines build one `Sections` and ask it.
+    """
+    return Sections(lines).of(index)
