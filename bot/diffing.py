@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import itertools
 import operator
-import re
 import sys
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from difflib import SequenceMatcher
 
 from bot.models import Diff, Hunk
@@ -33,30 +32,70 @@ from bot.routeros import Sections
 
 Opcode = tuple[str, int, int, int, int]
 
-# An escaped newline `\n` inside a quoted value: a backslash run of odd length, then `n`.
-_ESCAPED_NEWLINE = re.compile(r"(?<!\\)(?:\\\\)*\\n")
+
+# Line boundaries str.splitlines() knows besides "\n" (normalized text has none of them).
+_OTHER_BREAKS = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
 
 
 def display_lines(text: str) -> list[str]:
     """Normalized lines, each long script source split before its `\\n` escapes (see above)."""
-    lines = text.splitlines()
-    if "\\n" not in text:
-        return lines
+    if any(br in text for br in _OTHER_BREAKS):
+        lines = text.splitlines()
+        escaped: Iterable[int] = itertools.compress(
+            range(len(lines)), map(str.__contains__, lines, itertools.repeat("\\n"))
+        )
+    else:  # the same lines, found faster
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()
+        escaped = _escaped_line_numbers(text)
     # Only the few lines holding an escape are split; the rest are copied in slices.
     out: list[str] = []
     done = 0
-    for k in itertools.compress(range(len(lines)), map(str.__contains__, lines, itertools.repeat("\\n"))):
+    for k in escaped:
         out.extend(lines[done:k])
+        out.extend(_split_escaped_newlines(lines[k]))
         done = k + 1
-        line, start = lines[k], 0
-        for m in _ESCAPED_NEWLINE.finditer(line):
-            cut = m.end() - 2  # before the `\\n` itself
-            if cut > start:
-                out.append(line[start:cut] if start == 0 else "    " + line[start:cut])
-                start = cut
-        out.append(line[start:] if start == 0 else "    " + line[start:])
+    if not done:
+        return lines
     out.extend(lines[done:])
     return out
+
+
+def _escaped_line_numbers(text: str) -> Iterator[int]:
+    """Numbers of the "\\n"-separated lines holding a `\\n`: found with one scan of the text and
+    numbered by counting the line ends before them, not by testing every line."""
+    k = pos = 0  # the line number of text position `pos`
+    at = text.find("\\n")
+    while at >= 0:
+        k += text.count("\n", pos, at)
+        yield k
+        pos = text.find("\n", at)
+        if pos < 0:
+            return
+        at = text.find("\\n", pos)
+
+
+def _split_escaped_newlines(line: str) -> list[str]:
+    """`line` cut before each `\\n` escape, the pieces after the first indented by 4 spaces.
+
+    An escape is a backslash run of odd length before the `n` (`\\\\n` is a backslash, then `n`).
+    str.find, not a regex: a pattern with a look-behind is tried at every character of what is
+    often a many-KB script source.
+    """
+    pieces: list[str] = []
+    start = 0
+    at = line.find("\\n")
+    while at >= 0:
+        run = at  # the backslash run ending at `at` starts at `run`
+        while run > 0 and line[run - 1] == "\\":
+            run -= 1
+        if (at - run) % 2 == 0 and at > start:
+            pieces.append(line[start:at] if start == 0 else "    " + line[start:at])
+            start = at
+        at = line.find("\\n", at + 2)
+    pieces.append(line[start:] if start == 0 else "    " + line[start:])
+    return pieces
 
 
 # Anchorless regions up to this many line pairs go to difflib; bigger ones (thousands of
@@ -295,20 +334,21 @@ def _range(start: int, stop: int) -> str:
 
 
 def _hunk(group: list[Opcode], a: Sequence[str], b: Sequence[str], sections_a: Sections, sections_b: Sections) -> Hunk:
-    first = next(op for op in group if op[0] != "equal")
+    # The first change: a group starts with it or with one run of equal (context) lines.
+    tag, i1, _, j1, _ = group[1] if group[0][0] == "equal" else group[0]
     # Name the section where the change begins: on the new side, or the old side when the
     # first change is a deletion (its line no longer exists in the new text).
-    section = sections_a.of(first[1]) if first[0] == "delete" else sections_b.of(first[3])
+    section = sections_a.of(i1) if tag == "delete" else sections_b.of(j1)
     header = f"@@ -{_range(group[0][1], group[-1][2])} +{_range(group[0][3], group[-1][4])} @@"
     if section:
         header += f" {section}"
     lines: list[str] = []
     for tag, i1, i2, j1, j2 in group:
         if tag == "equal":
-            lines.extend(map(" ".__add__, a[i1:i2]))
+            lines += [" " + line for line in a[i1:i2]]
             continue
-        lines.extend(map("-".__add__, a[i1:i2]))
-        lines.extend(map("+".__add__, b[j1:j2]))
+        lines += ["-" + line for line in a[i1:i2]]
+        lines += ["+" + line for line in b[j1:j2]]
     return Hunk(section=section, header=header, lines=tuple(lines))
 
 
@@ -316,9 +356,8 @@ def diff(old: str, new: str, old_label: str = "a", new_label: str = "b", context
     """Unified diff of two normalized texts; hunk headers name the RouterOS section."""
     a, b = display_lines(old), display_lines(new)
     ops = _opcodes(a, b)
-    groups = list(_groups(ops, context))
-    sections_a, sections_b = (Sections(a), Sections(b)) if groups else (Sections(()), Sections(()))
-    hunks = tuple(_hunk(group, a, b, sections_a, sections_b) for group in groups)
+    sections_a, sections_b = Sections(a), Sections(b)
+    hunks = tuple(_hunk(group, a, b, sections_a, sections_b) for group in _groups(ops, context))
     added, removed = _count(ops)
     return Diff(old_label=old_label, new_label=new_label, hunks=hunks, added=added, removed=removed)
 

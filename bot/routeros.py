@@ -13,8 +13,7 @@ noise line is one table entry plus one fixture.
 
 from __future__ import annotations
 
-import bisect
-import itertools
+import operator
 import re
 from collections.abc import Sequence
 from typing import Final
@@ -239,29 +238,46 @@ def _menu_path(line: str) -> str:
     return " ".join(path)
 
 
+_FIRST_CHAR: Final = operator.itemgetter(slice(None, 1))
+
+
 class Sections:
     """The menu path of any line of one export, from a single pass over its lines.
 
     A line belongs to the nearest line at or above it that starts with `/`. Looking that up by
-    walking back from each hunk was quadratic: one `/ip firewall address-list` header can sit
-    50,000 lines above the hunks under it. Here the header positions are collected once (in C:
-    `map` + `compress`) and each lookup is a bisect.
+    walking back over the lines from each hunk was quadratic: one `/ip firewall address-list`
+    header can sit 50,000 lines above the hunks under it. Here the first character of every line
+    is put in one string once (in C), and a lookup is `rfind("/")` in it, back to the previous
+    lookup only: hunks come in order, so all lookups together scan the lines once.
     """
 
     def __init__(self, lines: Sequence[str]) -> None:
         self._lines = lines
-        self._starts = list(itertools.compress(range(len(lines)), map(str.startswith, lines, itertools.repeat("/"))))
+        self._firsts: str | None = None  # made by the first lookup
+        self._asked = -1  # the index of the previous lookup, and the header found for it
+        self._header = -1
         self._names: dict[int, str] = {}
 
     def of(self, index: int) -> str | None:
         """The menu path that line `index` belongs to; an index past the end clamps to the last line."""
-        k = bisect.bisect_right(self._starts, min(index, len(self._lines) - 1)) - 1
-        if k < 0:
+        index = min(index, len(self._lines) - 1)
+        if index < 0:
             return None
-        start = self._starts[k]
-        if start not in self._names:
-            self._names[start] = _menu_path(self._lines[start])
-        return self._names[start]
+        if self._firsts is None:
+            firsts = "".join(map(_FIRST_CHAR, self._lines))
+            if len(firsts) != len(self._lines):  # an empty line has no first character: keep places
+                firsts = "".join(line[:1] or " " for line in self._lines)
+            self._firsts = firsts
+        since = self._asked + 1 if 0 <= self._asked <= index else 0
+        header = self._firsts.rfind("/", since, index + 1)
+        if header < 0 and since:
+            header = self._header  # no header since the previous lookup: the same section
+        self._asked, self._header = index, header
+        if header < 0:
+            return None
+        if header not in self._names:
+            self._names[header] = _menu_path(self._lines[header])
+        return self._names[header]
 
 
 def section_of(lines: Sequence[str], index: int) -> str | None:
