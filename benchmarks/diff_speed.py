@@ -5,14 +5,15 @@ Builds two RouterOS-like exports per size (seeded, no network): a big `/ip firew
 NAT rules, simple queues, routes and a few scripts, printed as RouterOS prints them (header
 comments, CRLF, long lines wrapped at 80 columns with `\\` and a 4-space continuation). Between old
 and new about 14 % of the lines change, scattered in short runs (edited, deleted and inserted
-lines), one small section disappears and a new one appears.
+lines), a few firewall rules move, one small section disappears and a new one appears.
 
 Both tools get the same input: the normalized text (`routeros.normalize`, as the product stores
 and diffs it), written to a temporary folder. GNU diff runs as a subprocess with its output read
 from a pipe; ours is `diffing.diff(old, new)` plus its `.text` (the product shows a Diff's hunks
 and text). Best of several repetitions each. Extra rows time the other per-export work on the
 same exports: `count_changes` (the backup run's +/- counts), `normalize` of the raw export and
-`redact` of the normalized one. The last line prints the ratios against GNU diff.
+`redact` of the normalized one. The last line prints our diff's time over GNU diff's, wall clock
+(the target) and, in brackets, CPU time (steadier on a shared machine).
 
     python benchmarks/diff_speed.py                 # 20,000 and 100,000 lines
     python benchmarks/diff_speed.py --sizes 20000 --repeat 3
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import resource
 import shutil
 import subprocess
 import sys
@@ -155,6 +157,9 @@ def build(lines: int, seed: int) -> tuple[bytes, bytes]:
                 kept.extend(entries[k:k + run])
             k += run
         new[menu] = kept
+    rules = new["/ip firewall filter"]
+    for _ in range(max(1, len(rules) // 500)):  # a few rules moved (`move`) to another place
+        rules.insert(r.randrange(len(rules)), rules.pop(r.randrange(len(rules))))
     menu, make = NEW
     new[menu] = [make(r) for _ in range(max(2, lines // 200))]
     return export(old, "2025-01-01 02:00:00"), export(new, "2025-01-02 02:00:00")
@@ -170,16 +175,25 @@ def export(menus: dict[str, list[str]], at: str) -> bytes:
     return ("\r\n".join(out) + "\r\n").encode()
 
 
-def best(rows: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
-    """Fastest of `repeat` runs of each row, in seconds. The rows take turns, so a burst of other
-    load on the machine slows one round of all of them rather than all runs of one."""
-    times: dict[str, float] = dict.fromkeys(rows, float("inf"))
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (GNU diff runs as one)."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def best(rows: dict[str, Callable[[], object]], repeat: int) -> dict[str, tuple[float, float]]:
+    """(wall, CPU) seconds of each row, each the least of `repeat` runs. The rows take turns, so a
+    burst of other load on the machine slows one round of all of them rather than all runs of one.
+    CPU time is shown too: on a shared machine it moves less than wall time."""
+    wall: dict[str, float] = dict.fromkeys(rows, float("inf"))
+    cpu: dict[str, float] = dict.fromkeys(rows, float("inf"))
     for _ in range(repeat):
         for label, fn in rows.items():
-            t0 = time.perf_counter()
+            c0, t0 = cpu_seconds(), time.perf_counter()
             fn()
-            times[label] = min(times[label], time.perf_counter() - t0)
-    return times
+            wall[label] = min(wall[label], time.perf_counter() - t0)
+            cpu[label] = min(cpu[label], cpu_seconds() - c0)
+    return {label: (wall[label], cpu[label]) for label in rows}
 
 
 def gnu_diff(old: Path, new: Path) -> bytes:
@@ -196,8 +210,8 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:,.1f} ms"
 
 
-def measure(lines: int, seed: int, repeat: int, folder: Path) -> float:
-    """Prints the rows for one size; returns our diff time over GNU diff's."""
+def measure(lines: int, seed: int, repeat: int, folder: Path) -> tuple[float, float]:
+    """Prints the rows for one size; returns our diff time over GNU diff's, wall and CPU."""
     old_raw, new_raw = build(lines, seed)
     old, new = routeros.normalize(old_raw), routeros.normalize(new_raw)
     old_path, new_path = folder / f"old-{lines}.rsc", folder / f"new-{lines}.rsc"
@@ -223,9 +237,10 @@ def measure(lines: int, seed: int, repeat: int, folder: Path) -> float:
         "routeros.normalize (raw old)": lambda: routeros.normalize(old_raw),
         "routeros.redact (normalized old)": lambda: routeros.redact(old, key),
     }, repeat)
-    for label, seconds in times.items():
-        print(f"  {label:<34} {ms(seconds):>12}")
-    return times[OURS] / times[GNU]
+    print(f"  {'':<34} {'wall':>12} {'CPU':>12}")
+    for label, (wall, cpu) in times.items():
+        print(f"  {label:<34} {ms(wall):>12} {ms(cpu):>12}")
+    return times[OURS][0] / times[GNU][0], times[OURS][1] / max(times[GNU][1], 1e-6)
 
 
 def routeros_key() -> bytes:
@@ -247,7 +262,7 @@ def main() -> None:
         for lines in args.sizes:
             ratios.append((lines, measure(lines, args.seed, args.repeat, Path(tmp))))
     print()
-    print("  ".join(f"ratio {lines // 1000}k: {ratio:.1f}x GNU diff" for lines, ratio in ratios))
+    print("  ".join(f"ratio {lines // 1000}k: {wall:.1f}x GNU diff (CPU {cpu:.1f}x)" for lines, (wall, cpu) in ratios))
 
 
 if __name__ == "__main__":

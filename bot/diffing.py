@@ -186,65 +186,92 @@ def _anchors(
     """
     in_a, in_b = a[alo:ahi], b[blo:bhi]
     count_a, count_b = Counter(in_a), Counter(in_b)
-    cand_i = list(itertools.compress(
-        range(alo, ahi), map(operator.eq, map(count_a.__getitem__, in_a), map(count_b.get, in_a))
-    ))
+    times_a = list(map(count_a.__getitem__, in_a))
+    cand_i = list(itertools.compress(range(alo, ahi), map(operator.eq, times_a, map(count_b.get, in_a))))
     if not cand_i:
         return [], []
     at_b = dict(zip(in_b, range(blo, bhi)))  # a unique line's only position
     cand_j = list(map(at_b.__getitem__, map(a.__getitem__, cand_i)))
     if len(count_a) < len(in_a):  # some lines repeat: pair the k-th in a with the k-th in b
-        cand_i, cand_j = _pair_repeated(a, b, blo, bhi, count_a, cand_i, cand_j)
-    if all(map(operator.lt, cand_j, itertools.islice(cand_j, 1, None))):
-        return cand_i, cand_j  # already in order: the longest increasing run is all of them
-    # Longest increasing subsequence of j (patience sorting), with back links to rebuild it.
-    tops: list[int] = []  # j at the top of each pile, increasing
-    top_index: list[int] = []  # index into the candidates of that top
-    back: list[int] = []
-    for k, j in enumerate(cand_j):
-        if not tops or j > tops[-1]:  # what bisect_left would say, in the common in-order case
-            back.append(top_index[-1] if tops else -1)
-            tops.append(j)
-            top_index.append(k)
-        else:
-            pile = bisect_left(tops, j)
-            back.append(top_index[pile - 1] if pile else -1)
-            tops[pile], top_index[pile] = j, k
-    run_i: list[int] = []
-    run_j: list[int] = []
-    k = top_index[-1]
-    while k >= 0:
-        run_i.append(cand_i[k])
-        run_j.append(cand_j[k])
-        k = back[k]
-    return run_i[::-1], run_j[::-1]
+        repeated = itertools.compress(range(alo, ahi), map(operator.lt, itertools.repeat(1), times_a))
+        cand_i, cand_j = _pair_repeated(a, b, blo, bhi, count_a, repeated, cand_i, cand_j)
+    chain = _longest_increasing(cand_j)
+    if len(chain) == 1:
+        start, stop = chain[0]
+        return cand_i[start:stop], cand_j[start:stop]
+    anchors_i: list[int] = []
+    anchors_j: list[int] = []
+    for start, stop in chain:
+        anchors_i += cand_i[start:stop]
+        anchors_j += cand_j[start:stop]
+    return anchors_i, anchors_j
 
 
 def _pair_repeated(
-    a: Sequence[str], b: Sequence[str], blo: int, bhi: int, count_a: Counter[str], cand_i: list[int], cand_j: list[int]
+    a: Sequence[str], b: Sequence[str], blo: int, bhi: int, count_a: Counter[str], repeated: Iterable[int],
+    cand_i: list[int], cand_j: list[int],
 ) -> tuple[list[int], list[int]]:
-    """Candidates whose line occurs more than once: the k-th occurrence in a gets the k-th in b,
-    and lines occurring more than _MAX_REPEAT times are no candidates at all."""
-    counts = map(count_a.__getitem__, map(a.__getitem__, cand_i))
-    repeated = list(itertools.compress(range(len(cand_i)), map(operator.lt, itertools.repeat(1), counts)))
-    if not repeated:
+    """Candidates whose line occurs more than once (at `repeated` positions of a): the k-th
+    occurrence in a gets the k-th in b, and lines occurring more than _MAX_REPEAT times are no
+    candidates at all."""
+    fix = []  # (index into the candidates, line)
+    for i in repeated:
+        k = bisect_left(cand_i, i)
+        if k < len(cand_i) and cand_i[k] == i:
+            fix.append((k, a[i]))
+    if not fix:
         return cand_i, cand_j
-    lines = {a[cand_i[k]] for k in repeated}
+    lines = {line for _, line in fix if count_a[line] <= _MAX_REPEAT}
     where_b: dict[str, list[int]] = {}
     for j in itertools.compress(range(blo, bhi), map(lines.__contains__, b[blo:bhi])):
         where_b.setdefault(b[j], []).append(j)
     seen: Counter[str] = Counter()
     keep = [True] * len(cand_i)
-    for k in repeated:
-        line = a[cand_i[k]]
-        if count_a[line] > _MAX_REPEAT:
-            keep[k] = False
-        else:
+    for k, line in fix:
+        if line in lines:
             cand_j[k] = where_b[line][seen[line]]
             seen[line] += 1
+        else:
+            keep[k] = False
     if all(keep):
         return cand_i, cand_j
     return list(itertools.compress(cand_i, keep)), list(itertools.compress(cand_j, keep))
+
+
+def _longest_increasing(values: list[int]) -> list[tuple[int, int]]:
+    """The longest strictly increasing subsequence of `values` (distinct ints) by patience
+    sorting, as (start, stop) index ranges of consecutive elements, in order.
+
+    It is the one the textbook loop finds (a pile per length, bisect for the pile, back links
+    to rebuild), stepped in bulk: in a run of increasing values, once one value goes on a new
+    pile, so does every value after it, each linked to the one before. Exports keep their order,
+    so a 100,000-line diff is a handful of such runs and not 100,000 steps in Python.
+    """
+    n = len(values)
+    tops: list[int] = []  # the value at the top of each pile, increasing
+    top_index: list[int] = []  # the index of that value
+    back = [-1] * n  # the index of the value before, in the longest run ending here
+    run_start = list(range(n))  # first index of the bulk step that placed each value
+    starts = [0, *itertools.compress(range(1, n), map(operator.gt, values, itertools.islice(values, 1, None))), n]
+    for start, stop in itertools.pairwise(starts):  # each a run of increasing values
+        for k in range(start, stop):
+            value = values[k]
+            if not tops or value > tops[-1]:  # a new pile, and so for the rest of the run
+                back[k] = top_index[-1] if tops else -1
+                back[k + 1:stop] = range(k, stop - 1)
+                run_start[k:stop] = [k] * (stop - k)
+                tops += values[k:stop]
+                top_index += range(k, stop)
+                break
+            pile = bisect_left(tops, value)
+            back[k] = top_index[pile - 1] if pile else -1
+            tops[pile], top_index[pile] = value, k
+    chain: list[tuple[int, int]] = []
+    k = top_index[-1] if top_index else -1
+    while k >= 0:
+        chain.append((run_start[k], k + 1))
+        k = back[run_start[k]]
+    return chain[::-1]
 
 
 def _fallback(a: Sequence[str], b: Sequence[str], alo: int, ahi: int, blo: int, bhi: int) -> list[Block]:
