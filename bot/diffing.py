@@ -251,14 +251,15 @@ def _longest_increasing(values: list[int]) -> list[tuple[int, int]]:
     tops: list[int] = []  # the value at the top of each pile, increasing
     top_index: list[int] = []  # the index of that value
     back = [-1] * n  # the index of the value before, in the longest run ending here
-    run_start = list(range(n))  # first index of the bulk step that placed each value
+    # The first index of the bulk step that placed each value: the value before any other in
+    # that step is the one just before it, so only the first of a step needs its back link.
+    run_start = list(range(n))
     starts = [0, *itertools.compress(range(1, n), map(operator.gt, values, itertools.islice(values, 1, None))), n]
     for start, stop in itertools.pairwise(starts):  # each a run of increasing values
         for k in range(start, stop):
             value = values[k]
             if not tops or value > tops[-1]:  # a new pile, and so for the rest of the run
                 back[k] = top_index[-1] if tops else -1
-                back[k + 1:stop] = range(k, stop - 1)
                 run_start[k:stop] = [k] * (stop - k)
                 tops += values[k:stop]
                 top_index += range(k, stop)
