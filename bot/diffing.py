@@ -131,18 +131,14 @@ def _blocks(a: Sequence[str], b: Sequence[str]) -> list[Block]:
     stack = [(0, len(a), 0, len(b))]
     while stack:
         alo, ahi, blo, bhi = stack.pop()
-        i, j = alo, blo
-        while i < ahi and j < bhi and a[i] == b[j]:
-            i, j = i + 1, j + 1
-        if i > alo:
-            found.append((alo, blo, i - alo))
-            alo, blo = i, j
-        i, j = ahi, bhi
-        while i > alo and j > blo and a[i - 1] == b[j - 1]:
-            i, j = i - 1, j - 1
-        if i < ahi:
-            found.append((i, j, ahi - i))
-            ahi, bhi = i, j
+        head = _common(a, b, alo, blo, min(ahi - alo, bhi - blo), 1)
+        if head:
+            found.append((alo, blo, head))
+            alo, blo = alo + head, blo + head
+        tail = _common(a, b, ahi - 1, bhi - 1, min(ahi - alo, bhi - blo), -1)
+        if tail:
+            ahi, bhi = ahi - tail, bhi - tail
+            found.append((ahi, bhi, tail))
         if alo == ahi or blo == bhi:
             continue
         if ahi - alo + bhi - blo <= _SMALL and set(a[alo:ahi]).isdisjoint(b[blo:bhi]):
@@ -177,6 +173,26 @@ def _blocks(a: Sequence[str], b: Sequence[str]) -> list[Block]:
                 continue
         merged.append((i, j, n))
     return merged
+
+
+def _common(a: Sequence[str], b: Sequence[str], i: int, j: int, most: int, direction: int) -> int:
+    """How many lines are equal from a[i] and b[j] on, going forward (direction 1) or back (-1),
+    at most `most`. Compared in slices of growing, then halving size: a diff of a big export
+    with its one change near the end trims 100,000 lines in C, not in a Python loop."""
+    k, step, growing = 0, 16, True
+    while step >= 16:
+        m = min(step, most - k)
+        if m >= 16 and (
+            a[i + k:i + k + m] == b[j + k:j + k + m] if direction > 0
+            else a[i - k - m + 1:i - k + 1] == b[j - k - m + 1:j - k + 1]
+        ):
+            k += m
+            step = step * 2 if growing else step
+        else:
+            step, growing = step // 2, False
+    while k < most and a[i + direction * k] == b[j + direction * k]:
+        k += 1
+    return k
 
 
 def _anchors(
