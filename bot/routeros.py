@@ -3,8 +3,8 @@
 Owns: turning a raw `/export` into the normalized text that decides "changed" (`normalize`),
 reading the header metadata (`parse_header`, `major_version`, `describe_meta_change`), choosing
 the export command (`export_command`), refusing output that must not be stored as a backup
-(`check_export`), and naming the menu section a line belongs to (`section_of`). Redaction of
-secrets lives in `bot.redact` and is re-exported here.
+(`check_export`), and naming the menu section a line belongs to (`Sections`, `section_of`).
+Redaction of secrets lives in `bot.redact` and is re-exported here.
 
 No I/O, no asyncio, no clock. Every line that is dropped is dropped by one entry of a table
 below, each with a one-line reason, in the style of Oxidized's `routeros.rb` post block: a new
@@ -13,6 +13,7 @@ noise line is one table entry plus one fixture.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Sequence
 from typing import Final
@@ -24,6 +25,7 @@ __all__ = [
     "HEADER_RULES",
     "NOISE_RULES",
     "SECRET_PROPERTY",
+    "Sections",
     "check_and_normalize",
     "check_export",
     "describe_meta_change",
@@ -258,16 +260,61 @@ _VERBS: Final = frozenset(
 )
 
 
+def _menu_path(line: str) -> str:
+    """`/ip firewall filter` from `/ip firewall filter add chain=input ...` (or the bare path)."""
+    path: list[str] = []
+    for word in line.split(" "):
+        if word in _VERBS or "=" in word or word.startswith(("[", '"')):
+            break
+        path.append(word)
+    return " ".join(path)
+
+
+_FIRST_CHAR: Final = operator.itemgetter(slice(None, 1))
+
+
+class Sections:
+    """The menu path of any line of one export, from a single pass over its lines.
+
+    A line belongs to the nearest line at or above it that starts with `/`. Looking that up by
+    walking back over the lines from each hunk was quadratic: one `/ip firewall address-list`
+    header can sit 50,000 lines above the hunks under it. Here the first character of every line
+    is put in one string once (in C), and a lookup is `rfind("/")` in it, back to the previous
+    lookup only: hunks come in order, so all lookups together scan the lines once.
+    """
+
+    def __init__(self, lines: Sequence[str]) -> None:
+        self._lines = lines
+        self._firsts: str | None = None  # made by the first lookup
+        self._asked = -1  # the index of the previous lookup, and the header found for it
+        self._header = -1
+        self._names: dict[int, str] = {}
+
+    def of(self, index: int) -> str | None:
+        """The menu path that line `index` belongs to; an index past the end clamps to the last line."""
+        index = min(index, len(self._lines) - 1)
+        if index < 0:
+            return None
+        if self._firsts is None:
+            firsts = "".join(map(_FIRST_CHAR, self._lines))
+            if len(firsts) != len(self._lines):  # an empty line has no first character: keep places
+                firsts = "".join(line[:1] or " " for line in self._lines)
+            self._firsts = firsts
+        since = self._asked + 1 if 0 <= self._asked <= index else 0
+        header = self._firsts.rfind("/", since, index + 1)
+        if header < 0 and since:
+            header = self._header  # no header since the previous lookup: the same section
+        self._asked, self._header = index, header
+        if header < 0:
+            return None
+        if header not in self._names:
+            self._names[header] = _menu_path(self._lines[header])
+        return self._names[header]
+
+
 def section_of(lines: Sequence[str], index: int) -> str | None:
-    """The menu path (e.g. `/ip firewall filter`) that normalized line `index` belongs to."""
-    for i in range(min(index, len(lines) - 1), -1, -1):
-        line = lines[i]
-        if not line.startswith("/"):
-            continue
-        path: list[str] = []
-        for word in line.split(" "):
-            if word in _VERBS or "=" in word or word.startswith(("[", '"')):
-                break
-            path.append(word)
-        return " ".join(path)
-    return None
+    """The menu path (e.g. `/ip firewall filter`) that normalized line `index` belongs to.
+
+    One lookup; for many lookups in the same lines build one `Sections` and ask it.
+    """
+    return Sections(lines).of(index)
