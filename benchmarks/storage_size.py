@@ -18,7 +18,7 @@ row per device per day, which git has no counterpart for); how long reading a ve
 config history, against `git gc`'s objects.
 
     python benchmarks/storage_size.py                          # 100 devices x 365 days (~2 min)
-    python benchmarks/storage_size.py --devices 1000           # the 1,000-router fleet (~10 min)
+    python benchmarks/storage_size.py --devices 1000           # the 1,000-router fleet (~15 min)
     python benchmarks/storage_size.py --devices 100 --days 30  # quick look
 """
 
