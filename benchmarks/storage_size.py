@@ -1,14 +1,25 @@
-"""How big does a year of backups get? Simulates devices x days through the real Store API.
+"""How big does a year of backups get, next to git? Simulates devices x days through the real
+Store API and commits the very same exports to a git repository in the same run.
 
 Each device has a synthetic RouterOS-like export (10-40 KB, CRLF, the repetition real exports
-have: many `add ...` lines per menu with the same keys). Each day one run visits every device:
-about 5 % of devices changed a few lines (a new version), about 1 % fail, the rest are
-confirmed unchanged. Then it prints the distinct configs, what they take compressed one by one
-(zlib level 6, the store's codec), the database file after checkpoint, and their ratio: the
-store's overhead over the configs themselves. It also times the per-device "latest" reads.
+have: many `add ...` lines per menu with the same keys, random addresses, MACs and names). Each day
+one run visits every device: about 10 % of devices changed a few lines (a new version), about 1 %
+fail, the rest are confirmed unchanged. Every new version is also written to its router's file in a
+local git repository (one file per router, one commit per day, `git` as a subprocess, no remote),
+which is then packed by `git gc` (and `git gc --aggressive`, for the record).
 
-    python benchmarks/storage_size.py                     # 1,000 devices x 365 days (~5 min)
-    python benchmarks/storage_size.py --devices 100 --days 30
+Printed: the distinct configs and their size raw and zlib-6 compressed one by one (what backupbot
+stored before delta storage); git's objects after `git gc`; the database file after the last
+connection closed (a checkpoint: the WAL folded in and removed; the figures compared are this file)
+and after VACUUM, split into the config history (blobs and versions with their indexes: what git
+holds too, the exports and per version what a commit records) and the rest (the attempt log: one
+row per device per day, which git has no counterpart for); how long reading a version back takes
+(every version once, and the deepest delta chain). The last two lines: the whole file, then the
+config history, against `git gc`'s objects.
+
+    python benchmarks/storage_size.py                          # 100 devices x 365 days (~2 min)
+    python benchmarks/storage_size.py --devices 1000           # the 1,000-router fleet (~15 min)
+    python benchmarks/storage_size.py --devices 100 --days 30  # quick look
 """
 
 from __future__ import annotations
@@ -16,8 +27,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import os
 import random
+import shutil
 import sqlite3
+import statistics
+import subprocess
 import tempfile
 import time
 import zlib
@@ -50,8 +65,8 @@ def _name(rng: random.Random) -> str:
 
 # One generator per menu: what an `add` line under it typically looks like.
 MENUS = {
-    "/interface vlan": lambda r: (f"add interface=sfp-sfpplus{r.randrange(1, 9)} name={_name(r)} "
-                                  f"vlan-id={r.randrange(2, 4095)}"),
+    "/interface vlan": lambda r: (
+        f"add interface=sfp-sfpplus{r.randrange(1, 9)} name={_name(r)} vlan-id={r.randrange(2, 4095)}"),
     "/ip address": lambda r: f"add address={_ip(r)}/{r.choice((24, 29, 30))} interface={_name(r)} network={_ip(r)}",
     "/ip firewall address-list": lambda r: f"add address={_ip(r)} comment={_name(r)} list={r.choice(LISTS)}",
     "/ip firewall filter": lambda r: (
@@ -113,17 +128,59 @@ class Totals:
     raw_bytes: int = 0
     compressed_bytes: int = 0
     attempts: int = 0
+    store_seconds: float = 0.0
+    git_seconds: float = 0.0
 
 
 def compressed_size(raw: bytes) -> int:
     return len(zlib.compress(raw, 6))
 
 
-async def simulate(store: Store, devices: list[SyntheticDevice], days: int, change: float, fail: float,
-                   seed: int, concurrency: int) -> Totals:
+class GitHistory:
+    """The reference: the same exports as files in a local git repository, one commit per day.
+
+    Global and system git configuration are ignored and every date is the simulated one, so the
+    repository (and its size) depends only on the exports.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1",
+                    "GIT_AUTHOR_NAME": "backupbot", "GIT_AUTHOR_EMAIL": "backupbot@localhost",
+                    "GIT_COMMITTER_NAME": "backupbot", "GIT_COMMITTER_EMAIL": "backupbot@localhost"}
+        folder.mkdir(parents=True)
+        self.git("init", "-q", "-b", "main")
+
+    def git(self, *args: str, at: datetime | None = None) -> None:
+        env = self.env if at is None else {**self.env, "GIT_AUTHOR_DATE": at.isoformat(),
+                                           "GIT_COMMITTER_DATE": at.isoformat()}
+        # gc.auto=0: packing happens once, when measured, not whenever git feels like it.
+        subprocess.run(["git", "-c", "gc.auto=0", *args], cwd=self.folder, env=env, check=True,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+
+    def commit_day(self, at: datetime, exports: dict[str, bytes]) -> None:
+        for name, raw in exports.items():
+            (self.folder / f"{name}.rsc").write_bytes(raw)
+        self.git("add", "-A")
+        self.git("commit", "-q", "--allow-empty", "-m", f"backups of {at:%Y-%m-%d}", at=at)
+
+    def objects_size(self) -> int:
+        return folder_size(self.folder / ".git" / "objects")
+
+    def size(self) -> int:
+        return folder_size(self.folder / ".git")
+
+
+def folder_size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+async def simulate(store: Store, git: GitHistory, devices: list[SyntheticDevice], days: int, change: float,
+                   fail: float, seed: int, concurrency: int) -> Totals:
     totals, latest = Totals(), {}
     rng = random.Random(seed)
     slots = asyncio.Semaphore(concurrency)
+    new_today: dict[str, bytes] = {}
 
     async def visit(run_id: int, device: SyntheticDevice, at: datetime, roll: float) -> None:
         async with slots:
@@ -141,18 +198,28 @@ async def simulate(store: Store, devices: list[SyntheticDevice], days: int, chan
                                               ExportMeta("7.18.2", "RB5009UPr+S+", device.serial, "ABCD-1234"),
                                               status, 3, 2, None)
             latest[device.name] = version.id
+            new_today[device.name] = raw
+            # Awaited first: `totals.x += await ...` would read x before the await and lose updates
+            # made by the other visits meanwhile.
+            compressed = await asyncio.to_thread(compressed_size, raw)
             totals.distinct += 1
             totals.raw_bytes += len(raw)
-            totals.compressed_bytes += await asyncio.to_thread(compressed_size, raw)
+            totals.compressed_bytes += compressed
 
     for day in range(days):
         at = START + timedelta(days=day)
+        t0 = time.perf_counter()
         run_id = await store.start_run("schedule", at, SITE)
         await asyncio.gather(*(visit(run_id, d, at + timedelta(seconds=i), rng.random())
                                for i, d in enumerate(devices)))
         totals.attempts += len(devices)
         summary = OutboxMessage("C0BACKUPS", "summary", {"run": run_id, "devices": len(devices)})
         await store.finish_run(run_id, at + timedelta(minutes=20), [summary])
+        t1 = time.perf_counter()
+        git.commit_day(at, new_today)
+        new_today.clear()
+        totals.store_seconds += t1 - t0
+        totals.git_seconds += time.perf_counter() - t1
         if day % 30 == 29:
             print(f"  day {day + 1}: {totals.distinct:,} distinct configs", flush=True)
     return totals
@@ -172,6 +239,38 @@ async def time_reads(path: Path) -> dict[str, float]:
         return timings
 
 
+@dataclass
+class RawReads:
+    count: int
+    median_ms: float
+    p99_ms: float
+    max_ms: float
+    deepest: int  # deltas in the longest chain
+    deepest_median_ms: float
+    deepest_max_ms: float
+
+
+async def time_raw_reads(path: Path) -> RawReads:
+    """Store.raw of every version once, then 50 times the version with the deepest delta chain."""
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        ids = [r[0] for r in db.execute("SELECT id FROM versions ORDER BY id")]
+        deepest_id, depth = db.execute(
+            "SELECT v.id, b.depth FROM versions v JOIN blobs b ON b.id = v.blob_id ORDER BY b.depth DESC, v.id"
+            " LIMIT 1").fetchone()
+
+    async def timed(version_id: int) -> float:
+        t0 = time.perf_counter()
+        await store.raw(version_id)  # decodes the chain and checks the sha256
+        return (time.perf_counter() - t0) * 1000
+
+    async with await Store.open(path) as store:
+        every = [await timed(i) for i in ids]
+        deepest = [await timed(deepest_id) for _ in range(50)]
+    p99 = statistics.quantiles(every, n=100)[98]
+    return RawReads(len(every), statistics.median(every), p99, max(every), depth, statistics.median(deepest),
+                    max(deepest))
+
+
 def space_by_object(path: Path) -> dict[str, int]:
     """Bytes per table/index, if this SQLite has the dbstat table (a measuring aid only)."""
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
@@ -182,43 +281,86 @@ def space_by_object(path: Path) -> dict[str, int]:
     return dict(rows)
 
 
+# What git holds too: the configs and, per version, what a commit records. The rest of the file is
+# the attempt log (one row per device per day, ok or failed with its reason), runs and the outbox.
+CONFIG_HISTORY = ("blobs", "sqlite_autoindex_blobs_1", "versions", "versions_by_device")
+
+
+def vacuumed_size(path: Path) -> int:
+    copy = path.with_name("vacuumed.sqlite")
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        db.execute("VACUUM INTO ?", (str(copy),))
+    size = copy.stat().st_size
+    copy.unlink()
+    return size
+
+
 def mb(n: float) -> str:
-    return f"{n / 1e6:,.1f} MB"
+    return f"{n / 1e6:,.2f} MB"
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--devices", type=int, default=1000)
+    parser.add_argument("--devices", type=int, default=100)
     parser.add_argument("--days", type=int, default=365)
-    parser.add_argument("--change", type=float, default=0.05, help="share of devices changed per day")
+    parser.add_argument("--change", type=float, default=0.10, help="share of devices changed per day")
     parser.add_argument("--fail", type=float, default=0.01, help="share of devices failing per day")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--db", type=Path, help="database path (default: a temporary folder)")
+    parser.add_argument("--dir", type=Path, help="where the database and the git repository go (default: temporary)")
     args = parser.parse_args()
+    if shutil.which("git") is None:
+        parser.error("git is needed: it builds the reference this benchmark compares against")
 
-    path = args.db or Path(tempfile.mkdtemp(prefix="backupbot-bench-")) / "store.sqlite"
+    folder = args.dir or Path(tempfile.mkdtemp(prefix="backupbot-bench-"))
+    path = folder / "store.sqlite"
+    git = GitHistory(folder / "git")
     devices = [SyntheticDevice.make(i, args.seed) for i in range(args.devices)]
     print(f"{args.devices:,} devices x {args.days} days, {args.change:.0%} changed/day, {args.fail:.0%} failed/day")
-    t0 = time.perf_counter()
     async with await Store.open(path) as store:
-        totals = await simulate(store, devices, args.days, args.change, args.fail, args.seed, args.concurrency)
-    elapsed = time.perf_counter() - t0  # closing the last connection checkpoints and removes the WAL
+        totals = await simulate(store, git, devices, args.days, args.change, args.fail, args.seed,
+                                args.concurrency)
+    # Closing the last connection checkpointed the WAL into the file and removed it.
+    db_size = path.stat().st_size + sum(p.stat().st_size for p in folder.glob(path.name + "-*"))
+    t0 = time.perf_counter()
+    git.git("gc", "-q")
+    gc_seconds = time.perf_counter() - t0
+    git_objects, git_total = git.objects_size(), git.size()
+    git.git("gc", "-q", "--aggressive")
+    git_aggressive = git.objects_size()
 
-    db_size = path.stat().st_size + sum(p.stat().st_size for p in path.parent.glob(path.name + "-*"))
-    print(f"elapsed:                       {elapsed:,.0f} s ({elapsed / totals.attempts * 1e6:,.0f} us per device-day)")
-    print(f"attempts recorded:             {totals.attempts:,}")
-    print(f"distinct configs:              {totals.distinct:,}")
-    print(f"their raw size:                {mb(totals.raw_bytes)}")
-    print(f"their zlib-6 size, one by one: {mb(totals.compressed_bytes)}")
-    print(f"database file (checkpointed):  {mb(db_size)}")
-    print(f"ratio database / compressed:   {db_size / totals.compressed_bytes:.2f}x")
-    for name, size in space_by_object(path).items():
-        print(f"  {name:<28} {mb(size):>10}")
+    print(f"store:                           {totals.store_seconds:,.0f} s "
+          f"({totals.store_seconds / totals.attempts * 1e6:,.0f} us per device-day)")
+    print(f"git add + commit, day by day:    {totals.git_seconds:,.0f} s; git gc {gc_seconds:.1f} s")
+    print(f"attempts recorded:               {totals.attempts:,}")
+    print(f"distinct configs:                {totals.distinct:,}")
+    print(f"their raw size:                  {mb(totals.raw_bytes)}")
+    print(f"their zlib-6 size, one by one:   {mb(totals.compressed_bytes)}")
+    print(f"git gc: .git/objects             {mb(git_objects)} (.git with hooks, index, logs: {mb(git_total)})")
+    print(f"git gc --aggressive: objects     {mb(git_aggressive)}")
+    spaces = space_by_object(path)
+    history = sum(spaces.get(name, 0) for name in CONFIG_HISTORY)
+    if spaces:
+        print(f"database, config history:        {mb(history)} ({' + '.join(CONFIG_HISTORY)})")
+        print(f"database, attempt log and rest:  {mb(db_size - history)} "
+              f"({totals.attempts:,} attempts with their indexes, runs, outbox)")
+        for name, size in spaces.items():
+            if size >= 10_000:
+                print(f"  {name:<30} {mb(size):>10}")
+    print(f"database file after VACUUM:      {mb(vacuumed_size(path))}")
     for name, ms in (await time_reads(path)).items():
         print(f"{name}({args.devices:,} devices): {ms:.1f} ms")
-    print(f"database left at {path}")
-
+    reads = await time_raw_reads(path)
+    print(f"read a version back (Store.raw, {reads.count:,} versions once each): median {reads.median_ms:.2f} ms, "
+          f"p99 {reads.p99_ms:.2f} ms, max {reads.max_ms:.2f} ms")
+    print(f"read the deepest chain ({reads.deepest} deltas), 50 times: median {reads.deepest_median_ms:.2f} ms, "
+          f"max {reads.deepest_max_ms:.2f} ms (target <= 20 ms)")
+    print(f"left in {folder}")
+    print(f"whole database file (checkpointed) {mb(db_size)} / git gc objects {mb(git_objects)}: "
+          f"{db_size / git_objects:.2f}x")
+    if spaces:
+        print(f"config history {mb(history)} / git gc objects {mb(git_objects)}: {history / git_objects:.2f}x "
+              "(target <= 1.5x)")
 
 if __name__ == "__main__":
     asyncio.run(main())

@@ -4,6 +4,10 @@
 runs in its own transaction together with the user_version bump, so a step is applied whole or
 not at all. A database whose user_version is above the last step was written by a newer
 backupbot; it is refused rather than misread.
+
+A step whose data rewrite is too big for one transaction (0003: old zlib blobs into deltas)
+only records what is left in a table; the owning module does the work in resumable batches when
+the store opens (storage.blobs.rewrite_legacy_blobs), and every row reads correctly meanwhile.
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ bot.core.models, never rows. Callers pass every time in (the clock is theirs).
 
 Store is assembled from parts that share one connection (storage.db.Database): this module holds
 runs, versions and attempts; storage.trust host keys and the instance key; storage.outbox the
-Slack outbox. Every write is one transaction: a version is committed whole (blob + version +
-attempt + its outbox messages) or not at all, and a stored version never changes except its
-last_verified.
+Slack outbox; storage.blobs the configs themselves (delta chains). Every write is one
+transaction: a version is committed whole (blob + version + attempt + its outbox messages) or not
+at all, and a stored version never changes except its last_verified.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from types import TracebackType
 import aiosqlite
 
 from bot.core.models import Attempt, ExportMeta, Status, Version
-from storage.codec import PackedBlob, from_db_time, from_db_time_or_none, pack, to_db_time, unpack, utc
+from storage.blobs import BASE_CHAIN, VERSION_CHAIN, chain_of, insert_blob, rewrite_legacy_blobs
+from storage.codec import from_db_time, from_db_time_or_none, pack, to_db_time, unpack_chain, utc
 from storage.db import connect, first, scalar
 from storage.migrate import migrate
 from bot.core.messages import OutboxMessage
@@ -94,6 +95,8 @@ class Store(TrustStore, OutboxStore):
     async def open(cls, path: str | Path, *, busy_timeout: float = 10.0) -> Store:
         """Open (creating it and its folder if needed) and migrate the database at `path`.
 
+        The first open after an upgrade from schema 2 also re-encodes the stored configs as deltas
+        (storage.blobs.rewrite_legacy_blobs; resumable, and every config stays readable meanwhile).
         Raises SchemaTooNew if the file was written by a newer backupbot.
         """
         path = Path(path)
@@ -101,6 +104,7 @@ class Store(TrustStore, OutboxStore):
         db = await connect(path, busy_timeout)
         try:
             await migrate(db, path)
+            await rewrite_legacy_blobs(db)
         except BaseException:
             await db.close()
             raise
@@ -163,16 +167,20 @@ class Store(TrustStore, OutboxStore):
         self, run_id: int, site: str, device: str, at: datetime, raw: bytes, norm_hash: str,
         meta: ExportMeta, status: Status, added: int, removed: int, note: str | None,
     ) -> Version:
-        """Store a new distinct config: blob (unless already stored), version and attempt."""
+        """Store a new distinct config: blob (unless already stored), version and attempt.
+
+        The blob is a delta against the device's previous version when its chain allows.
+        """
         if status not in (Status.NEW, Status.CHANGED):
             raise ValueError(f"a new version is recorded as new or changed, not {status}")
         norm = _sha256(norm_hash)
-        blob = await asyncio.to_thread(pack, raw)  # hashing and compressing are CPU-bound
+        base = chain_of(await self._rows(BASE_CHAIN, {"site": site, "device": device}))
+        blob = await asyncio.to_thread(pack, raw, base)  # decoding, hashing and compressing are CPU-bound
         attempt = Attempt(0, run_id, site, device, utc(at), status, added=added, removed=removed, note=note)
         async with self._write() as db:
             device_id = await ensure_device(db, site, device)
             version_id = int(await scalar(db, _INSERT_VERSION, (
-                device_id, await _ensure_blob(db, blob), norm, to_db_time(at), to_db_time(at),
+                device_id, await insert_blob(db, blob), norm, to_db_time(at), to_db_time(at),
                 meta.ros_version, meta.model, meta.serial, meta.software_id,
             )))
             await _insert_attempt(db, device_id, replace(attempt, version_id=version_id))
@@ -246,14 +254,12 @@ class Store(TrustStore, OutboxStore):
         return int(rows[0][0])
 
     async def raw(self, version_id: int) -> bytes:
-        """The export exactly as received, checked against its sha256. LookupError if unknown."""
-        row = await self._row(
-            "SELECT b.codec, b.data, b.sha256 FROM versions v JOIN blobs b ON b.id = v.blob_id WHERE v.id = ?",
-            (version_id,),
-        )
-        if row is None:
+        """The export exactly as received, checked against its sha256. LookupError if unknown,
+        CorruptBlob if its blob or any blob of its delta chain is damaged."""
+        chain = chain_of(await self._rows(VERSION_CHAIN, {"version": version_id}))
+        if not chain:
             raise LookupError(f"no version {version_id}")
-        return await asyncio.to_thread(unpack, row["codec"], row["data"], row["sha256"])
+        return await asyncio.to_thread(unpack_chain, chain)
 
     async def last_attempts(self, site: str | None = None) -> dict[tuple[str, str], Attempt]:
         """The latest attempt of each device (of `site`, or everywhere)."""
@@ -287,15 +293,6 @@ class Store(TrustStore, OutboxStore):
 
 
 # -- statements run inside the caller's transaction ---------------------------------------------
-
-
-async def _ensure_blob(db: aiosqlite.Connection, blob: PackedBlob) -> int:
-    """The blob's id, inserting it unless the same raw bytes are already stored."""
-    blob_id = await scalar(db, "SELECT id FROM blobs WHERE sha256 = ?", (blob.sha256,))
-    if blob_id is None:
-        blob_id = await scalar(db, "INSERT INTO blobs (sha256, size, codec, data) VALUES (?, ?, ?, ?) RETURNING id",
-                               (blob.sha256, blob.size, blob.codec, blob.data))
-    return int(blob_id)
 
 
 async def _insert_attempt(db: aiosqlite.Connection, device_id: int, attempt: Attempt) -> int:

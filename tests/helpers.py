@@ -6,6 +6,7 @@ Production code has no test-only paths; what only tests need lives here.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import re
 import shlex
@@ -15,7 +16,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from bot.core.errors import InvalidOutput
 from bot.core.models import Device, Export, HostKey
+from bot.routeros import export as routeros
 from storage.codec import to_db_time
 from storage.outbox import _COLUMNS, _PENDING, OutboxItem, _item
 from storage.store import Store
@@ -64,20 +67,27 @@ Handler = Callable[[Device], "bytes | Awaitable[bytes]"]
 class FakeCollector:
     """An in-memory stand-in for the SSH collector (bot.backup.service.Collecting), in the manner of
     httpx's MockTransport: `handler(device)` returns the export's bytes (or awaits them) or raises a
-    bot.core.errors.CollectError, exactly as the real collector would. Each device presents its own
-    fixed host key. `calls` counts collections per device name."""
+    bot.core.errors.CollectError, as the real collector would; output that is not a complete export
+    is refused as it would be (InvalidOutput). Each device presents its own fixed host key. `calls`
+    counts collections per device name."""
 
     def __init__(self, handler: Handler) -> None:
         self.handler = handler
         self.calls: Counter[str] = Counter()
 
-    async def collect(self, device: Device, trusted: HostKey | None) -> Export:
+    async def collect(self, device: Device, trusted: HostKey | None, ros_major: int | None = None) -> Export:
         self.calls[device.name] += 1
         raw = self.handler(device)
         if inspect.isawaitable(raw):
             raw = await raw
+        reason, normalized = routeros.check_and_normalize(raw)
+        if reason is not None:
+            raise InvalidOutput(reason)
+        meta = routeros.parse_header(raw.decode("utf-8", "replace"))
         return Export(raw=raw, command="/export show-sensitive", host_key=f"ssh-ed25519 FAKE{device.name}",
-                      host_key_fingerprint=f"SHA256:fake-{device.name}", ros_major=7)
+                      host_key_fingerprint=f"SHA256:fake-{device.name}",
+                      norm_hash=hashlib.sha256(normalized.encode()).hexdigest(), meta=meta,
+                      ros_major=routeros.release_major(meta.ros_version))
 
 
 # -- the store, as tests inspect it ------------------------------------------------------------------
@@ -101,6 +111,23 @@ async def interrupt_unfinished(store: Store, at: datetime) -> int:
     """Mark every run still 'running' interrupted (as `serve` does at start-up); how many."""
     runs = await store.unfinished_runs()
     return sum([await store.interrupt_run(run.id, at) for run in runs])
+
+
+# -- RouterOS sections, the plain way (a reference for bot.routeros.export.Sections) ---------------
+
+def walk_back_section(lines: list[str], index: int) -> str | None:
+    """Reference: the nearest line at or above `index` (clamped to the last line) starting with
+    `/`, its words up to the first verb, property or `[`/`"` - as section_of was first written."""
+    for i in range(min(index, len(lines) - 1), -1, -1):
+        if lines[i].startswith("/"):
+            words = []
+            for word in lines[i].split(" "):
+                if word in {"add", "set", "remove", "unset", "move", "enable", "disable", "comment", "edit",
+                            "export", "import", "print", "reset"} or "=" in word or word.startswith(("[", '"')):
+                    break
+                words.append(word)
+            return " ".join(words)
+    return None
 
 
 # -- the secrets in RouterOS fixtures, found independently of bot.core.secrets --------------------

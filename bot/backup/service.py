@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
 
@@ -49,7 +48,7 @@ MessagesFor = Callable[[RunSummary], Awaitable[Sequence[OutboxMessage]]]
 
 
 class Collecting(Protocol):
-    async def collect(self, device: Device, trusted: HostKey | None) -> Export: ...
+    async def collect(self, device: Device, trusted: HostKey | None, ros_major: int | None = None) -> Export: ...
 
 
 class RunStore(Protocol):
@@ -74,19 +73,6 @@ class RunStore(Protocol):
     async def set_pending_host_key(self, site: str, device: str, key: str, fingerprint: str) -> None: ...
 
 
-@dataclass(frozen=True)
-class _Digest:
-    normalized: str
-    hash: str
-    meta: ExportMeta
-
-
-def _digest(raw: bytes) -> _Digest:
-    normalized = routeros.normalize(raw)
-    return _Digest(normalized, hashlib.sha256(normalized.encode()).hexdigest(), routeros.parse_header(
-        raw.decode("utf-8", errors="replace")))
-
-
 def _reporter(on_result: Callable[[DeviceResult], None]) -> Callable[[asyncio.Future[DeviceResult]], None]:
     """A done-callback that hands a device's result to `on_result` (not a failure or a cancellation)."""
     def report(future: asyncio.Future[DeviceResult]) -> None:
@@ -95,8 +81,8 @@ def _reporter(on_result: Callable[[DeviceResult], None]) -> Callable[[asyncio.Fu
     return report
 
 
-def _changes(old_raw: bytes, new_normalized: str) -> tuple[int, int]:
-    return diffing.count_changes(routeros.normalize(old_raw), new_normalized)
+def _changes(old_raw: bytes, new_raw: bytes) -> tuple[int, int]:
+    return diffing.count_changes(routeros.normalize(old_raw), routeros.normalize(new_raw))
 
 
 class BackupService:
@@ -201,10 +187,13 @@ class BackupService:
         try:
             async with self._slots:
                 trusted = await self.store.host_key(device.site, device.name)
-                export = await self.collector.collect(device, trusted)
+                latest = await self.store.latest_version(device.site, device.name)
+                # The last stored header's version picks the export command without asking.
+                known = routeros.release_major(latest.meta.ros_version) if latest else None
+                export = await self.collector.collect(device, trusted, known)
             if trusted is None:
                 await self.store.trust_host_key(device.site, device.name, export.host_key, export.host_key_fingerprint)
-            result = await self._record(run_id, device, export)
+            result = await self._record(run_id, device, export, latest)
         except CollectError as exc:
             key_change = None
             if isinstance(exc, HostKeyChanged):
@@ -223,19 +212,20 @@ class BackupService:
             result = DeviceResult(device, Status.FAILED, error_kind=ErrorKind.INTERNAL, reason=reason)
         return replace(result, duration=time.monotonic() - t0, run_id=run_id)
 
-    async def _record(self, run_id: int, device: Device, export: Export) -> DeviceResult:
-        digest = await cpu(_digest, export.raw)
-        latest = await self.store.latest_version(device.site, device.name)
+    async def _record(self, run_id: int, device: Device, export: Export, latest: Version | None) -> DeviceResult:
+        """`latest` was read before collecting; this device is collected by one task at a time.
+        The export arrives checked and hashed (bot.ssh.collector): only a changed one costs CPU here."""
         at = self.clock()
         if latest is None:
             version = await self.store.add_version(
-                run_id, device.site, device.name, at, export.raw, digest.hash, digest.meta, Status.NEW, 0, 0, None)
+                run_id, device.site, device.name, at, export.raw, export.norm_hash, export.meta, Status.NEW, 0, 0,
+                None)
             return DeviceResult(device, Status.NEW, version=version)
-        note = routeros.describe_meta_change(latest.meta, digest.meta)
+        note = routeros.describe_meta_change(latest.meta, export.meta)
         added = removed = 0
-        if latest.hash != digest.hash:
+        if latest.hash != export.norm_hash:
             old_raw = await self.store.raw(latest.id)
-            added, removed = await cpu(_changes, old_raw, digest.normalized)
+            added, removed = await cpu(_changes, old_raw, export.raw)
         if added == removed == 0:
             # No line differs (the stored hash may predate a new noise rule) and the header agrees.
             if note is None:
@@ -243,7 +233,7 @@ class BackupService:
                 return DeviceResult(device, Status.UNCHANGED, version=version, previous=latest)
             note += ", config unchanged"
         version = await self.store.add_version(
-            run_id, device.site, device.name, at, export.raw, digest.hash, digest.meta,
+            run_id, device.site, device.name, at, export.raw, export.norm_hash, export.meta,
             Status.CHANGED, added, removed, note)
         return DeviceResult(device, Status.CHANGED, version=version, previous=latest,
                             added=added, removed=removed, note=note)

@@ -62,7 +62,7 @@ class SchemaTooNew(StorageError):
 
 
 class CorruptBlob(StorageError):
-    """A stored config no longer decompresses to the bytes whose sha256 addresses it."""
+    """A stored config no longer decodes to the bytes whose sha256 addresses it."""
 
 
 class UserError(BackupbotError):

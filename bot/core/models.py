@@ -112,12 +112,15 @@ class ExportMeta:
 
 @dataclass(frozen=True)
 class Export:
-    """One successful collection: the bytes exactly as the device printed them."""
+    """One successful collection: the bytes exactly as the device printed them, with what the
+    service needs to know about them (worked out where the bytes are, in the SSH worker)."""
 
     raw: bytes
     command: str
     host_key: str  # OpenSSH public key text the device presented
     host_key_fingerprint: str  # "SHA256:..."
+    norm_hash: str  # sha256 (hex) of routeros.normalize(raw): decides "changed"
+    meta: ExportMeta  # from the header
     ros_major: int | None = None
 
 

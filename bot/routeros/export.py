@@ -3,8 +3,8 @@
 Owns: turning a raw `/export` into the normalized text that decides "changed" (`normalize`),
 reading the header metadata (`parse_header`, `major_version`, `describe_meta_change`), choosing
 the export command (`export_command`), refusing output that must not be stored as a backup
-(`check_export`), and naming the menu section a line belongs to (`section_of`). Redaction of
-secrets is bot.routeros.redact's.
+(`check_export`), and naming the menu section a line belongs to (`Sections`, `section_of`).
+Redaction of secrets is bot.routeros.redact's.
 
 No I/O, no asyncio, no clock. Every line that is dropped is dropped by one entry of a table
 below, each with a one-line reason, in the style of Oxidized's `routeros.rb` post block: a new
@@ -13,6 +13,7 @@ noise line is one table entry plus one fixture.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Sequence
 from typing import Final
@@ -22,12 +23,15 @@ from bot.core.models import ExportMeta
 __all__ = [
     "HEADER_RULES",
     "NOISE_RULES",
+    "Sections",
+    "check_and_normalize",
     "check_export",
     "describe_meta_change",
     "export_command",
     "major_version",
     "normalize",
     "parse_header",
+    "release_major",
     "section_of",
 ]
 
@@ -85,17 +89,23 @@ def _lines(raw: bytes | str) -> list[str]:
 
     Plain str methods instead of whole-text regex passes: each holds the GIL for ~1 ms on a 1 MB
     export instead of ~15 ms, which is what lets the SSH worker's event loop keep serving its
-    sessions while check_export runs in a thread beside it (normalize itself runs in the CPU worker
-    process, bot.backup.offload).
+    sessions while check_and_normalize runs in a thread beside it (bot.ssh.collector).
     """
-    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    # RouterOS's CRLF first, on bytes where it is cheapest (CR and LF never occur inside a UTF-8
+    # sequence, so decoding after gives the same text).
+    if isinstance(raw, bytes):
+        text = raw.replace(b"\r\n", b"\n").decode("utf-8", errors="replace")
+    else:
+        text = raw.replace("\r\n", "\n")
     if "\x1b" in text:
         text = _ANSI.sub("", text)
-    while "\r\n" in text:  # CR CR LF too: any run of CRs before a LF is one line end
-        text = text.replace("\r\n", "\n")
-    text = text.replace("\r", "\n")
-    text = "\n".join(line.rstrip() for line in text.split("\n"))
-    return [line.rstrip() for line in text.replace(_WRAP, "").split("\n")]
+    if "\r" in text:
+        while "\r\n" in text:  # CR CR LF too: any run of CRs before a LF is one line end
+            text = text.replace("\r\n", "\n")
+        text = text.replace("\r", "\n")
+    text = "\n".join([line.rstrip() for line in text.split("\n")])
+    # Joined lines need no second rstrip: each ends with a continuation that was stripped above.
+    return text.replace(_WRAP, "").split("\n")
 
 
 _DROP_RULES: Final = HEADER_RULES + NOISE_RULES
@@ -107,7 +117,11 @@ def _dropped(line: str) -> bool:
 
 def normalize(raw: bytes | str) -> str:
     """The text that decides "changed": config lines only, joined, stable, ending in one LF."""
-    kept = [line for line in _lines(raw) if line and not _dropped(line)]
+    return _normalized(_lines(raw))
+
+
+def _normalized(lines: list[str]) -> str:
+    kept = [line for line in lines if line and not _dropped(line)]
     return "\n".join(kept) + "\n" if kept else ""
 
 
@@ -148,6 +162,15 @@ def major_version(text: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+_RELEASE_MAJOR: Final = re.compile(r"(\d+)(?:\.\d|$)")
+
+
+def release_major(version: str | None) -> int | None:
+    """7 for "7.20.1" (a header's `ExportMeta.ros_version`); None if missing or garbled."""
+    m = _RELEASE_MAJOR.match(version or "")
+    return int(m.group(1)) if m else None
+
+
 def export_command(major: int | None) -> str:
     """v7 hides secrets unless asked; v6 has no `show-sensitive` and answers it with an error
     (oxidized#2427 stored those errors as empty backups), so only ask for it on 7+."""
@@ -169,9 +192,19 @@ _QUOTED: Final = re.compile(r'"(?:\\.|[^"\\])*"')
 
 def check_export(raw: bytes) -> str | None:
     """A short reason why this output must NOT be stored as a backup, or None if it may."""
+    return _refusal(raw, _lines(raw))
+
+
+def check_and_normalize(raw: bytes) -> tuple[str | None, str]:
+    """`(check_export(raw), normalize(raw))` from one pass over the lines: every export collected
+    needs both, and splitting a 1 MB export into lines is most of what either costs."""
+    lines = _lines(raw)
+    return _refusal(raw, lines), _normalized(lines)
+
+
+def _refusal(raw: bytes, lines: list[str]) -> str | None:
     if not raw.strip():
         return "empty output"
-    lines = _lines(raw)
     for line in lines:
         if _CLI_ERROR.fullmatch(line):
             return f"RouterOS error: {line.strip()}"
@@ -224,16 +257,61 @@ _VERBS: Final = frozenset(
 )
 
 
+def _menu_path(line: str) -> str:
+    """`/ip firewall filter` from `/ip firewall filter add chain=input ...` (or the bare path)."""
+    path: list[str] = []
+    for word in line.split(" "):
+        if word in _VERBS or "=" in word or word.startswith(("[", '"')):
+            break
+        path.append(word)
+    return " ".join(path)
+
+
+_FIRST_CHAR: Final = operator.itemgetter(slice(None, 1))
+
+
+class Sections:
+    """The menu path of any line of one export, from a single pass over its lines.
+
+    A line belongs to the nearest line at or above it that starts with `/`. Looking that up by
+    walking back over the lines from each hunk was quadratic: one `/ip firewall address-list`
+    header can sit 50,000 lines above the hunks under it. Here the first character of every line
+    is put in one string once (in C), and a lookup is `rfind("/")` in it, back to the previous
+    lookup only: hunks come in order, so all lookups together scan the lines once.
+    """
+
+    def __init__(self, lines: Sequence[str]) -> None:
+        self._lines = lines
+        self._firsts: str | None = None  # made by the first lookup
+        self._asked = -1  # the index of the previous lookup, and the header found for it
+        self._header = -1
+        self._names: dict[int, str] = {}
+
+    def of(self, index: int) -> str | None:
+        """The menu path that line `index` belongs to; an index past the end clamps to the last line."""
+        index = min(index, len(self._lines) - 1)
+        if index < 0:
+            return None
+        if self._firsts is None:
+            firsts = "".join(map(_FIRST_CHAR, self._lines))
+            if len(firsts) != len(self._lines):  # an empty line has no first character: keep places
+                firsts = "".join(line[:1] or " " for line in self._lines)
+            self._firsts = firsts
+        since = self._asked + 1 if 0 <= self._asked <= index else 0
+        header = self._firsts.rfind("/", since, index + 1)
+        if header < 0 and since:
+            header = self._header  # no header since the previous lookup: the same section
+        self._asked, self._header = index, header
+        if header < 0:
+            return None
+        if header not in self._names:
+            self._names[header] = _menu_path(self._lines[header])
+        return self._names[header]
+
+
 def section_of(lines: Sequence[str], index: int) -> str | None:
-    """The menu path (e.g. `/ip firewall filter`) that normalized line `index` belongs to."""
-    for i in range(min(index, len(lines) - 1), -1, -1):
-        line = lines[i]
-        if not line.startswith("/"):
-            continue
-        path: list[str] = []
-        for word in line.split(" "):
-            if word in _VERBS or "=" in word or word.startswith(("[", '"')):
-                break
-            path.append(word)
-        return " ".join(path)
-    return None
+    """The menu path (e.g. `/ip firewall filter`) that normalized line `index` belongs to.
+
+    One lookup; for many lookups in the same lines build one `Sections` and ask it.
+    """
+    return Sections(lines).of(index)

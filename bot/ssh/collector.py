@@ -1,17 +1,20 @@
 """SSH only: connect, verify the host key, run the export over an exec channel, map errors.
 
-One `collect()` is one device: connect (trust on first use of its host key), optionally ask
-`/system resource print` which export command fits its RouterOS version, run the export on an
-exec channel (no PTY, no prompt parsing), refuse output that is not a complete export, and retry
-transient failures - all inside the device's deadline. Every asyncssh/OS error is translated
-here into a `CollectError` with a short human reason ("raise ... from exc"). Passwords never
-appear in a reason or a log line.
+One `collect()` is one device: connect (trust on first use of its host key), run the export on
+an exec channel (no PTY, no prompt parsing), refuse output that is not a complete export, and
+retry transient failures - all inside the device's deadline. With `export: auto` the command is
+chosen without asking the router anything first (see `Collector._export`): one command per
+backup while the RouterOS version of the last stored export holds. The export is checked,
+normalized and hashed here, where its bytes are (this runs in bot.ssh.worker's process). Every
+asyncssh/OS error is translated here into a `CollectError` with a short human reason
+("raise ... from exc"). Passwords never appear in a reason or a log line.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import random
@@ -22,11 +25,15 @@ import asyncssh
 
 from bot.routeros import export as routeros
 from bot.core.errors import AuthFailed, CollectError, Dropped, HostKeyChanged, InvalidOutput, Timeout, Unreachable
-from bot.core.models import Device, Export, HostKey
+from bot.core.models import Device, Export, ExportMeta, HostKey
 
 log = logging.getLogger(__name__)
 
-RESOURCE_COMMAND = "/system resource print"
+SENSITIVE = "/export show-sensitive"  # v7: secrets only with this flag; v6 refuses the flag
+PLAIN = "/export"  # v6: includes secrets; v7: hides them
+# An answer this short without a version header cannot be an export: a CLI error such as v6's
+# "expected end of command (line 1 column 9)" for show-sensitive.
+REFUSAL_MAX = 1024
 # Plain public-key host key algorithms only (no certificates: RouterOS has none), RouterOS 6's
 # ssh-rsa included. The trusted key's own algorithms are put first, as OpenSSH does.
 HOST_KEY_ALGS = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
@@ -96,8 +103,12 @@ class Collector:
     backoff: float = 1.0
     idle_timeout: float = 60.0  # a command that prints nothing for this long is dropped (and retried)
 
-    async def collect(self, device: Device, trusted: HostKey | None) -> Export:
-        """The device's export, or a CollectError. `device.timeout` bounds everything, retries included."""
+    async def collect(self, device: Device, trusted: HostKey | None, ros_major: int | None = None) -> Export:
+        """The device's export, or a CollectError. `device.timeout` bounds everything, retries included.
+
+        `ros_major`: the RouterOS major version in the header of the device's last stored export,
+        if any. Only a hint for `export: auto` (it saves a command); today's header is what counts.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + device.timeout
         attempt = 0
@@ -105,7 +116,7 @@ class Collector:
             async with asyncio.timeout_at(deadline) as budget:
                 while True:
                     try:
-                        return await self._attempt(device, trusted)
+                        return await self._attempt(device, trusted, ros_major)
                     except CollectError as err:
                         delay = self.backoff * 2**attempt * random.uniform(1.0, 1.1)
                         if not err.transient or attempt >= self.retries or loop.time() + delay >= deadline:
@@ -119,11 +130,11 @@ class Collector:
                 raise
             raise Timeout(f"timed out after {device.timeout:g} s") from exc
 
-    async def _attempt(self, device: Device, trusted: HostKey | None) -> Export:
+    async def _attempt(self, device: Device, trusted: HostKey | None, known: int | None) -> Export:
         client = _HostKeyCheck(trusted)
         conn = await self._connect(device, client)
         try:
-            command, raw, major = await self._export(conn, device)
+            command, raw = await self._export(conn, device, known)
         except asyncssh.ChannelOpenError as exc:  # e.g. too many sessions on the router
             conn.abort()
             raise Dropped(f"session refused by the device ({exc.reason})") from exc
@@ -135,13 +146,16 @@ class Collector:
             raise
         conn.close()
         # A thread, not bot.backup.offload: this runs in the SSH worker process, where sharing the GIL
-        # with the sessions costs them a little throughput and nobody's ack waits for it.
-        if reason := await asyncio.to_thread(routeros.check_export, raw):
+        # with the sessions costs them a little throughput and nobody's ack waits for it. And the
+        # bytes are here: handing 1 MB to another process and back costs more than the work.
+        reason, norm_hash, meta = await asyncio.to_thread(_inspect, raw)
+        if reason:
             raise InvalidOutput(reason)
         key = conn.get_server_host_key()
         assert key is not None
         return Export(raw=raw, command=command, host_key=_openssh(key),
-                      host_key_fingerprint=key.get_fingerprint("sha256"), ros_major=major)
+                      host_key_fingerprint=key.get_fingerprint("sha256"), norm_hash=norm_hash, meta=meta,
+                      ros_major=routeros.release_major(meta.ros_version))
 
     async def _connect(self, device: Device, client: _HostKeyCheck) -> asyncssh.SSHClientConnection:
         client_keys = None
@@ -175,37 +189,72 @@ class Collector:
         except OSError as exc:  # refused, reset, no route, DNS, connect timeout
             raise _unreachable(exc, self.connect_timeout) from exc
 
-    async def _export(self, conn: asyncssh.SSHClientConnection,
-                      device: Device) -> tuple[str, bytes, int | None]:
-        """(command run, its output, RouterOS major). "auto" asks the version first (notes §2b)."""
+    async def _export(self, conn: asyncssh.SSHClientConnection, device: Device,
+                      known: int | None) -> tuple[str, bytes]:
+        """(command run, its output).
+
+        "auto" (notes §2b) never asks `/system resource print` first, which would cost every
+        router a round trip every day. It runs the command the last known version calls for and
+        checks the answer's own header, so that an export from a v7 router is only ever kept if
+        it was made with show-sensitive (a plain `/export` hides v7's secrets, oxidized#2628):
+        - v7, or never seen: show-sensitive. v6 refuses the flag with a CLI error (never stored,
+          oxidized#2427); then `/export`, kept only if its header does not say v7.
+        - v6: `/export`; if its header says v7 (upgraded) or nothing, show-sensitive as above.
+        A new v6 router costs two commands: the same as asking its version first.
+        """
         if device.export != "auto":
-            raw = await _run(conn, device.export, self.idle_timeout)
-            return device.export, raw, _major(raw[:1024])
-        major = _major(await _run(conn, RESOURCE_COMMAND, self.idle_timeout))
-        command = routeros.export_command(major)
-        raw = await _run(conn, command, self.idle_timeout)
-        if major is None:  # version unknown: trust the export header, rerun if it asks for more
-            major = _major(raw[:1024])
-            if routeros.export_command(major) != command:
-                command = routeros.export_command(major)
-                raw = await _run(conn, command, self.idle_timeout)
-        return command, raw, major
+            return device.export, await _run(conn, device.export, self.idle_timeout)
+        plain: bytes | None = None
+        if known is not None and known < 7:
+            plain = await _run(conn, PLAIN, self.idle_timeout)
+            major = _header_major(plain)
+            if (major is not None and major < 7) or _refused(plain):  # v6 as stored, or an error to report
+                return PLAIN, plain
+        raw = await _run(conn, SENSITIVE, self.idle_timeout)
+        if not _refused(raw):
+            return SENSITIVE, raw
+        if plain is None:
+            plain = await _run(conn, PLAIN, self.idle_timeout)
+        major = _header_major(plain)
+        if major is not None and major >= 7:  # a v7 refusing show-sensitive: report its answer
+            return SENSITIVE, raw
+        return PLAIN, plain
 
 
-def _major(output: bytes) -> int | None:
-    return routeros.major_version(output.decode("utf-8", "replace"))
+def _inspect(raw: bytes) -> tuple[str | None, str, ExportMeta]:
+    """Why the output must not be stored (or None), the hash of its normalized text, its header."""
+    reason, normalized = routeros.check_and_normalize(raw)
+    return reason, hashlib.sha256(normalized.encode()).hexdigest(), _header(raw)
+
+
+def _header(output: bytes) -> ExportMeta:
+    return routeros.parse_header(output[:16384].decode("utf-8", "replace"))  # parse_header reads 4,096 chars
+
+
+def _header_major(output: bytes) -> int | None:
+    return routeros.release_major(_header(output).ros_version)
+
+
+def _refused(output: bytes) -> bool:
+    """A short answer with no version header: RouterOS refused the command (or printed junk)."""
+    return len(output) <= REFUSAL_MAX and _header_major(output) is None
 
 
 async def _run(conn: asyncssh.SSHClientConnection, command: str, idle_timeout: float) -> bytes:
     """One command on its own exec channel; stdout as bytes (RouterOS prints errors there too).
     Output is read as it streams so a channel that goes silent for `idle_timeout` is given up."""
+    # stdin is left open, as Oxidized's exec does: RouterOS never reads it, and an EOF is two more
+    # packets (asyncssh sends an ignore packet before each) for every router.
     proc = await conn.create_process(command, encoding=None, request_pty=False)
-    proc.stdin.write_eof()
     chunks: list[bytes] = []
+    loop = asyncio.get_running_loop()
     try:
-        while chunk := await asyncio.wait_for(proc.stdout.read(1 << 16), idle_timeout):
-            chunks.append(chunk)
-        await asyncio.wait_for(proc.wait_closed(), idle_timeout)
+        # One timer moved on with every chunk (wait_for would start a task per chunk).
+        async with asyncio.timeout(idle_timeout) as idle:
+            while chunk := await proc.stdout.read(1 << 16):
+                chunks.append(chunk)
+                idle.reschedule(loop.time() + idle_timeout)
+            await proc.wait_closed()
     except TimeoutError as exc:
         raise Dropped(f"stalled: no output for {idle_timeout:g} s") from exc
     stdout = b"".join(chunks)

@@ -6,7 +6,8 @@ CLI errors printed on stdout with exit status 0. `behaviour` makes it misbehave 
 routers do (hang, drop mid-export, refuse, junk, CLI error, bad credentials), optionally only once.
 
 `Simulator` runs one asyncssh listener per device, only ever on 127.0.0.0/8.
-`python -m bot.ssh.simulator --count N ...` serves many devices from a separate process (benchmarks).
+`python -m bot.ssh.simulator --count N ...` serves many devices from a separate process (benchmarks);
+each export is rendered before it listens, and SIGUSR1 changes the config of every 20th device.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 SENSITIVE = frozenset({"password", "secret", "passphrase", "wpa-pre-shared-key", "wpa2-pre-shared-key"})
 WIDTH = 79  # longest line of a wrapped export, continuation backslash included
 MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+# Key exchanges a RouterOS SSH server offers: no post-quantum hybrid (asyncssh's own default,
+# mlkem768x25519, costs both ends a little more than any router would make a client pay).
+KEX_ALGS = ("curve25519-sha256", "curve25519-sha256@libssh.org", "diffie-hellman-group-exchange-sha256",
+            "diffie-hellman-group14-sha256", "diffie-hellman-group14-sha1")
 GARBAGE = b"\x1b[?1049h\xff\xfb\x01\xff\xfb\x03MikroTik \x00\x9c\x80 not an export \xfe\xfe\r\n"
 
 _SPECIAL = re.compile(r'[\s"$;\\\[\]{}=#]')
@@ -158,8 +163,8 @@ class SimDevice:
     """One simulated router. Mutate fields freely; call `Simulator.restart_device` after changing
     `behaviour` to or from "refuse", or after `rotate_host_key()`.
 
-    behaviour: "ok"; "hang" (accepts every command, never answers); "drop" (answers the version
-    probe, cuts the TCP connection halfway through an export); "refuse" (no listener); "garbage"
+    behaviour: "ok"; "hang" (accepts every command, never answers); "drop" (answers other
+    commands, cuts the TCP connection halfway through an export); "refuse" (no listener); "garbage"
     (junk bytes); "error" (exports answer `bad command name export (line 1 column 2)`);
     "auth_fail" (no credentials work); "hang_once"/"drop_once" (misbehave once, then "ok").
     """
@@ -175,14 +180,15 @@ class SimDevice:
     password: str = field(default="backup-secret", repr=False)
     authorized_key: str | None = None  # OpenSSH public key text accepted for public-key auth
     size: int = 3_000  # approximate export size in bytes, padded with address-list entries
-    # Seconds an export takes to generate. Real routers walk their whole config for /export but
-    # answer /system resource print at once, so only exports wait.
+    # Seconds every command takes to answer: the round trips to a distant router plus its CLI
+    # starting the command. Per command, not per export: asking anything costs a round trip.
     delay: float = 0.0
     behaviour: Behaviour = "ok"
     body: str | None = None  # the export without header ("\n" line ends); None generates one
     crlf: bool = True  # RouterOS ends exec output lines with CRLF
     clock: Callable[[], datetime] = field(default=_utcnow, repr=False)
     sessions: int = 0  # exec sessions opened (one per command)
+    commands: list[str] = field(default_factory=list)  # every exec command received, in order
     connections: int = 0  # TCP connections accepted
     auth_attempts: int = 0
     host_key: asyncssh.SSHKey = field(default_factory=lambda: asyncssh.generate_private_key("ssh-ed25519"),
@@ -241,6 +247,11 @@ class SimDevice:
     def upgrade(self, version: str) -> None:
         self.ros_version = version
         self._cache.clear()
+
+    def warm(self) -> None:
+        """Generate the config and render its full export now, so that the first collection
+        costs the simulator no more than any later one (benchmarks measure the client)."""
+        self._body(hide=False, terse=False)
 
     # -- what the device prints -------------------------------------------------------------------
 
@@ -373,8 +384,9 @@ async def _serve(device: SimDevice, process: asyncssh.SSHServerProcess[bytes]) -
     if command is None:  # shell request: exec only
         process.exit(0)
         return
+    device.commands.append(command)
     is_export = command.strip().lstrip("/").startswith("export")
-    if device.delay and is_export:
+    if device.delay:
         await asyncio.sleep(device.delay)
     behaviour = device.behaviour
     if behaviour.endswith("_once"):
@@ -461,7 +473,7 @@ class Simulator:
             return
         self._listeners[device.name] = await asyncssh.listen(
             device.host, device.port, reuse_address=True,
-            server_factory=lambda: _Session(self, device), server_host_keys=[device.host_key],
+            server_factory=lambda: _Session(self, device), server_host_keys=[device.host_key], kex_algs=KEX_ALGS,
             process_factory=lambda process: _serve(device, process), encoding=None,
             allow_pty=False, line_editor=False, agent_forwarding=False, x11_forwarding=False,
             allow_scp=False, keepalive_interval=0, login_timeout=30,
@@ -516,9 +528,19 @@ async def _main(args: argparse.Namespace) -> None:
     for device in fleet(args.count, args.base_host, args.port, [int(x) for x in args.sizes.split(",")],
                         [int(x) for x in args.mix.split(",")], args.delay, password):
         sim.add(device)
+    for device in sim.devices.values():
+        device.warm()
+
+    def next_day() -> None:  # SIGUSR1: every 20th device's config changes
+        for device in list(sim.devices.values())[::20]:
+            device.change()
+            device.warm()
+
     stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, next_day)
     async with sim:
         devices = [{"name": d.name, "host": d.host, "port": d.port, "username": d.username,
                     "password_var": args.password_var, "size": d.size, "ros_version": d.ros_version}
@@ -534,7 +556,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=2222)
     parser.add_argument("--sizes", default="3000,40000,1000000")
     parser.add_argument("--mix", default="70,25,5")
-    parser.add_argument("--delay", type=float, default=0.0)
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds every command takes to answer")
     parser.add_argument("--password-var", default="BACKUPBOT_SIM_PASSWORD",
                         help="environment variable holding the devices' password (default: backup-secret)")
     logging.getLogger("asyncssh").setLevel(logging.WARNING)

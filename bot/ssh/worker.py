@@ -3,7 +3,8 @@
 Why a process: a 1,000-device run keeps ~100 SSH sessions busy with packet crypto and parsing.
 In the bot's process that work holds the GIL the web loop needs, and acks queued behind it
 (p99 > 100 ms measured, with SSH on the main loop or on a second thread alike). In a child
-process it costs the bot nothing but a pipe read per finished export.
+process it costs the bot nothing but a pipe read per finished export, which arrives already
+checked and hashed (bot.ssh.collector).
 
 `SshWorker.collect()` has the Collector's signature (bot.backup depends only on that Protocol).
 The child (`python -m bot.ssh.worker`) is started on first use, runs one Collector with the same
@@ -16,8 +17,10 @@ clear reason and the next one starts a new child.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
+import fcntl
 import itertools
 import json
 import logging
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 _HEADER = struct.Struct(">I")
 # The child enforces each device's deadline; this only catches a child that stopped answering.
 GRACE = 15.0
+PIPE_SIZE = 1 << 20  # Linux's default limit for an unprivileged process
 
 
 async def _send(writer: asyncio.StreamWriter, message: object) -> None:
@@ -66,9 +70,10 @@ class SshWorker:
         self._options = dataclasses.asdict(collector)
         self._proc: asyncio.subprocess.Process | None = None
         self._reader_task: asyncio.Task[None] | None = None
-        self._pending: dict[int, asyncio.Future[Export]] = {}
+        self._pending: dict[int, asyncio.Future[Any]] = {}
         self._ids = itertools.count(1)
         self._starting = asyncio.Lock()
+        self._ready: asyncio.Future[Any] | None = None
 
     async def __aenter__(self) -> SshWorker:
         return self
@@ -76,22 +81,29 @@ class SshWorker:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def collect(self, device: Device, trusted: HostKey | None) -> Export:
+    async def collect(self, device: Device, trusted: HostKey | None, ros_major: int | None = None) -> Export:
         proc = await self._running()
         assert proc.stdin is not None
         request_id = next(self._ids)
         future: asyncio.Future[Export] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:
-            await _send(proc.stdin, ("collect", request_id, device, trusted))
+            await _send(proc.stdin, ("collect", request_id, (device, trusted, ros_major)))
             async with asyncio.timeout(device.timeout + GRACE):
                 return await future
         except (asyncio.CancelledError, TimeoutError):
             if proc.returncode is None:  # stop the session over there too
-                await _send(proc.stdin, ("cancel", request_id, None, None))
+                await _send(proc.stdin, ("cancel", request_id, None))
             raise
         finally:
             self._pending.pop(request_id, None)
+
+    async def start(self) -> None:
+        """Start the child now and wait until it serves (else the first collect() starts it)."""
+        await self._running()
+        ready = self._ready
+        if ready is not None:
+            await ready
 
     async def close(self) -> None:
         proc, self._proc = self._proc, None
@@ -115,6 +127,9 @@ class SshWorker:
                     sys.executable, "-m", "bot.ssh.worker", json.dumps(self._options),
                     str(logging.getLogger("bot").getEffectiveLevel()),
                     stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+                # The child's first message, under id 0, says it is serving.
+                self._ready = self._pending[0] = asyncio.get_running_loop().create_future()
+                self._ready.add_done_callback(lambda f: f.cancelled() or f.exception())  # start() is optional
                 self._reader_task = asyncio.create_task(self._read(self._proc), name="ssh worker reader")
             return self._proc
 
@@ -123,7 +138,7 @@ class SshWorker:
         try:
             while True:
                 request_id, outcome = await _receive(proc.stdout)
-                future = self._pending.get(request_id)
+                future = self._pending.pop(request_id, None) if request_id == 0 else self._pending.get(request_id)
                 if future is None or future.done():
                     continue
                 if outcome[0] == "ok":
@@ -147,17 +162,21 @@ def _forget(sessions: dict[int, asyncio.Task[None]], request_id: int, _task: obj
 
 async def _serve(collector: Collector) -> None:
     loop = asyncio.get_running_loop()
+    with contextlib.suppress(AttributeError, OSError):  # Linux only; the default 64 KB still works
+        # A 1 MB export crosses in a few writes instead of sixteen, each a wakeup on both sides.
+        fcntl.fcntl(sys.stdout.fileno(), fcntl.F_SETPIPE_SZ, PIPE_SIZE)
     reader = asyncio.StreamReader(limit=2**26)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
     transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, sys.stdout.buffer)
     writer = asyncio.StreamWriter(transport, protocol, None, loop)
     sessions: dict[int, asyncio.Task[None]] = {}
+    await _send(writer, (0, ("ok", None)))  # ready
 
-    async def one(request_id: int, device: Device, trusted: HostKey | None) -> None:
+    async def one(request_id: int, device: Device, trusted: HostKey | None, ros_major: int | None) -> None:
         if device.password:
             register_secret(device.password)  # this process logs too: mask it like the bot does
         try:
-            outcome: tuple[Any, ...] = ("ok", await collector.collect(device, trusted))
+            outcome: tuple[Any, ...] = ("ok", await collector.collect(device, trusted, ros_major))
         except CollectError as exc:
             outcome = ("error", type(exc).__name__, dict(vars(exc)))
         except Exception as exc:
@@ -167,11 +186,11 @@ async def _serve(collector: Collector) -> None:
 
     while True:
         try:
-            op, request_id, device, trusted = await _receive(reader)
+            op, request_id, args = await _receive(reader)
         except asyncio.IncompleteReadError:
             break  # the bot closed our stdin (or died): stop
         if op == "collect":
-            sessions[request_id] = task = asyncio.create_task(one(request_id, device, trusted))
+            sessions[request_id] = task = asyncio.create_task(one(request_id, *args))
             task.add_done_callback(functools.partial(_forget, sessions, request_id))
         elif op == "cancel" and request_id in sessions:
             sessions[request_id].cancel()

@@ -10,7 +10,6 @@ import io
 import os
 import sqlite3
 import tomllib
-import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -164,8 +163,8 @@ def test_a_corrupt_stored_config_is_one_line_and_exit_1(tmp_path: Path) -> None:
     config = _config(tmp_path)
     version_id = asyncio.run(_store_with_one_version(tmp_path / "backups.db"))
     with sqlite3.connect(tmp_path / "backups.db") as db:
-        db.execute("UPDATE blobs SET data = ?", (zlib.compress(b"something else"),))
+        db.execute("UPDATE blobs SET data = ?", (b"not what was stored",))
     for extra in ([], ["--raw"]):
         code, err = _run(["--config", str(config), "show", str(version_id), *extra])
-        assert code == 1 and err.startswith("backupbot: blob ") and "decompresses to different bytes" in err
+        assert code == 1 and err.startswith("backupbot: blob ") and len(err.strip().splitlines()) == 1
         assert "Traceback" not in err

@@ -88,7 +88,7 @@ async def test_two_sites_in_one_channel_get_one_digest_and_a_site_with_its_own_c
         assert set(scheduler.slots) == {"02:00 UTC"}
         job = scheduler.aps.get_job("02:00 UTC")
         slot = asyncio.create_task(job.func(*job.args))
-        await until(lambda: depot_slow.sessions >= 2)  # the slow export is under way, lab is done
+        await until(lambda: depot_slow.sessions >= 1)  # the slow export is under way, lab is done
         await until(lambda: len(store_attempts(settings.storage_path)) >= 6 + 5)
         await asyncio.sleep(0.5)  # the deliverer polls every 0.2 s: room to post anything queued
         assert slack.posts(GENERAL) == [] and slack.posts(BRANCH) == [], "posted before the slot finished"
@@ -145,14 +145,14 @@ async def test_a_site_still_running_from_an_earlier_slot_is_named_in_the_next_sl
         scheduler = bot.app[SCHEDULER]
         early, late = scheduler.aps.get_job("02:00 UTC"), scheduler.aps.get_job("02:30 UTC")
         first = asyncio.create_task(early.func(*early.args))
-        await until(lambda: slow.sessions >= 2)
+        await until(lambda: slow.sessions >= 1)
         clock.now += timedelta(minutes=30)
         await late.func(*late.args)
         await until(lambda: len(slack.posts(GENERAL)) == 1)
         await first
         await until(lambda: len(slack.posts(GENERAL)) == 2)
         assert await bot.app[BACKEND].store.last_scheduled("lab") == clock.now
-    assert slow.sessions == 2  # version probe + export, once
+    assert slow.commands == ["/export show-sensitive"]  # one export, once
     second_slot, first_slot = slack.posts(GENERAL)
     body = json.dumps(second_slot, ensure_ascii=False)
     assert second_slot["text"].startswith("Backup of 2 sites — 1 new, 1 site not started\n")
@@ -225,7 +225,7 @@ async def test_killed_between_one_site_finishing_and_another_the_channel_hears_e
     env = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": slack.api_url}
     proc = await serve_process(config, env, "--port", str(free_port()))
     try:
-        await until(lambda: rows(db, "SELECT COUNT(*) FROM attempts") == [(2,)] and slow.sessions >= 2)
+        await until(lambda: rows(db, "SELECT COUNT(*) FROM attempts") == [(2,)] and slow.sessions >= 1)
     finally:
         proc.kill()
         await proc.wait()

@@ -194,7 +194,7 @@ async def test_a_site_never_runs_twice_at_once(tmp_path: Path, simulator: Simula
         assert (await store.run(1)).scope == "lab" and (await store.run(2)).scope == ""
         assert await store.run_attempts(2) == [] and await store.run(3) is None
         await until(lambda: len(slack.posts(GENERAL)) == 2)
-    assert r1.sessions == 2  # version probe + export, once
+    assert r1.commands == ["/export show-sensitive"]  # one export, once
     busy, done = sorted(slack.posts(GENERAL), key=lambda m: "not started" not in m["text"])
     assert "`lab` not started — its 02:00 UTC run is still in progress" in json.dumps(busy, ensure_ascii=False)
     assert "Backup of lab/r1 — 1 new" in done["text"]

@@ -127,7 +127,7 @@ async def test_sigterm_mid_run_exits_cleanly_and_the_restart_still_tells_the_cha
     slack.missing_channels.add(MISSING)
     proc = await serve_process(config, env(slack), "--port", str(free_port()))
     try:
-        await until(lambda: rows(db, "SELECT COUNT(*) FROM attempts") == [(2,)] and slow.sessions >= 2)
+        await until(lambda: rows(db, "SELECT COUNT(*) FROM attempts") == [(2,)] and slow.sessions >= 1)  # its export
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = await asyncio.wait_for(proc.communicate(), 30)

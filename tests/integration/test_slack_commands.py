@@ -142,7 +142,7 @@ async def test_backup_now_acks_at_once_then_reports_and_a_second_request_joins(w
     assert "Backup of lab" in summary["text"]
     joined = await answer(world.slack, second)
     assert "lab/core-1" in joined["text"]
-    assert world.routers["core-1"].sessions - sessions == 2  # one run: version probe + export, not two
+    assert world.routers["core-1"].sessions - sessions == 1  # one run: one export, not two
 
 
 async def test_device_backup_now_reports_that_device_only(world: World) -> None:

@@ -84,3 +84,18 @@ async def test_cancelling_a_collection_stops_it_in_the_worker(simulator: Simulat
                 break
             await asyncio.sleep(0.02)
         assert simulator.open_connections("slow") == 0
+
+
+async def test_start_waits_until_the_worker_serves(simulator: Simulator) -> None:
+    """start() brings the child up ahead of the first backup (the benchmark times start-up apart);
+    calling it again, or collecting right after, just works."""
+    dev = simulator.add(SimDevice("r1", clock=lambda: FIXED))
+    await simulator.start()
+    async with SshWorker(FAST) as worker:
+        await worker.start()
+        pid = worker._proc.pid
+        await worker.start()
+        export = await worker.collect(inventory(dev), None, 7)
+        assert worker._proc.pid == pid  # the same child served it
+    assert export.raw == dev.export_text("/export show-sensitive")
+    assert dev.commands == ["/export show-sensitive"]

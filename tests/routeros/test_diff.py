@@ -7,17 +7,20 @@ SOURCES.md before committing - a golden is a reviewed claim, not a snapshot.
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
 import os
 import random
+import re
 import time
 
 import pytest
 
-from bot.routeros.diff import compare, count_changes, diff, display_lines
 from bot.core.models import Diff
+from bot.routeros.diff import _longest_increasing, compare, count_changes, diff, display_lines
 from bot.routeros.export import normalize
-from tests.helpers import EXPECTED, FIXTURES
+from tests.helpers import EXPECTED, FIXTURES, walk_back_section
 
 
 # sequence name (as in SOURCES.md) -> (fixture stem, number of exports)
@@ -107,8 +110,12 @@ def test_golden_diff(seq: str, a: int, b: int) -> None:
 @pytest.mark.parametrize(("seq", "a", "b"), PAIRS, ids=[f"{s}-{a}-{b}" for s, a, b in PAIRS])
 def test_diff_is_a_correct_patch(seq: str, a: int, b: int) -> None:
     """Applying the hunks to the old text yields the new one, and the counts match the +/- lines."""
-    old, new = display_lines(text(seq, a)), display_lines(text(seq, b))
-    d = pair_diff(seq, a, b)
+    assert_correct_patch(text(seq, a), text(seq, b), pair_diff(seq, a, b))
+
+
+def assert_correct_patch(old_text: str, new_text: str, d: Diff) -> None:
+    """The hunks turn the old display lines into the new ones; the counts are their +/- lines."""
+    old, new = display_lines(old_text), display_lines(new_text)
     out: list[str] = []
     consumed = 0
     for hunk in d.hunks:
@@ -127,7 +134,7 @@ def test_diff_is_a_correct_patch(seq: str, a: int, b: int) -> None:
     assert out == new
     assert d.added == sum(ln.startswith("+") for h in d.hunks for ln in h.lines)
     assert d.removed == sum(ln.startswith("-") for h in d.hunks for ln in h.lines)
-    assert count_changes(text(seq, a), text(seq, b)) == (d.added, d.removed)
+    assert count_changes(old_text, new_text) == (d.added, d.removed)
 
 
 def test_capxl_script_change_shows_only_script_lines() -> None:
@@ -277,3 +284,170 @@ def test_speed_tripled_export() -> None:
     single = pair_diff("anna", 1, 2)
     assert (d.added, d.removed) == (3 * single.added, 3 * single.removed)
     assert elapsed < 1.0, elapsed
+
+
+# ------------------------------------------------------------------ section names of big diffs
+# Hunk headers name their section from an index of section starts (routeros.Sections), no longer
+# by walking back from each hunk; these compare it with walking back (tests.test_routeros'
+# reference), on the lines diffed.
+
+
+def change_start(hunk_lines: tuple[str, ...], old_start: int, new_start: int) -> tuple[str, int]:
+    """Where a hunk's first change begins: ("old", i) for a pure deletion, else ("new", j)."""
+    i, j = old_start, new_start
+    k = 0
+    while hunk_lines[k][0] == " ":
+        i, j, k = i + 1, j + 1, k + 1
+    if hunk_lines[k][0] == "+":
+        return "new", j
+    while k < len(hunk_lines) and hunk_lines[k][0] == "-":
+        k += 1
+    return ("new", j) if k < len(hunk_lines) and hunk_lines[k][0] == "+" else ("old", i)
+
+
+def assert_sections_walk_back(old_text: str, new_text: str, d: Diff) -> None:
+    old, new = display_lines(old_text), display_lines(new_text)
+    for hunk in d.hunks:
+        ranges = hunk.header.split()[1:3]
+        starts = [int(r[1:].split(",")[0]) for r in ranges]
+        lengths = [int(r.split(",")[1]) if "," in r else 1 for r in ranges]
+        old_start, new_start = (s - 1 if n else s for s, n in zip(starts, lengths))
+        side, at = change_start(hunk.lines, old_start, new_start)
+        assert hunk.section == walk_back_section(old if side == "old" else new, at), hunk.header
+        assert hunk.header.endswith(f" {hunk.section}") if hunk.section else hunk.header.endswith("@@")
+
+
+def edited(rng: random.Random, lines: list[str], edits: int) -> list[str]:
+    """`lines` with scattered edits: changed, deleted, inserted and moved lines."""
+    out = list(lines)
+    for _ in range(edits):
+        roll, k = rng.random(), rng.randrange(len(out))
+        if roll < 0.4:
+            out[k] += " comment=edited"
+        elif roll < 0.6:
+            del out[k]
+        elif roll < 0.9:
+            out.insert(k, f"add address=192.0.2.{rng.randrange(255)} list=new")
+        else:
+            out.insert(rng.randrange(len(out)), out.pop(k))
+    return out
+
+
+@pytest.mark.parametrize(("seq", "a", "b"), PAIRS, ids=[f"{s}-{a}-{b}" for s, a, b in PAIRS])
+def test_golden_sections_walk_back(seq: str, a: int, b: int) -> None:
+    """Every hunk of every fixture pair names the section found by walking back from its change."""
+    assert_sections_walk_back(text(seq, a), text(seq, b), pair_diff(seq, a, b))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_edits_sections_and_patch(seed: int) -> None:
+    """Random edits of real exports (terse, wrapped, with scripts): correct patch, counts, and each
+    hunk's section as by walking back."""
+    rng = random.Random(seed)
+    name = rng.choice(sorted(FIXTURES.glob("*.rsc")))
+    old = normalize(name.read_bytes())
+    lines = old.splitlines()
+    new = "\n".join(edited(rng, lines, rng.randrange(1, 40))) + "\n"
+    d = diff(old, new, context=rng.choice((0, 1, 3)))
+    assert_correct_patch(old, new, d)
+    assert_sections_walk_back(old, new, d)
+
+
+def test_big_section_hunks_name_their_section() -> None:
+    """A 50,000-line address-list under one header, edited in 500 places, then a filter section:
+    every hunk names the section its change begins in."""
+    rng = random.Random(7)
+    old_lines = ["/ip firewall address-list"]
+    old_lines += [f"add address=10.{k >> 16 & 255}.{k >> 8 & 255}.{k & 255} list=l{k % 5}" for k in range(50_000)]
+    old_lines += ["/ip firewall filter"] + [f"add chain=forward action=accept dst-port={k}" for k in range(200)]
+    new_lines = edited(rng, old_lines[1:-201], 500)
+    new_lines = [old_lines[0], *new_lines, "/ip firewall filter", *old_lines[-200:-100], "add chain=input", *old_lines[-100:]]
+    old, new = "\n".join(old_lines) + "\n", "\n".join(new_lines) + "\n"
+    d = diff(old, new)
+    assert_correct_patch(old, new, d)
+    assert_sections_walk_back(old, new, d)
+    sections = [h.section for h in d.hunks]
+    assert len(sections) > 300 and sections[-1] == "/ip firewall filter"
+    assert set(sections[:-1]) == {"/ip firewall address-list"}
+
+
+def test_hunk_in_wrapped_section() -> None:
+    """A value changed on the continuation line of a wrapped entry: one hunk, named after the
+    section whose header sits several wrapped entries above."""
+    raw = (FIXTURES / "v6-hap-lite-951-verbose-wrapped.rsc").read_bytes()
+    changed = raw.replace(b"64:D1:54:E7:9C:D7 mtu=1500 name=ether4", b"64:D1:54:E7:9C:D7 mtu=1400 name=ether4")
+    assert changed != raw
+    d = diff(normalize(raw), normalize(changed), context=0)
+    assert [h.section for h in d.hunks] == ["/interface ethernet"]
+    assert [ln[:40] for ln in d.hunks[0].lines] == ["-set [ find default-name=ether4 ] advert", "+set [ find default-name=ether4 ] advert"]
+
+
+def test_hunk_before_any_section_and_across_two() -> None:
+    """A change above the first menu line has no section (and a bare header); a hunk whose
+    changes span two sections is named where its first change is; a deleted header names the
+    old side."""
+    old = "add x=1\nadd x=2\n/ip dns\nset servers=1.1.1.1\n/ip route\nadd gateway=10.0.0.1\nadd gateway=10.0.0.2\n"
+    new = "add x=9\nadd x=2\n/ip dns\nset servers=9.9.9.9\n/ip route\nadd gateway=10.0.0.9\nadd gateway=10.0.0.2\n"
+    d = diff(old, new, context=0)
+    assert [(h.section, h.header) for h in d.hunks] == [
+        (None, "@@ -1 +1 @@"),
+        ("/ip dns", "@@ -4 +4 @@ /ip dns"),
+        ("/ip route", "@@ -6 +6 @@ /ip route"),
+    ]
+    spanning = diff(old, new, context=1)
+    assert [h.section for h in spanning.hunks] == [None]  # one hunk from line 1 to 7
+    deleted = diff(old, old.replace("/ip route\n", ""), context=0)
+    assert [h.header for h in deleted.hunks] == ["@@ -5 +4,0 @@ /ip route"]
+
+
+def test_display_lines_like_splitlines_and_the_escape_rule() -> None:
+    """display_lines against a plain reference on random texts of backslashes, `n`s, quotes and
+    every kind of line break: the lines of str.splitlines(), each cut before an odd backslash run
+    followed by `n`, later pieces indented by 4 spaces."""
+    escape = re.compile(r"(?<!\\)(?:\\\\)*\\n")
+
+    def reference(text: str) -> list[str]:
+        out = []
+        for line in text.splitlines():
+            cuts = [0, *(m.end() - 2 for m in escape.finditer(line) if m.end() - 2 > 0)]
+            pieces = [line[i:j] for i, j in itertools.pairwise([*dict.fromkeys(cuts), len(line)])]
+            out += [pieces[0], *("    " + p for p in pieces[1:])]
+        return out
+
+    rng = random.Random(3)
+    alphabet = ["\\", "\\", "n", "a", '"', " ", "\n", "\n", "\r", "\r\n", "\x0c", "\u2028", "/"]
+    for _ in range(20_000):
+        sample = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 30)))
+        assert display_lines(sample) == reference(sample), repr(sample)
+
+
+def test_longest_increasing_is_the_textbook_one() -> None:
+    """The bulk-stepped patience LIS picks exactly the subsequence the textbook loop picks
+    (a different but equally long one would move hunks), on shuffled and nearly sorted input."""
+
+    def textbook(values: list[int]) -> list[int]:
+        tops: list[int] = []
+        top_index: list[int] = []
+        back = []
+        for k, value in enumerate(values):
+            pile = bisect.bisect_left(tops, value)
+            back.append(top_index[pile - 1] if pile else -1)
+            if pile == len(tops):
+                tops.append(value)
+                top_index.append(k)
+            else:
+                tops[pile], top_index[pile] = value, k
+        chain, k = [], top_index[-1] if top_index else -1
+        while k >= 0:
+            chain.append(k)
+            k = back[k]
+        return chain[::-1]
+
+    rng = random.Random(5)
+    for _ in range(5_000):
+        n = rng.randrange(1, 80)
+        values = rng.sample(range(200), n) if rng.random() < 0.3 else list(range(n))
+        for _ in range(rng.randrange(0, 6)):
+            values.insert(rng.randrange(n), values.pop(rng.randrange(n)))
+        picked = [k for start, stop in _longest_increasing(values) for k in range(start, stop)]
+        assert picked == textbook(values), values

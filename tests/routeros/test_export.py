@@ -8,11 +8,12 @@ import re
 
 import pytest
 
-from bot.routeros import export as routeros
 from bot.core.models import ExportMeta
+from bot.routeros import export as routeros
 from bot.routeros.redact import fingerprint, redact
-from tests.helpers import ALL, FIXTURES, secrets_in
+from tests.helpers import ALL, FIXTURES, secrets_in, walk_back_section
 from bot.routeros.export import (
+    Sections,
     check_export,
     describe_meta_change,
     export_command,
@@ -468,6 +469,63 @@ def test_section_of_edges() -> None:
     assert section_of(["# note", "add x=1"], 1) is None
     assert section_of(["/ip service set telnet disabled=yes"], 5) == "/ip service"
     assert section_of([], 0) is None
+
+
+def synthetic_sections(rng: random.Random, sizes: list[int]) -> list[str]:
+    """Sections of the given sizes: a header line (bare or terse, sometimes with a blank line
+    before it) and `add` lines, some continuing on an indented line as wrapped script pieces do."""
+    menus = ["/ip firewall address-list", "/ip firewall filter", "/ip dhcp-server lease", "/queue simple",
+             "/system script", "/ip dns static"]
+    lines = ["# leading comment", "add x=0"]  # lines above any section
+    for size in sizes:
+        menu = rng.choice(menus)
+        if rng.random() < 0.2:
+            lines.append("")
+        lines.append(menu if rng.random() < 0.7 else f"{menu} add list=x address=10.0.0.{rng.randrange(255)}")
+        for k in range(size):
+            lines.append(f"add address=10.{k >> 8 & 255}.{k & 255}.1 list=l{k % 7}")
+            if rng.random() < 0.05:
+                lines.append("    \\n:log info x")
+    return lines
+
+
+def test_sections_match_walking_back_on_every_fixture() -> None:
+    """Every line of every real export gets the same section from the index as by walking back."""
+    for name in ALL:
+        lines = norm(name).splitlines()
+        index = Sections(lines)
+        assert [index.of(i) for i in range(len(lines) + 2)] == [walk_back_section(lines, i) for i in range(len(lines) + 2)], name
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_sections_match_walking_back_on_random_lookups(seed: int) -> None:
+    """Lookups in order (as hunks come), repeated, backwards and past the end, in big and small
+    sections, above the first section and on blank lines, all agree with walking back."""
+    rng = random.Random(seed)
+    lines = synthetic_sections(rng, [rng.choice((0, 1, 3, 40, 2000)) for _ in range(rng.randrange(1, 12))])
+    picks = sorted(rng.randrange(-2, len(lines) + 3) for _ in range(300))
+    picks += picks[-5:] + rng.sample(picks, 50)  # the same again, then out of order
+    index = Sections(lines)
+    assert [index.of(i) for i in picks] == [walk_back_section(lines, i) for i in picks]
+
+
+def test_sections_in_one_big_section() -> None:
+    """50,000 lines under one header: every lookup far below it still names it, and a line of the
+    next section names the next one."""
+    lines = ["/ip firewall address-list"] + [f"add address=10.0.{k >> 8 & 255}.{k & 255} list=big" for k in range(50_000)]
+    lines += ["/ip firewall filter", "add chain=input action=drop"]
+    index = Sections(lines)
+    assert {index.of(k) for k in range(0, 50_001, 97)} == {"/ip firewall address-list"}
+    assert index.of(50_001) == index.of(50_002) == "/ip firewall filter"
+    assert index.of(40_000) == "/ip firewall address-list"  # backwards after a later lookup
+
+
+def test_sections_empty_and_blank() -> None:
+    """No lines, only blank lines, and a blank line between sections."""
+    assert Sections([]).of(0) is None
+    assert Sections(["", ""]).of(1) is None
+    index = Sections(["/ip dns", "set servers=1.1.1.1", "", "/ip route", "add gateway=10.0.0.1"])
+    assert [index.of(i) for i in range(5)] == ["/ip dns", "/ip dns", "/ip dns", "/ip route", "/ip route"]
 
 
 # ---------------------------------------------------------------------------------- redaction

@@ -53,24 +53,60 @@ def retries_logged(caplog: pytest.LogCaptureFixture) -> int:
     return sum(1 for r in caplog.records if r.name == "bot.ssh.collector" and "retry" in r.getMessage())
 
 
-async def test_v7_auto_runs_show_sensitive_and_keeps_secrets(simulator: Simulator) -> None:
-    """v7 hides secrets in a plain /export, so "auto" asks the version first and uses show-sensitive."""
+async def test_new_v7_device_gets_one_show_sensitive_export_with_secrets(simulator: Simulator) -> None:
+    """v7 hides secrets in a plain /export; a router never seen before is asked for show-sensitive
+    straight away, without a version question: one command on one connection."""
     dev = await serve(simulator, ros_version="7.20.1")
     export = await fast().collect(target(dev), None)
     assert export.command == "/export show-sensitive"
     assert export.ros_major == 7
     assert export.raw == dev.export_text("/export show-sensitive")
     assert b"passphrase=" in export.raw and b"password=" in export.raw
-    assert dev.sessions == 2  # /system resource print, then the export, on one connection
+    assert dev.commands == ["/export show-sensitive"]
     assert dev.connections == 1
 
 
-async def test_v6_auto_runs_plain_export_which_has_secrets(simulator: Simulator) -> None:
-    """v6 has no show-sensitive (it would answer an error); its plain /export already has secrets."""
+async def test_new_v6_device_falls_back_from_the_refused_flag_to_plain_export(simulator: Simulator) -> None:
+    """v6 answers show-sensitive with a CLI error (never stored, oxidized#2427); its plain /export,
+    run next on the same connection, has the secrets."""
     dev = await serve(simulator, ros_version="6.49.7")
     export = await fast().collect(target(dev), None)
     assert export.command == "/export"
     assert export.ros_major == 6
+    assert export.raw == dev.export_text("/export")
+    assert b"wpa2-pre-shared-key=" in export.raw and b"password=" in export.raw
+    assert dev.commands == ["/export show-sensitive", "/export"]
+    assert dev.connections == 1
+
+
+@pytest.mark.parametrize(("version", "command"), [("7.20.1", "/export show-sensitive"), ("6.49.7", "/export")])
+async def test_known_version_costs_exactly_one_command(simulator: Simulator, version: str, command: str) -> None:
+    """With the major version of the last stored export, the daily backup is one command, no question."""
+    dev = await serve(simulator, ros_version=version)
+    export = await fast().collect(target(dev), None, ros_major=int(version[0]))
+    assert (export.command, export.raw) == (command, dev.export_text(command))
+    assert dev.commands == [command]
+
+
+async def test_upgraded_from_v6_to_v7_is_exported_again_with_secrets(simulator: Simulator) -> None:
+    """Known as v6 yesterday, v7 today: the plain /export's header says 7 (secrets hidden), so it is
+    thrown away and show-sensitive is run; what is returned has the secrets."""
+    dev = await serve(simulator, ros_version="6.49.7")
+    dev.upgrade("7.20.1")
+    export = await fast().collect(target(dev), None, ros_major=6)
+    assert dev.commands == ["/export", "/export show-sensitive"]
+    assert export.command == "/export show-sensitive" and export.ros_major == 7
+    assert export.raw == dev.export_text("/export show-sensitive")
+    assert b"passphrase=" in export.raw and b"password=" in export.raw
+
+
+async def test_downgraded_from_v7_to_v6_falls_back_to_plain_export(simulator: Simulator) -> None:
+    """Known as v7, v6 today: show-sensitive is refused with an error that is not kept; /export is."""
+    dev = await serve(simulator, ros_version="7.20.1")
+    dev.upgrade("6.49.7")
+    export = await fast().collect(target(dev), None, ros_major=7)
+    assert dev.commands == ["/export show-sensitive", "/export"]
+    assert export.command == "/export" and export.ros_major == 6
     assert export.raw == dev.export_text("/export")
     assert b"wpa2-pre-shared-key=" in export.raw and b"password=" in export.raw
 

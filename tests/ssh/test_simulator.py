@@ -50,7 +50,7 @@ def test_unknown_commands_answer_like_the_routeros_cli() -> None:
 
 
 def test_resource_print_reports_version_and_board() -> None:
-    """`/system resource print` is what "auto" reads the major version from."""
+    """`/system resource print` reports the version and board as RouterOS does."""
     text = device(ros_version="6.49.7", model="hAP lite").export_text("/system resource print").decode()
     assert "version: 6.49.7 (stable)" in text and "board-name: hAP lite" in text
     assert routeros.major_version(text) == 6

@@ -7,13 +7,18 @@ write path. It is
 SIGKILLed at random moments, so kills land inside transactions, between statements, while a blob
 is being compressed and during commits. After each kill the next writer starts on the same file.
 At the end the file must pass integrity_check and foreign_key_check, every version must have its
-blob (decompressing to bytes with the stored sha256) and exactly one creating attempt, a finished
-run exactly its messages and an unfinished one none, and the store must take new writes.
+blob (decoding through its delta chain to bytes with the stored sha256) and exactly one creating
+attempt, a finished run exactly its messages and an unfinished one none, and the store must take
+new writes.
+
+The one-time rewrite of a schema-2 database's zlib blobs into deltas is killed the same way, at
+random moments of random batches, and must never lose or change a stored export.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import random
 import signal
@@ -21,13 +26,13 @@ import sqlite3
 import subprocess
 import sys
 import time
-import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bot.core.models import ExportMeta, Status
 from bot.core.messages import OutboxMessage
+from bot.core.models import ExportMeta, Status
 from storage.store import RunStatus, Store
+from tests.storage.files import SCHEMA2_EXPECTED, check_whole, copy_schema2_db, one, version_raw
 
 KILLS = 8
 
@@ -36,8 +41,8 @@ KILLS = 8
 WRITER = r"""
 import asyncio, hashlib, os, random, sys
 from datetime import datetime, timedelta, timezone
-from bot.core.models import ExportMeta, Status
 from bot.core.messages import OutboxMessage
+from bot.core.models import ExportMeta, Status
 from storage.store import Store
 
 async def main(path: str) -> None:
@@ -78,8 +83,28 @@ asyncio.run(main(sys.argv[1]))
 """
 
 
-def start_writer(path: Path) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True)
+# Opens a schema-2 file, migrates it, then rewrites its blobs one version per transaction, so a
+# kill lands inside some batch: reading, compressing, writing or committing it.
+REWRITER = r"""
+import asyncio, sys
+from pathlib import Path
+from storage.blobs import rewrite_legacy_blobs
+from storage.db import connect
+from storage.migrate import migrate
+
+async def main(path: Path) -> None:
+    db = await connect(path, 10.0)
+    await migrate(db, path)
+    print("ready", flush=True)
+    await rewrite_legacy_blobs(db, batch=1)
+    await db.close()
+
+asyncio.run(main(Path(sys.argv[1])))
+"""
+
+
+def start_writer(path: Path, script: str = WRITER) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "ready", "writer did not start"
     return proc
@@ -98,17 +123,11 @@ def kill_writers(path: Path, rng: random.Random) -> list[int]:
     return counts
 
 
-def one(db: sqlite3.Connection, query: str) -> object:
-    return db.execute(query).fetchone()[0]
-
-
 def check_file(path: Path) -> None:
+    codecs = check_whole(path)  # integrity, foreign keys, every blob decodes to its sha256
+    # Each device's first version is whole; its next ones are deltas: both write paths were killed.
+    assert codecs["zstd-delta"] > 0 and codecs["zstd"] > 0, codecs
     with sqlite3.connect(path) as db:
-        assert one(db, "PRAGMA integrity_check") == "ok"
-        assert db.execute("PRAGMA foreign_key_check").fetchall() == []
-        for sha, codec, size, data in db.execute("SELECT sha256, codec, size, data FROM blobs"):
-            raw = zlib.decompress(data)
-            assert codec == "zlib" and len(raw) == size and hashlib.sha256(raw).digest() == sha
         # Every version was committed with exactly one creating attempt, and its blob.
         assert one(db, """SELECT COUNT(*) FROM versions v WHERE 1 <> (SELECT COUNT(*) FROM attempts a
                           WHERE a.version_id = v.id AND a.status IN ('new', 'changed'))""") == 0
@@ -151,3 +170,54 @@ async def test_sigkill_at_random_moments_never_leaves_a_half_written_store(tmp_p
         runs = [await store.run(i) for i in range(1, run_id + 1)]
         assert all(r is not None and r.status is not RunStatus.RUNNING for r in runs)
     check_file(path)
+
+
+def rewrite_progress(path: Path) -> int | None:
+    """The next version the rewrite will visit; None once it has finished (0 before it starts)."""
+    with sqlite3.connect(path) as db:
+        try:
+            row = db.execute("SELECT next_version FROM blob_rewrite").fetchone()
+        except sqlite3.OperationalError:  # schema 2: the migration has not run yet
+            return 0
+    return None if row is None else row[0]
+
+
+def check_rewritten_file(path: Path, expected: dict[int, str]) -> None:
+    """Whole, every version's bytes as stored, and nothing re-encoded past the rewrite's cursor."""
+    check_whole(path)
+    with sqlite3.connect(path) as db:
+        assert {int(v): hashlib.sha256(version_raw(db, int(v))).hexdigest() for v in expected} == {
+            int(v): sha for v, sha in expected.items()}
+        done = db.execute("SELECT done_blob FROM blob_rewrite").fetchone()
+        if done is not None:
+            assert one(db, "SELECT COUNT(*) FROM blobs WHERE codec <> 'zlib' AND id > ?", done) == 0
+
+
+async def test_sigkill_during_the_rewrite_of_old_blobs_never_loses_an_export(tmp_path: Path) -> None:
+    """The schema-2 fixture's rewrite, SIGKILLed 8 times mid-batch: after each kill every version
+    reads back byte-identical; the next open finishes the job."""
+    path = copy_schema2_db(tmp_path)
+    expected = json.loads(SCHEMA2_EXPECTED.read_text())
+    seed = int.from_bytes(os.urandom(4), "big")
+    rng = random.Random(seed)
+    targets = sorted(rng.sample(range(2, len(expected)), KILLS))
+    interrupted = 0
+    for target in targets:
+        proc = start_writer(path, REWRITER)
+        deadline = time.monotonic() + 30
+        # Wait for the batch before `target` to commit, then kill somewhere in the next ones.
+        while (progress := rewrite_progress(path)) is not None and progress < target and proc.poll() is None:
+            assert time.monotonic() < deadline, f"the rewrite made no progress (seed {seed})"
+            time.sleep(0.001)
+        time.sleep(rng.uniform(0, 0.004))
+        proc.kill()
+        proc.wait(timeout=10)
+        interrupted += rewrite_progress(path) is not None
+        check_rewritten_file(path, expected)
+    assert interrupted > 0, f"every kill came after the rewrite had finished (seed {seed})"
+
+    async with await Store.open(path) as store:  # finishes what the kills left
+        for version_id, sha in expected.items():
+            assert hashlib.sha256(await store.raw(int(version_id))).hexdigest() == sha
+    assert rewrite_progress(path) is None
+    check_rewritten_file(path, expected)

@@ -1,0 +1,56 @@
+"""Looking into a store's file the way an operator would, beside the store: sqlite3 and the codec.
+
+Used by the kill and migration tests to prove a file whole without going through Store itself.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from collections import Counter
+from pathlib import Path
+
+from storage.blobs import BLOB_CHAIN, VERSION_CHAIN
+from storage.codec import FULL_EVERY, StoredBlob, unpack_chain
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "storage"
+# Written by commit 197417d's Store API (schema 2, zlib blobs): see make_schema2_db.py beside it.
+SCHEMA2_DB = FIXTURES / "schema2-zlib.sqlite"
+SCHEMA2_EXPECTED = FIXTURES / "schema2-zlib.expected.json"
+
+
+def copy_schema2_db(folder: Path) -> Path:
+    path = folder / "old.sqlite"
+    shutil.copyfile(SCHEMA2_DB, path)
+    return path
+
+
+def one(db: sqlite3.Connection, query: str, params: tuple[object, ...] = ()) -> object:
+    return db.execute(query, params).fetchone()[0]
+
+
+def decode_every_blob(db: sqlite3.Connection) -> Counter[str]:
+    """Decode every blob through its chain (which checks its sha256 and size); count them by codec.
+
+    Also checks what the writers promise: each blob's depth is its chain's, and under FULL_EVERY.
+    """
+    codecs: Counter[str] = Counter()
+    for blob_id, size, depth in db.execute("SELECT id, size, depth FROM blobs").fetchall():
+        chain = [StoredBlob(*row) for row in db.execute(BLOB_CHAIN, {"blob": blob_id})]
+        assert len(unpack_chain(chain)) == size
+        assert len(chain) == depth + 1 and depth < FULL_EVERY, (blob_id, len(chain), depth)
+        codecs[chain[0].codec] += 1
+    return codecs
+
+
+def version_raw(db: sqlite3.Connection, version_id: int) -> bytes:
+    """A version's raw bytes, decoded through its chain and checked against its sha256."""
+    return unpack_chain([StoredBlob(*row) for row in db.execute(VERSION_CHAIN, {"version": version_id})])
+
+
+def check_whole(path: Path) -> Counter[str]:
+    """integrity_check, foreign_key_check, and every blob decodes; returns the blobs by codec."""
+    with sqlite3.connect(path) as db:
+        assert one(db, "PRAGMA integrity_check") == "ok"
+        assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+        return decode_every_blob(db)
