@@ -1,7 +1,7 @@
 """Run pure-Python CPU work on configs (normalize and diff, redact, render) in a worker process.
 
 Checking and hashing each collected export is not done here but in the SSH worker, which holds
-its bytes (bot.collector): shipping every export here and its normalized text back cost more
+its bytes (bot.ssh.collector): shipping every export here and its normalized text back cost more
 CPU than the work itself.
 
 Why a process and not a thread: this work is Python under the GIL. In a thread it still takes the

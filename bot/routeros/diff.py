@@ -14,7 +14,7 @@ config, a minute for 30k repeated lines). So lines are matched by patience diff 
 `--patience`): trim the common head and tail, anchor on lines unique to both sides, recurse
 between anchors; only small anchorless regions use difflib (autojunk off: in an export the
 "popular" lines are real content, not junk), and big ones a greedy linear walk.
-tests/test_diffing.py times the 300 KB and 1 MB cases.
+tests/routeros/test_diff.py times the 300 KB and 1 MB cases.
 
 Big exports (benchmarks/diff_speed.py: 20,000 and 100,000 lines against GNU `diff -u`): work per
 line is left to C - Counter, dict, map and compress over whole lists, str.find over the text -

@@ -16,7 +16,7 @@ from typing import Any
 
 from bot.app import open_backend
 from bot.core.clock import utcnow
-from bot.slack.blocks.views import SHOW_DIFF, pair_value
+from bot.slack.blocks.ids import SHOW_DIFF, pair_value
 from bot.slack.deliver import Tuning
 from bot.core.models import Status
 from bot.serve.server import BACKEND, Options

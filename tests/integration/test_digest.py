@@ -23,7 +23,7 @@ import yaml
 
 from bot.app import open_backend
 from bot.core.clock import utcnow
-from bot.slack.blocks.views import SHOW_DIFF, pair_value
+from bot.slack.blocks.ids import SHOW_DIFF, pair_value
 from bot.config.load import load_settings
 from bot.slack.deliver import Tuning
 from bot.serve.server import BACKEND, SCHEDULER, Options

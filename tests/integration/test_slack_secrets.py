@@ -4,7 +4,7 @@ Every fixture in tests/fixtures/routeros is stored as a version (through the Sto
 a backup stores it); the seq-* families become devices with several versions. Then everything a
 user can ask for in a channel is asked for through Slack, and every byte the bot sent to the fake
 (API parameters, uploaded files, response_url posts) is searched for every secret value, found by
-tests/test_routeros.py's own independent finder (not by bot.routeros.redact).
+tests/helpers.py's own independent finder (not by bot.routeros.redact).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """bot.routeros.diff over the real fixture sequences (tests/fixtures/routeros/SOURCES.md) and golden diffs.
 
 Goldens live in tests/fixtures/expected/<seq>-<a>-<b>.diff. To regenerate after a deliberate
-change: `UPDATE_GOLDEN=1 pytest tests/test_diffing.py`, then READ every changed golden against
+change: `UPDATE_GOLDEN=1 pytest tests/routeros/test_diff.py`, then READ every changed golden against
 SOURCES.md before committing - a golden is a reviewed claim, not a snapshot.
 """
 

@@ -1,9 +1,5 @@
-"""PURE. Block Kit messages for the /backup command, its buttons and the App Home tab.
-
-Handlers import everything from here: the action_id constants and their value formats
-(defined in bot.slack.blocks.ids), the run messages (bot.slack.blocks.run), the diff renderers
-(bot.slack.blocks.diff) and the views below. Slack's size limits live in bot.slack.blocks.kit; every
-builder checks its output there, so a message that Slack would reject is a ValueError here.
+"""PURE. The answers to /backup (usage, sites, a site's devices, a device's versions, search,
+errors) and the App Home tab; handlers take them from bot.slack.blocks.
 
 No I/O, no asyncio, no clock: `now` is passed in. User- and device-provided text is escaped.
 
@@ -18,63 +14,22 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bot.slack.blocks.diff import diff_inline, diff_text
 from bot.slack.blocks.ids import (
     BACKUP_DEVICE, BACKUP_SITE, COMPARE_SELECTED, DOWNLOAD_VERSION, OPEN_DEVICE, PAGE_VERSIONS,
-    SELECT_VERSIONS, SHOW_DIFF, VIEW_VERSION, device_value, page_value, pair_value, parse_device, parse_page,
-    parse_pair, parse_site, parse_version, selected_versions,
+    SELECT_VERSIONS, VIEW_VERSION, device_value, page_value,
 )
 from bot.slack.blocks.kit import (
     MAX_BLOCKS, MAX_CHECKBOX_OPTIONS, MAX_HOME_BLOCKS, MAX_TEXT, Block, Message, actions, button, checkboxes,
     context, divider, esc, header, home, message, option, section, text_size,
 )
 from bot.slack.blocks.pack import UNLIMITED, Entry, Render, group, share_budget
-from bot.slack.blocks.run import (
-    REASON_CHARS, backup_started, change_notice, diff_note, failure, host_key_alert, run_summary,
-)
+from bot.slack.blocks.run import REASON_CHARS, failure
 from bot.core.models import Device, DeviceStatus, Site, Status, Version
 from bot.core.stale import stale_phrase
 from bot.core.text import ago, plural, when
 
 if TYPE_CHECKING:
     from bot.backup.catalog import SiteOverview
-
-__all__ = [
-    "BACKUP_DEVICE",
-    "BACKUP_SITE",
-    "COMPARE_SELECTED",
-    "DOWNLOAD_VERSION",
-    "OPEN_DEVICE",
-    "PAGE_VERSIONS",
-    "SELECT_VERSIONS",
-    "SHOW_DIFF",
-    "VIEW_VERSION",
-    "Message",
-    "app_home",
-    "backup_started",
-    "change_notice",
-    "device_value",
-    "device_versions",
-    "diff_inline",
-    "diff_note",
-    "diff_text",
-    "error",
-    "host_key_alert",
-    "page_value",
-    "pair_value",
-    "parse_device",
-    "parse_page",
-    "parse_pair",
-    "parse_site",
-    "parse_version",
-    "run_summary",
-    "search_results",
-    "selected_versions",
-    "site_devices",
-    "sites_overview",
-    "usage",
-    "version_header",
-]
 
 Stale = Callable[[DeviceStatus], bool] | Collection[tuple[str, str]]
 MAX_SEARCH_RESULTS = 50  # listed at most; the rest are counted ("refine your search")
