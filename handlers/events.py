@@ -2,7 +2,7 @@
 sites (last and next scheduled run), failing devices and devices without a recent good backup.
 
 Events are acked by Bolt before the listener runs; the dashboard is built in a tracked task.
-In the Home tab there is no channel, so a site's allowed_channels decide as access.py says for
+In the Home tab there is no channel, so a site's allowed_channels decide as bot.slack.access says for
 channel=None.
 """
 
