@@ -13,18 +13,17 @@ at all, and a stored version never changes except its last_verified.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
-import aiosqlite
-
 from bot.core.models import Attempt, ExportMeta, Status, Version
-from storage.blobs import BASE_CHAIN, VERSION_CHAIN, chain_of, insert_blob, rewrite_legacy_blobs
-from storage.codec import from_db_time, from_db_time_or_none, pack, to_db_time, unpack_chain, utc
-from storage.db import connect, first, scalar
+from storage.blobs import BASE_CHAIN, VERSION_CHAIN, blob_id, chain_of, rewrite_legacy_blobs
+from storage.codec import PackedBlob, from_db_time, from_db_time_or_none, pack, to_db_time, unpack_chain, utc
+from storage.db import connect, value
 from storage.migrate import migrate
 from bot.core.messages import OutboxMessage
 from storage.outbox import OutboxItem, OutboxStatus, OutboxStore, insert_batch, prepare
@@ -36,7 +35,7 @@ from storage.records import (
     RunInfo,
     RunStatus,
     attempt_from_row,
-    ensure_device,
+    device_id,
     run_from_row,
     version_from_row,
 )
@@ -86,6 +85,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
 # An interrupted run may still be finished: the process that marks runs interrupted at its start
 # cannot tell a live run of another process from a dead one, and the live one's real end wins.
 _FINISH_RUN = "UPDATE runs SET status = 'finished', finished_at = ? WHERE id = ? AND status <> 'finished'"
+_INTERRUPT_RUN = "UPDATE runs SET status = 'interrupted', finished_at = ? WHERE id = ? AND status = 'running'"
 
 
 class Store(TrustStore, OutboxStore):
@@ -121,18 +121,20 @@ class Store(TrustStore, OutboxStore):
     # -- runs ----------------------------------------------------------------------------------
 
     async def start_run(self, trigger: str, at: datetime, scope: str) -> int:
-        async with self._write() as db:
-            return int(await scalar(db, "INSERT INTO runs (trigger, scope, started_at) VALUES (?, ?, ?) RETURNING id",
-                                    (trigger, scope, to_db_time(at))))
+        return int(await self._transact(lambda conn: value(
+            conn, "INSERT INTO runs (trigger, scope, started_at) VALUES (?, ?, ?) RETURNING id",
+            (trigger, scope, to_db_time(at)))))
 
     async def finish_run(self, run_id: int, at: datetime, outbox: Sequence[OutboxMessage] = ()) -> None:
         """Mark the run finished and enqueue its messages, in one transaction."""
         batch = prepare(outbox)
-        async with self._write() as db:
-            cursor = await db.execute(_FINISH_RUN, (to_db_time(at), run_id))
-            if cursor.rowcount != 1:
+
+        def finish(conn: sqlite3.Connection) -> None:
+            if conn.execute(_FINISH_RUN, (to_db_time(at), run_id)).rowcount != 1:
                 raise ValueError(f"run {run_id} is unknown or already finished")
-            await insert_batch(db, batch, to_db_time(at))
+            insert_batch(conn, batch, to_db_time(at))
+
+        await self._transact(finish)
 
     async def unfinished_runs(self) -> list[RunInfo]:
         """Runs still marked running (at start-up of `serve`: left by a process that stopped)."""
@@ -143,14 +145,14 @@ class Store(TrustStore, OutboxStore):
         """Mark one unfinished run interrupted and enqueue what it never announced, in one
         transaction; False (nothing written) if it is not running any more."""
         batch = prepare(outbox)
-        async with self._write() as db:
-            cursor = await db.execute(
-                "UPDATE runs SET status = 'interrupted', finished_at = ? WHERE id = ? AND status = 'running'",
-                (to_db_time(at), run_id))
-            if cursor.rowcount != 1:
+
+        def interrupt(conn: sqlite3.Connection) -> bool:
+            if conn.execute(_INTERRUPT_RUN, (to_db_time(at), run_id)).rowcount != 1:
                 return False
-            await insert_batch(db, batch, to_db_time(at))
+            insert_batch(conn, batch, to_db_time(at))
             return True
+
+        return await self._transact(interrupt)
 
     async def run(self, run_id: int) -> RunInfo | None:
         row = await self._row(RUN_SELECT + " WHERE r.id = ?", (run_id,))
@@ -166,24 +168,22 @@ class Store(TrustStore, OutboxStore):
     async def add_version(
         self, run_id: int, site: str, device: str, at: datetime, raw: bytes, norm_hash: str,
         meta: ExportMeta, status: Status, added: int, removed: int, note: str | None,
+        *, previous_raw: bytes | None = None,
     ) -> Version:
         """Store a new distinct config: blob (unless already stored), version and attempt.
 
         The blob is a delta against the device's previous version when its chain allows.
+        `previous_raw`: that version's raw bytes if the caller has read them already (to count the
+        changed lines), which saves decoding its chain again; bytes that are not it are ignored.
         """
         if status not in (Status.NEW, Status.CHANGED):
             raise ValueError(f"a new version is recorded as new or changed, not {status}")
         norm = _sha256(norm_hash)
         base = chain_of(await self._rows(BASE_CHAIN, {"site": site, "device": device}))
-        blob = await asyncio.to_thread(pack, raw, base)  # decoding, hashing and compressing are CPU-bound
+        # decoding, hashing and compressing are CPU-bound
+        blob = await asyncio.to_thread(pack, raw, base, previous_raw)
         attempt = Attempt(0, run_id, site, device, utc(at), status, added=added, removed=removed, note=note)
-        async with self._write() as db:
-            device_id = await ensure_device(db, site, device)
-            version_id = int(await scalar(db, _INSERT_VERSION, (
-                device_id, await insert_blob(db, blob), norm, to_db_time(at), to_db_time(at),
-                meta.ros_version, meta.model, meta.serial, meta.software_id,
-            )))
-            await _insert_attempt(db, device_id, replace(attempt, version_id=version_id))
+        version_id = await self._transact(lambda conn: _insert_version(conn, attempt, blob, norm, meta))
         return Version(version_id, site, device, attempt.at, attempt.at, len(raw), norm.hex(), meta)
 
     async def confirm_version(
@@ -194,27 +194,29 @@ class Store(TrustStore, OutboxStore):
         LookupError if `version_id` is not a version of that device.
         """
         attempt = Attempt(0, run_id, site, device, utc(at), Status.UNCHANGED, version_id, note=note)
-        async with self._write() as db:
+
+        def confirm(conn: sqlite3.Connection) -> Version:
             # max(): a clock stepping back must not make a version look verified earlier than it was.
-            device_id = await scalar(
-                db,
+            owner = value(
+                conn,
                 "UPDATE versions SET last_verified = max(last_verified, :at)"
                 f" WHERE id = :version_id AND device_id = {DEVICE_ID} RETURNING device_id",
                 {"at": to_db_time(at), "version_id": version_id, "site": site, "device": device},
             )
-            if device_id is None:
+            if owner is None:
                 raise LookupError(f"version {version_id} is not a version of {site}/{device}")
-            await _insert_attempt(db, device_id, attempt)
-            row = await first(db, VERSION_SELECT + " WHERE v.id = ?", (version_id,))
-        assert row is not None  # updated in this very transaction
-        return version_from_row(row)
+            _insert_attempt(conn, owner, attempt)
+            row = conn.execute(VERSION_SELECT + " WHERE v.id = ?", (version_id,)).fetchone()
+            assert row is not None  # updated in this very transaction
+            return version_from_row(row)
+
+        return await self._transact(confirm)
 
     async def record_failure(
         self, run_id: int, site: str, device: str, at: datetime, kind: str, reason: str
     ) -> Attempt:
         attempt = Attempt(0, run_id, site, device, utc(at), Status.FAILED, error_kind=kind, reason=reason)
-        async with self._write() as db:
-            attempt_id = await _insert_attempt(db, await ensure_device(db, site, device), attempt)
+        attempt_id = await self._transact(lambda conn: _insert_attempt(conn, device_id(conn, site, device), attempt))
         return replace(attempt, id=attempt_id)
 
     # -- reading versions and attempts --------------------------------------------------------
@@ -284,20 +286,28 @@ class Store(TrustStore, OutboxStore):
     async def record_scheduled(self, covered: Mapping[str, datetime]) -> None:
         """Each site's schedule is covered up to its instant; all of them in one transaction, so a
         run over many sites is recorded for all of them or for none."""
-        async with self._write() as db:
-            await db.executemany(
-                "INSERT INTO schedule (site, last_scheduled) VALUES (?, ?)"
-                " ON CONFLICT (site) DO UPDATE SET last_scheduled = excluded.last_scheduled",
-                [(site, to_db_time(at)) for site, at in covered.items()],
-            )
+        rows = [(site, to_db_time(at)) for site, at in covered.items()]
+        await self._transact(lambda conn: conn.executemany(
+            "INSERT INTO schedule (site, last_scheduled) VALUES (?, ?)"
+            " ON CONFLICT (site) DO UPDATE SET last_scheduled = excluded.last_scheduled", rows))
 
 
-# -- statements run inside the caller's transaction ---------------------------------------------
+# -- statements run inside the caller's transaction, on the database thread ---------------------
 
 
-async def _insert_attempt(db: aiosqlite.Connection, device_id: int, attempt: Attempt) -> int:
-    return int(await scalar(db, _INSERT_ATTEMPT, {
-        "run_id": attempt.run_id, "device_id": device_id, "at": to_db_time(attempt.at),
+def _insert_version(conn: sqlite3.Connection, attempt: Attempt, blob: PackedBlob, norm: bytes, meta: ExportMeta) -> int:
+    """The version (and its blob unless stored already) with the attempt that created it."""
+    owner = device_id(conn, attempt.site, attempt.device)
+    at = to_db_time(attempt.at)
+    version_id = int(value(conn, _INSERT_VERSION, (
+        owner, blob_id(conn, blob), norm, at, at, meta.ros_version, meta.model, meta.serial, meta.software_id)))
+    _insert_attempt(conn, owner, replace(attempt, version_id=version_id))
+    return version_id
+
+
+def _insert_attempt(conn: sqlite3.Connection, device: int, attempt: Attempt) -> int:
+    return int(value(conn, _INSERT_ATTEMPT, {
+        "run_id": attempt.run_id, "device_id": device, "at": to_db_time(attempt.at),
         "status": attempt.status.value, "version_id": attempt.version_id, "error_kind": attempt.error_kind,
         "reason": attempt.reason, "added": attempt.added, "removed": attempt.removed, "note": attempt.note,
     }))
