@@ -7,7 +7,8 @@ Store is assembled from parts that share one connection (storage.db.Database): t
 runs, versions and attempts; storage.trust host keys and the instance key; storage.outbox the
 Slack outbox; storage.blobs the configs themselves (delta chains). Every write is one
 transaction: a version is committed whole (blob + version + attempt + its outbox messages) or not
-at all, and a stored version never changes except its last_verified.
+at all, and a stored version never changes except its last_verified and undated_sha256 (the
+undated hash of the last export that confirmed it: migration 0004).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
-from bot.core.models import Attempt, ExportMeta, Status, Version
+from bot.core.models import Attempt, DeviceState, ExportMeta, KnownConfig, Status, Version
 from storage.blobs import BASE_CHAIN, VERSION_CHAIN, blob_id, chain_of, rewrite_legacy_blobs
 from storage.codec import PackedBlob, from_db_time, from_db_time_or_none, pack, to_db_time, unpack_chain, utc
 from storage.db import connect, value
@@ -30,12 +31,14 @@ from storage.outbox import OutboxItem, OutboxStatus, OutboxStore, insert_batch, 
 from storage.records import (
     ATTEMPT_SELECT,
     DEVICE_ID,
+    HOST_KEY_SELECT,
     RUN_SELECT,
     VERSION_SELECT,
     RunInfo,
     RunStatus,
     attempt_from_row,
     device_id,
+    host_key_from_row,
     run_from_row,
     version_from_row,
 )
@@ -78,8 +81,17 @@ RETURNING id
 
 _INSERT_VERSION = """
 INSERT INTO versions (device_id, blob_id, norm_hash, first_seen, last_verified,
-                      ros_version, model, serial, software_id)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
+                      ros_version, model, serial, software_id, undated_sha256)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
+"""
+
+_VERSIONS_OF_DEVICE = (VERSION_SELECT + f" WHERE v.device_id = {DEVICE_ID} AND (:before IS NULL OR v.id < :before)"
+                       " ORDER BY v.id DESC LIMIT :limit")
+
+# max(): a clock stepping back must not make a version look verified earlier than it was.
+_CONFIRM = f"""
+UPDATE versions SET last_verified = max(last_verified, :at), undated_sha256 = coalesce(:undated, undated_sha256)
+WHERE id = :version_id AND device_id = {DEVICE_ID} RETURNING device_id
 """
 
 # An interrupted run may still be finished: the process that marks runs interrupted at its start
@@ -168,41 +180,40 @@ class Store(TrustStore, OutboxStore):
     async def add_version(
         self, run_id: int, site: str, device: str, at: datetime, raw: bytes, norm_hash: str,
         meta: ExportMeta, status: Status, added: int, removed: int, note: str | None,
-        *, previous_raw: bytes | None = None,
+        *, previous_raw: bytes | None = None, undated_hash: str | None = None,
     ) -> Version:
         """Store a new distinct config: blob (unless already stored), version and attempt.
 
         The blob is a delta against the device's previous version when its chain allows.
         `previous_raw`: that version's raw bytes if the caller has read them already (to count the
         changed lines), which saves decoding its chain again; bytes that are not it are ignored.
+        `undated_hash`: routeros.undated_hash(raw), kept to recognise this config again.
         """
         if status not in (Status.NEW, Status.CHANGED):
             raise ValueError(f"a new version is recorded as new or changed, not {status}")
-        norm = _sha256(norm_hash)
+        norm, undated = _sha256(norm_hash), _sha256_or_none(undated_hash)
         base = chain_of(await self._rows(BASE_CHAIN, {"site": site, "device": device}))
         # decoding, hashing and compressing are CPU-bound
         blob = await asyncio.to_thread(pack, raw, base, previous_raw)
         attempt = Attempt(0, run_id, site, device, utc(at), status, added=added, removed=removed, note=note)
-        version_id = await self._transact(lambda conn: _insert_version(conn, attempt, blob, norm, meta))
+        version_id = await self._transact(lambda conn: _insert_version(conn, attempt, blob, norm, meta, undated))
         return Version(version_id, site, device, attempt.at, attempt.at, len(raw), norm.hex(), meta)
 
     async def confirm_version(
-        self, run_id: int, site: str, device: str, at: datetime, version_id: int, note: str | None = None
+        self, run_id: int, site: str, device: str, at: datetime, version_id: int, note: str | None = None,
+        *, undated_hash: str | None = None,
     ) -> Version:
         """The device still has `version_id`: move its last_verified and record an unchanged attempt.
 
+        `undated_hash`: of the export that confirmed it (replaces the one kept, if given).
         LookupError if `version_id` is not a version of that device.
         """
         attempt = Attempt(0, run_id, site, device, utc(at), Status.UNCHANGED, version_id, note=note)
+        params = {"at": to_db_time(at), "version_id": version_id, "site": site, "device": device,
+                  "undated": _sha256_or_none(undated_hash)}
 
         def confirm(conn: sqlite3.Connection) -> Version:
-            # max(): a clock stepping back must not make a version look verified earlier than it was.
-            owner = value(
-                conn,
-                "UPDATE versions SET last_verified = max(last_verified, :at)"
-                f" WHERE id = :version_id AND device_id = {DEVICE_ID} RETURNING device_id",
-                {"at": to_db_time(at), "version_id": version_id, "site": site, "device": device},
-            )
+            owner = value(conn, _CONFIRM, params)
             if owner is None:
                 raise LookupError(f"version {version_id} is not a version of {site}/{device}")
             _insert_attempt(conn, owner, attempt)
@@ -225,6 +236,21 @@ class Store(TrustStore, OutboxStore):
         versions = await self.versions(site, device, limit=1)
         return versions[0] if versions else None
 
+    async def device_state(self, site: str, device: str) -> DeviceState:
+        """What a backup of the device starts from, read together in one round trip: its trusted
+        host key, its latest version, and that version's config as the collector may recognise it."""
+
+        def read(conn: sqlite3.Connection) -> DeviceState:
+            names = {"site": site, "device": device}
+            key = conn.execute(f"{HOST_KEY_SELECT} WHERE device_id = {DEVICE_ID}", names).fetchone()
+            row = conn.execute(_VERSIONS_OF_DEVICE, {**names, "before": None, "limit": 1}).fetchone()
+            latest = version_from_row(row) if row else None
+            undated = latest and value(conn, "SELECT undated_sha256 FROM versions WHERE id = ?", (latest.id,))
+            known = KnownConfig(undated.hex(), latest.hash) if latest and undated else None
+            return DeviceState(host_key_from_row(key) if key else None, latest, known)
+
+        return await self._read(read)
+
     async def latest_versions(self, site: str | None = None) -> dict[tuple[str, str], Version]:
         """The latest version of each device (of `site`, or everywhere), in one query."""
         versions = map(version_from_row, await self._rows(_LATEST_VERSIONS, {"site": site}))
@@ -236,11 +262,8 @@ class Store(TrustStore, OutboxStore):
 
     async def versions(self, site: str, device: str, limit: int = 20, before_id: int | None = None) -> list[Version]:
         """Newest first; pass the last id of a page as `before_id` for the next page."""
-        rows = await self._rows(
-            VERSION_SELECT + f" WHERE v.device_id = {DEVICE_ID} AND (:before IS NULL OR v.id < :before)"
-            " ORDER BY v.id DESC LIMIT :limit",
-            {"site": site, "device": device, "before": before_id, "limit": limit},
-        )
+        rows = await self._rows(_VERSIONS_OF_DEVICE,
+                                {"site": site, "device": device, "before": before_id, "limit": limit})
         return [version_from_row(r) for r in rows]
 
     async def versions_by_ids(self, ids: Iterable[int]) -> list[Version]:
@@ -295,12 +318,14 @@ class Store(TrustStore, OutboxStore):
 # -- statements run inside the caller's transaction, on the database thread ---------------------
 
 
-def _insert_version(conn: sqlite3.Connection, attempt: Attempt, blob: PackedBlob, norm: bytes, meta: ExportMeta) -> int:
+def _insert_version(conn: sqlite3.Connection, attempt: Attempt, blob: PackedBlob, norm: bytes, meta: ExportMeta,
+                    undated: bytes | None) -> int:
     """The version (and its blob unless stored already) with the attempt that created it."""
     owner = device_id(conn, attempt.site, attempt.device)
     at = to_db_time(attempt.at)
     version_id = int(value(conn, _INSERT_VERSION, (
-        owner, blob_id(conn, blob), norm, at, at, meta.ros_version, meta.model, meta.serial, meta.software_id)))
+        owner, blob_id(conn, blob), norm, at, at, meta.ros_version, meta.model, meta.serial, meta.software_id,
+        undated)))
     _insert_attempt(conn, owner, replace(attempt, version_id=version_id))
     return version_id
 
@@ -318,3 +343,7 @@ def _sha256(hex_digest: str) -> bytes:
     if len(digest) != 32:
         raise ValueError(f"not a sha256 hex digest: {hex_digest!r}")
     return digest
+
+
+def _sha256_or_none(hex_digest: str | None) -> bytes | None:
+    return None if hex_digest is None else _sha256(hex_digest)

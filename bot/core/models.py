@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
+from typing import NamedTuple
 
 from bot.core.kinds import Trigger
 
@@ -122,6 +123,24 @@ class Export:
     norm_hash: str  # sha256 (hex) of routeros.normalize(raw): decides "changed"
     meta: ExportMeta  # from the header
     ros_major: int | None = None
+    undated_hash: str | None = None  # routeros.undated_hash(raw)
+
+
+@dataclass(frozen=True)
+class KnownConfig:
+    """A device's latest stored config as the collector may recognise it without normalizing the
+    next export: one whose routeros.undated_hash is `undated_hash` normalizes to `norm_hash`."""
+
+    undated_hash: str
+    norm_hash: str
+
+
+class DeviceState(NamedTuple):
+    """What a backup of a device starts from (storage.store.Store.device_state)."""
+
+    trusted: HostKey | None
+    latest: Version | None
+    known: KnownConfig | None
 
 
 @dataclass(frozen=True)
