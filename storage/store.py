@@ -191,6 +191,8 @@ class Store(TrustStore, OutboxStore):
         """
         if status not in (Status.NEW, Status.CHANGED):
             raise ValueError(f"a new version is recorded as new or changed, not {status}")
+        if not raw:
+            raise ValueError("an empty export is never a version")  # (a recognised Export carries no bytes)
         norm, undated = _sha256(norm_hash), _sha256_or_none(undated_hash)
         base = chain_of(await self._rows(BASE_CHAIN, {"site": site, "device": device}))
         # decoding, hashing and compressing are CPU-bound
@@ -246,7 +248,7 @@ class Store(TrustStore, OutboxStore):
             row = conn.execute(_VERSIONS_OF_DEVICE, {**names, "before": None, "limit": 1}).fetchone()
             latest = version_from_row(row) if row else None
             undated = latest and value(conn, "SELECT undated_sha256 FROM versions WHERE id = ?", (latest.id,))
-            known = KnownConfig(undated.hex(), latest.hash) if latest and undated else None
+            known = KnownConfig(undated.hex(), latest.hash, latest.meta) if latest and undated else None
             return DeviceState(host_key_from_row(key) if key else None, latest, known)
 
         return await self._read(read)

@@ -225,6 +225,9 @@ class BackupService:
                 run_id, site, name, at, export.raw, export.norm_hash, export.meta, Status.NEW, 0, 0, None,
                 undated_hash=undated)
             return DeviceResult(device, Status.NEW, version=version)
+        if export.recognised:  # the collector saw the latest config again, header and all
+            version = await self.store.confirm_version(run_id, site, name, at, latest.id, undated_hash=undated)
+            return DeviceResult(device, Status.UNCHANGED, version=version, previous=latest)
         note = routeros.describe_meta_change(latest.meta, export.meta)
         added = removed = 0
         old_raw = None
