@@ -181,7 +181,11 @@ def parse_header(text: str) -> ExportMeta:
     """Version, model, serial and software id from the leading comment block; None if absent."""
     found: dict[str, str | None] = {}
     version = None
-    for line in _lines(text[:_HEADER_SPAN]):
+    head = text[:_HEADER_SPAN]
+    # A line starting with "/" is the first menu line: it ends the block, and no line before it
+    # can continue onto it (a continuation starts with spaces). What follows it is never read.
+    menu = head.find("\n/")
+    for line in _lines(head if menu < 0 else head[:menu + 2]):
         if not line:
             continue
         if not line.startswith("#"):

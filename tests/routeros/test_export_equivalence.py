@@ -58,6 +58,21 @@ def reference_refusal(raw: bytes, lines: list[str]) -> str | None:
     return None
 
 
+def reference_header(text: str) -> object:
+    found: dict[str, str | None] = {}
+    version = None
+    for line in reference_lines(text[:4096]):
+        if not line:
+            continue
+        if not line.startswith("#"):
+            break
+        if version is None and (m := routeros._VERSION_LINE.fullmatch(line)):
+            version = m.group(1)
+        elif m := routeros._META_LINE.fullmatch(line):
+            found[m.group(1)] = m.group(2).strip() or None
+    return routeros.ExportMeta(version, found.get("model"), found.get("serial number"), found.get("software id"))
+
+
 def assert_same(raw: bytes) -> None:
     lines = reference_lines(raw)
     expected = (reference_refusal(raw, lines), reference_normalized(lines))
@@ -66,6 +81,7 @@ def assert_same(raw: bytes) -> None:
     assert (routeros.check_export(raw), routeros.normalize(raw)) == expected
     text = raw.decode("utf-8", "replace")
     assert routeros.normalize(text) == reference_normalized(reference_lines(text))
+    assert routeros.parse_header(text) == reference_header(text)
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -91,7 +107,8 @@ PIECES = [b"/ip address", b"add address=10.0.0.1/24", b"set name=x", b"\\", b"  
           b"\xe9", b"\xe2\x82", b"\xef\xbf\xbd", b"\xc2\xa0", b"\xe2\x80\x83", b"#", b"# inactive time",
           b"# 2024-01-02 03:04:05 by RouterOS 7.15", b"# software id = AB-CD", b"# channel: 5180", b"# kept",
           b"failure: x", b"bad command name export (line 1 column 2)", b"interrupted", b"invalid value for x",
-          b"fa", b"in", b"no", b'"', b'comment="a b"', b"source=\"", b"\\_", b"x", b"/system script"]
+          b"fa", b"in", b"no", b'"', b'comment="a b"', b"source=\"", b"\\_", b"x", b"/system script",
+          b"# model = RB5009", b"# serial number = X1", b"\n/", b"\n    /", b"/"]
 
 
 @pytest.mark.parametrize("seed", range(30))
