@@ -5,9 +5,10 @@ Every `await db.execute(...)` is a round trip to aiosqlite's thread and back thr
 loop's self-pipe: ~90 us of CPU, most of it thread wake-ups and GIL hand-overs, however small the
 statement. A backup's transaction used to be 7 of them. So a transaction is written as a plain
 function of the sqlite3 connection (`Database._transact`), and the whole of it - BEGIN IMMEDIATE,
-its statements, COMMIT or ROLLBACK - runs on that thread in one round trip (`on_thread`). The
-async `transaction()` stays for the schema migrations and the blob rewrite, which await work
-between their statements. Either way "one transaction, all or nothing" is written once here.
+its statements, COMMIT or ROLLBACK - runs on that thread in one round trip (`on_thread`), and
+the jobs of many tasks queued meanwhile share one round trip (`Database`). The async
+`transaction()` stays for the schema migrations and the blob rewrite, which await work between
+their statements. Either way "one transaction, all or nothing" is written once here.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import asyncio
 import contextlib
 import functools
 import sqlite3
-from dataclasses import dataclass
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
