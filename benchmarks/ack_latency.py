@@ -39,7 +39,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # for tests.integration.slack_fake
 
-from tests.integration.conftest import sign  # noqa: E402
+from tests.integration.helpers import sign  # noqa: E402
 from tests.integration.slack_fake import BOT_TOKEN, FakeSlack  # noqa: E402
 
 SECRET = "bench-signing-secret"

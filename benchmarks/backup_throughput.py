@@ -199,7 +199,7 @@ def child(args: argparse.Namespace) -> None:
     t = time.perf_counter()
     import asyncssh  # noqa: F401
 
-    import bot.collector  # the loop takes its algorithms from here
+    import bot.ssh.collector  # the loop takes its algorithms from here
     if args.phase == "backupbot":
         import bot.app  # noqa: F401
     result["startup"]["imports"] = time.perf_counter() - t

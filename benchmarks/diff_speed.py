@@ -12,8 +12,10 @@ and diffs it), written to a temporary folder. GNU diff runs as a subprocess with
 from a pipe; ours is `diffing.diff(old, new)` plus its `.text` (the product shows a Diff's hunks
 and text). Best of several repetitions each. Extra rows time the other per-export work on the
 same exports: `count_changes` (the backup run's +/- counts), `normalize` of the raw export and
-`redact` of the normalized one. The last line prints our diff's time over GNU diff's, wall clock
-(the target) and, in brackets, CPU time (steadier on a shared machine).
+`redact` of the normalized one, beside the whole-text substitution of redact's property pattern
+(what redact did before it tried the pattern only near secret names; same output). The last line
+prints our diff's time over GNU diff's, wall clock (the target) and, in brackets, CPU time
+(steadier on a shared machine).
 
     python benchmarks/diff_speed.py                 # 20,000 and 100,000 lines
     python benchmarks/diff_speed.py --sizes 20000 --repeat 3
@@ -34,6 +36,7 @@ from pathlib import Path
 
 from bot.routeros import diff as diffing
 from bot.routeros import export as routeros
+from bot.core.secrets import SECRET_PROPERTY
 from bot.routeros import redact as redaction
 
 WIDTH = 80  # RouterOS wraps an exported line at the terminal width
@@ -238,6 +241,7 @@ def measure(lines: int, seed: int, repeat: int, folder: Path) -> tuple[float, fl
         "bot.routeros.diff.count_changes": lambda: diffing.count_changes(old, new),
         "routeros.normalize (raw old)": lambda: routeros.normalize(old_raw),
         "routeros.redact (normalized old)": lambda: redaction.redact(old, key),
+        "  its pattern over every character": lambda: SECRET_PROPERTY.sub(lambda m: m[0], old),
     }, repeat)
     print(f"  {'':<34} {'wall':>12} {'CPU':>12}")
     for label, (wall, cpu) in times.items():

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections import OrderedDict
 from collections.abc import Iterable
 
@@ -34,7 +35,7 @@ from storage.codec import (
     unpack_delta,
 )
 from bot.core.errors import CorruptBlob
-from storage.db import first, scalar, transaction
+from storage.db import first, on_thread, scalar, transaction, value
 from storage.records import DEVICE_ID
 
 log = logging.getLogger(__name__)
@@ -74,16 +75,21 @@ def chain_of(rows: Iterable[aiosqlite.Row]) -> list[StoredBlob]:
     return [stored_blob(r) for r in rows]
 
 
-async def insert_blob(db: aiosqlite.Connection, blob: PackedBlob) -> int:
+def blob_id(conn: sqlite3.Connection, blob: PackedBlob) -> int:
     """The blob's id, inserting it unless the same raw bytes are already stored (inside the
-    caller's transaction). The base, read before the transaction, is still valid: blobs that can be
-    bases never change."""
-    blob_id = await scalar(db, "SELECT id FROM blobs WHERE sha256 = ?", (blob.sha256,))
-    if blob_id is None:
-        blob_id = await scalar(
-            db, "INSERT INTO blobs (sha256, size, codec, data, base_id, depth) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
-            (blob.sha256, blob.size, blob.codec, blob.data, blob.base_id, blob.depth))
-    return int(blob_id)
+    caller's transaction, on the database thread). The base, read before the transaction, is still
+    valid: blobs that can be bases never change."""
+    found = value(conn, "SELECT id FROM blobs WHERE sha256 = ?", (blob.sha256,))
+    if found is None:
+        found = value(conn, "INSERT INTO blobs (sha256, size, codec, data, base_id, depth)"
+                            " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                      (blob.sha256, blob.size, blob.codec, blob.data, blob.base_id, blob.depth))
+    return int(found)
+
+
+async def insert_blob(db: aiosqlite.Connection, blob: PackedBlob) -> int:
+    """`blob_id` from a transaction that awaits its statements (storage.db.transaction)."""
+    return await on_thread(db, lambda conn: blob_id(conn, blob))
 
 
 # -- the rewrite of schema-2 blobs ------------------------------------------------------------------

@@ -107,21 +107,23 @@ class PackedBlob:
     depth: int = 0  # deltas in its chain
 
 
-def pack(raw: bytes, base: Sequence[StoredBlob] = ()) -> PackedBlob:
+def pack(raw: bytes, base: Sequence[StoredBlob] = (), base_raw: bytes | None = None) -> PackedBlob:
     """Hash and compress raw export bytes (CPU-bound: call from a worker thread).
 
     `base` is the chain of the device's previous version (base[0] that version's blob, each next
     one its base). The result is a delta against base[0] unless the chain is already as long as
     allowed (FULL_EVERY, CHAIN_BYTES) or does not decode: a damaged history never stops a new
-    backup from being stored, whole.
+    backup from being stored, whole. `base_raw`, if given, is taken for base[0]'s raw bytes
+    instead of decoding the chain, once its sha256 proves it is.
     """
     sha256 = hashlib.sha256(raw).digest()
     if base and may_extend(len(base) - 1, max(len(raw), base[0].size)):
-        try:
-            base_raw = unpack_chain(base)
-        except CorruptBlob:
-            pass
-        else:
+        if base_raw is None or hashlib.sha256(base_raw).digest() != base[0].sha256:
+            try:
+                base_raw = unpack_chain(base)
+            except CorruptBlob:
+                base_raw = None
+        if base_raw is not None:
             return PackedBlob(sha256, len(raw), ZSTD_DELTA, compress(raw, base_raw), base[0].id, len(base))
     return PackedBlob(sha256, len(raw), ZSTD, compress(raw))
 

@@ -20,6 +20,7 @@ in the order they were written, replies after the message they belong under.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,7 +30,7 @@ import aiosqlite
 
 from bot.core.messages import OutboxMessage
 from storage.codec import from_db_time, from_db_time_or_none, to_db_time
-from storage.db import Database, scalar
+from storage.db import Database, value
 
 
 @dataclass(frozen=True)
@@ -86,15 +87,16 @@ def prepare(messages: Sequence[OutboxMessage]) -> list[Prepared]:
     return out
 
 
-async def insert_batch(db: aiosqlite.Connection, batch: Sequence[Prepared], at: int) -> list[int]:
-    """Insert a prepared batch inside the caller's transaction; returns the new ids in order."""
+def insert_batch(conn: sqlite3.Connection, batch: Sequence[Prepared], at: int) -> list[int]:
+    """Insert a prepared batch inside the caller's transaction (on the database thread); returns
+    the new ids in order."""
     ids: list[int] = []
     for message in batch:
         parent = message.parent
         if parent is not None and parent < 0:
             parent = ids[-parent - 1]
-        ids.append(await scalar(
-            db,
+        ids.append(value(
+            conn,
             "INSERT INTO outbox (channel, kind, payload, parent_id, created_at, next_attempt_at)"
             " VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
             (message.channel, message.kind, message.payload, parent, at, at),
@@ -125,8 +127,7 @@ class OutboxStore(Database):
     async def enqueue(self, messages: Sequence[OutboxMessage], at: datetime) -> list[int]:
         """Enqueue messages that go with no other write; returns their ids (see OutboxMessage.parent)."""
         batch = prepare(messages)
-        async with self._write() as db:
-            return await insert_batch(db, batch, to_db_time(at))
+        return await self._transact(lambda conn: insert_batch(conn, batch, to_db_time(at)))
 
     async def mark_delivered(self, item_id: int, ts: str) -> None:
         """Record Slack's ts. Idempotent: a repeated call (a retry that raced) keeps the first ts."""
@@ -178,10 +179,13 @@ class OutboxStore(Database):
 
     async def _update(self, item_id: int, sql: str, params: tuple[Any, ...]) -> None:
         """Run an UPDATE of undelivered item `item_id`; LookupError if no such item exists at all."""
-        async with self._write() as db:
-            cursor = await db.execute(sql, params)
-            if cursor.rowcount == 0 and await scalar(db, "SELECT 1 FROM outbox WHERE id = ?", (item_id,)) is None:
+
+        def update(conn: sqlite3.Connection) -> None:
+            if conn.execute(sql, params).rowcount == 0 and value(conn, "SELECT 1 FROM outbox WHERE id = ?",
+                                                                 (item_id,)) is None:
                 raise LookupError(f"no outbox item {item_id}")
+
+        await self._transact(update)
 
 
 def _item(row: aiosqlite.Row) -> OutboxItem:

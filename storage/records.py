@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+import sqlite3
+
 import aiosqlite
 
 from bot.core.models import Attempt, ExportMeta, HostKey, Status, Version
 from storage.codec import from_db_time, from_db_time_or_none
-from storage.db import scalar
+from storage.db import on_thread, value
 
 
 class RunStatus(StrEnum):
@@ -99,10 +101,16 @@ def host_key_from_row(row: aiosqlite.Row) -> HostKey:
     return HostKey(row["key"], row["fingerprint"], row["pending_key"], row["pending_fingerprint"])
 
 
-async def ensure_device(db: aiosqlite.Connection, site: str, device: str) -> int:
-    """The device's id, adding the device on its first write (inside the caller's transaction)."""
+def device_id(conn: sqlite3.Connection, site: str, device: str) -> int:
+    """The device's id, adding the device on its first write (inside the caller's transaction,
+    on the database thread)."""
     names = {"site": site, "device": device}
-    device_id = await scalar(db, f"SELECT {DEVICE_ID}", names)
-    if device_id is None:
-        device_id = await scalar(db, "INSERT INTO devices (site, name) VALUES (:site, :device) RETURNING id", names)
-    return int(device_id)
+    found = value(conn, f"SELECT {DEVICE_ID}", names)
+    if found is None:
+        found = value(conn, "INSERT INTO devices (site, name) VALUES (:site, :device) RETURNING id", names)
+    return int(found)
+
+
+async def ensure_device(db: aiosqlite.Connection, site: str, device: str) -> int:
+    """`device_id` from a transaction that awaits its statements (storage.db.transaction)."""
+    return await on_thread(db, lambda conn: device_id(conn, site, device))

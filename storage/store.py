@@ -7,36 +7,38 @@ Store is assembled from parts that share one connection (storage.db.Database): t
 runs, versions and attempts; storage.trust host keys and the instance key; storage.outbox the
 Slack outbox; storage.blobs the configs themselves (delta chains). Every write is one
 transaction: a version is committed whole (blob + version + attempt + its outbox messages) or not
-at all, and a stored version never changes except its last_verified.
+at all, and a stored version never changes except its last_verified and undated_sha256 (the
+undated hash of the last export that confirmed it: migration 0004).
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 
-import aiosqlite
-
-from bot.core.models import Attempt, ExportMeta, Status, Version
-from storage.blobs import BASE_CHAIN, VERSION_CHAIN, chain_of, insert_blob, rewrite_legacy_blobs
-from storage.codec import from_db_time, from_db_time_or_none, pack, to_db_time, unpack_chain, utc
-from storage.db import connect, first, scalar
+from bot.core.models import Attempt, DeviceState, ExportMeta, KnownConfig, Status, Version
+from storage.blobs import BASE_CHAIN, VERSION_CHAIN, blob_id, chain_of, rewrite_legacy_blobs
+from storage.codec import PackedBlob, from_db_time, from_db_time_or_none, pack, to_db_time, unpack_chain, utc
+from storage.db import connect, value
 from storage.migrate import migrate
 from bot.core.messages import OutboxMessage
 from storage.outbox import OutboxItem, OutboxStatus, OutboxStore, insert_batch, prepare
 from storage.records import (
     ATTEMPT_SELECT,
     DEVICE_ID,
+    HOST_KEY_SELECT,
     RUN_SELECT,
     VERSION_SELECT,
     RunInfo,
     RunStatus,
     attempt_from_row,
-    ensure_device,
+    device_id,
+    host_key_from_row,
     run_from_row,
     version_from_row,
 )
@@ -79,13 +81,25 @@ RETURNING id
 
 _INSERT_VERSION = """
 INSERT INTO versions (device_id, blob_id, norm_hash, first_seen, last_verified,
-                      ros_version, model, serial, software_id)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
+                      ros_version, model, serial, software_id, undated_sha256)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
+"""
+
+_VERSIONS_OF_DEVICE = (VERSION_SELECT + f" WHERE v.device_id = {DEVICE_ID} AND (:before IS NULL OR v.id < :before)"
+                       " ORDER BY v.id DESC LIMIT :limit")
+
+# max(): a clock stepping back must not make a version look verified earlier than it was.
+_CONFIRM = f"""
+UPDATE versions SET last_verified = max(last_verified, :at), undated_sha256 = coalesce(:undated, undated_sha256)
+WHERE id = :version_id AND device_id = {DEVICE_ID} RETURNING device_id
 """
 
 # An interrupted run may still be finished: the process that marks runs interrupted at its start
 # cannot tell a live run of another process from a dead one, and the live one's real end wins.
 _FINISH_RUN = "UPDATE runs SET status = 'finished', finished_at = ? WHERE id = ? AND status <> 'finished'"
+# A config up to this size with nothing to be a delta against is packed on the event loop.
+_INLINE_PACK = 16 * 1024
+_INTERRUPT_RUN = "UPDATE runs SET status = 'interrupted', finished_at = ? WHERE id = ? AND status = 'running'"
 
 
 class Store(TrustStore, OutboxStore):
@@ -121,18 +135,20 @@ class Store(TrustStore, OutboxStore):
     # -- runs ----------------------------------------------------------------------------------
 
     async def start_run(self, trigger: str, at: datetime, scope: str) -> int:
-        async with self._write() as db:
-            return int(await scalar(db, "INSERT INTO runs (trigger, scope, started_at) VALUES (?, ?, ?) RETURNING id",
-                                    (trigger, scope, to_db_time(at))))
+        return int(await self._transact(lambda conn: value(
+            conn, "INSERT INTO runs (trigger, scope, started_at) VALUES (?, ?, ?) RETURNING id",
+            (trigger, scope, to_db_time(at)))))
 
     async def finish_run(self, run_id: int, at: datetime, outbox: Sequence[OutboxMessage] = ()) -> None:
         """Mark the run finished and enqueue its messages, in one transaction."""
         batch = prepare(outbox)
-        async with self._write() as db:
-            cursor = await db.execute(_FINISH_RUN, (to_db_time(at), run_id))
-            if cursor.rowcount != 1:
+
+        def finish(conn: sqlite3.Connection) -> None:
+            if conn.execute(_FINISH_RUN, (to_db_time(at), run_id)).rowcount != 1:
                 raise ValueError(f"run {run_id} is unknown or already finished")
-            await insert_batch(db, batch, to_db_time(at))
+            insert_batch(conn, batch, to_db_time(at))
+
+        await self._transact(finish)
 
     async def unfinished_runs(self) -> list[RunInfo]:
         """Runs still marked running (at start-up of `serve`: left by a process that stopped)."""
@@ -143,14 +159,14 @@ class Store(TrustStore, OutboxStore):
         """Mark one unfinished run interrupted and enqueue what it never announced, in one
         transaction; False (nothing written) if it is not running any more."""
         batch = prepare(outbox)
-        async with self._write() as db:
-            cursor = await db.execute(
-                "UPDATE runs SET status = 'interrupted', finished_at = ? WHERE id = ? AND status = 'running'",
-                (to_db_time(at), run_id))
-            if cursor.rowcount != 1:
+
+        def interrupt(conn: sqlite3.Connection) -> bool:
+            if conn.execute(_INTERRUPT_RUN, (to_db_time(at), run_id)).rowcount != 1:
                 return False
-            await insert_batch(db, batch, to_db_time(at))
+            insert_batch(conn, batch, to_db_time(at))
             return True
+
+        return await self._transact(interrupt)
 
     async def run(self, run_id: int) -> RunInfo | None:
         row = await self._row(RUN_SELECT + " WHERE r.id = ?", (run_id,))
@@ -166,55 +182,58 @@ class Store(TrustStore, OutboxStore):
     async def add_version(
         self, run_id: int, site: str, device: str, at: datetime, raw: bytes, norm_hash: str,
         meta: ExportMeta, status: Status, added: int, removed: int, note: str | None,
+        *, previous_raw: bytes | None = None, undated_hash: str | None = None,
     ) -> Version:
         """Store a new distinct config: blob (unless already stored), version and attempt.
 
         The blob is a delta against the device's previous version when its chain allows.
+        `previous_raw`: that version's raw bytes if the caller has read them already (to count the
+        changed lines), which saves decoding its chain again; bytes that are not it are ignored.
+        `undated_hash`: routeros.undated_hash(raw), kept to recognise this config again.
         """
         if status not in (Status.NEW, Status.CHANGED):
             raise ValueError(f"a new version is recorded as new or changed, not {status}")
-        norm = _sha256(norm_hash)
+        if not raw:
+            raise ValueError("an empty export is never a version")  # (a recognised Export carries no bytes)
+        norm, undated = _sha256(norm_hash), _sha256_or_none(undated_hash)
         base = chain_of(await self._rows(BASE_CHAIN, {"site": site, "device": device}))
-        blob = await asyncio.to_thread(pack, raw, base)  # decoding, hashing and compressing are CPU-bound
+        if not base and len(raw) <= _INLINE_PACK:
+            blob = pack(raw)  # a first config this small packs in ~0.07 ms, less than a thread hop
+        else:  # decoding, hashing and compressing are CPU-bound
+            blob = await asyncio.to_thread(pack, raw, base, previous_raw)
         attempt = Attempt(0, run_id, site, device, utc(at), status, added=added, removed=removed, note=note)
-        async with self._write() as db:
-            device_id = await ensure_device(db, site, device)
-            version_id = int(await scalar(db, _INSERT_VERSION, (
-                device_id, await insert_blob(db, blob), norm, to_db_time(at), to_db_time(at),
-                meta.ros_version, meta.model, meta.serial, meta.software_id,
-            )))
-            await _insert_attempt(db, device_id, replace(attempt, version_id=version_id))
+        version_id = await self._transact(lambda conn: _insert_version(conn, attempt, blob, norm, meta, undated))
         return Version(version_id, site, device, attempt.at, attempt.at, len(raw), norm.hex(), meta)
 
     async def confirm_version(
-        self, run_id: int, site: str, device: str, at: datetime, version_id: int, note: str | None = None
+        self, run_id: int, site: str, device: str, at: datetime, version_id: int, note: str | None = None,
+        *, undated_hash: str | None = None,
     ) -> Version:
         """The device still has `version_id`: move its last_verified and record an unchanged attempt.
 
+        `undated_hash`: of the export that confirmed it (replaces the one kept, if given).
         LookupError if `version_id` is not a version of that device.
         """
         attempt = Attempt(0, run_id, site, device, utc(at), Status.UNCHANGED, version_id, note=note)
-        async with self._write() as db:
-            # max(): a clock stepping back must not make a version look verified earlier than it was.
-            device_id = await scalar(
-                db,
-                "UPDATE versions SET last_verified = max(last_verified, :at)"
-                f" WHERE id = :version_id AND device_id = {DEVICE_ID} RETURNING device_id",
-                {"at": to_db_time(at), "version_id": version_id, "site": site, "device": device},
-            )
-            if device_id is None:
+        params = {"at": to_db_time(at), "version_id": version_id, "site": site, "device": device,
+                  "undated": _sha256_or_none(undated_hash)}
+
+        def confirm(conn: sqlite3.Connection) -> Version:
+            owner = value(conn, _CONFIRM, params)
+            if owner is None:
                 raise LookupError(f"version {version_id} is not a version of {site}/{device}")
-            await _insert_attempt(db, device_id, attempt)
-            row = await first(db, VERSION_SELECT + " WHERE v.id = ?", (version_id,))
-        assert row is not None  # updated in this very transaction
-        return version_from_row(row)
+            _insert_attempt(conn, owner, attempt)
+            row = conn.execute(VERSION_SELECT + " WHERE v.id = ?", (version_id,)).fetchone()
+            assert row is not None  # updated in this very transaction
+            return version_from_row(row)
+
+        return await self._transact(confirm)
 
     async def record_failure(
         self, run_id: int, site: str, device: str, at: datetime, kind: str, reason: str
     ) -> Attempt:
         attempt = Attempt(0, run_id, site, device, utc(at), Status.FAILED, error_kind=kind, reason=reason)
-        async with self._write() as db:
-            attempt_id = await _insert_attempt(db, await ensure_device(db, site, device), attempt)
+        attempt_id = await self._transact(lambda conn: _insert_attempt(conn, device_id(conn, site, device), attempt))
         return replace(attempt, id=attempt_id)
 
     # -- reading versions and attempts --------------------------------------------------------
@@ -222,6 +241,21 @@ class Store(TrustStore, OutboxStore):
     async def latest_version(self, site: str, device: str) -> Version | None:
         versions = await self.versions(site, device, limit=1)
         return versions[0] if versions else None
+
+    async def device_state(self, site: str, device: str) -> DeviceState:
+        """What a backup of the device starts from, read together in one round trip: its trusted
+        host key, its latest version, and that version's config as the collector may recognise it."""
+
+        def read(conn: sqlite3.Connection) -> DeviceState:
+            names = {"site": site, "device": device}
+            key = conn.execute(f"{HOST_KEY_SELECT} WHERE device_id = {DEVICE_ID}", names).fetchone()
+            row = conn.execute(_VERSIONS_OF_DEVICE, {**names, "before": None, "limit": 1}).fetchone()
+            latest = version_from_row(row) if row else None
+            undated = latest and value(conn, "SELECT undated_sha256 FROM versions WHERE id = ?", (latest.id,))
+            known = KnownConfig(undated.hex(), latest.hash, latest.meta) if latest and undated else None
+            return DeviceState(host_key_from_row(key) if key else None, latest, known)
+
+        return await self._read(read)
 
     async def latest_versions(self, site: str | None = None) -> dict[tuple[str, str], Version]:
         """The latest version of each device (of `site`, or everywhere), in one query."""
@@ -234,11 +268,8 @@ class Store(TrustStore, OutboxStore):
 
     async def versions(self, site: str, device: str, limit: int = 20, before_id: int | None = None) -> list[Version]:
         """Newest first; pass the last id of a page as `before_id` for the next page."""
-        rows = await self._rows(
-            VERSION_SELECT + f" WHERE v.device_id = {DEVICE_ID} AND (:before IS NULL OR v.id < :before)"
-            " ORDER BY v.id DESC LIMIT :limit",
-            {"site": site, "device": device, "before": before_id, "limit": limit},
-        )
+        rows = await self._rows(_VERSIONS_OF_DEVICE,
+                                {"site": site, "device": device, "before": before_id, "limit": limit})
         return [version_from_row(r) for r in rows]
 
     async def versions_by_ids(self, ids: Iterable[int]) -> list[Version]:
@@ -284,20 +315,30 @@ class Store(TrustStore, OutboxStore):
     async def record_scheduled(self, covered: Mapping[str, datetime]) -> None:
         """Each site's schedule is covered up to its instant; all of them in one transaction, so a
         run over many sites is recorded for all of them or for none."""
-        async with self._write() as db:
-            await db.executemany(
-                "INSERT INTO schedule (site, last_scheduled) VALUES (?, ?)"
-                " ON CONFLICT (site) DO UPDATE SET last_scheduled = excluded.last_scheduled",
-                [(site, to_db_time(at)) for site, at in covered.items()],
-            )
+        rows = [(site, to_db_time(at)) for site, at in covered.items()]
+        await self._transact(lambda conn: conn.executemany(
+            "INSERT INTO schedule (site, last_scheduled) VALUES (?, ?)"
+            " ON CONFLICT (site) DO UPDATE SET last_scheduled = excluded.last_scheduled", rows))
 
 
-# -- statements run inside the caller's transaction ---------------------------------------------
+# -- statements run inside the caller's transaction, on the database thread ---------------------
 
 
-async def _insert_attempt(db: aiosqlite.Connection, device_id: int, attempt: Attempt) -> int:
-    return int(await scalar(db, _INSERT_ATTEMPT, {
-        "run_id": attempt.run_id, "device_id": device_id, "at": to_db_time(attempt.at),
+def _insert_version(conn: sqlite3.Connection, attempt: Attempt, blob: PackedBlob, norm: bytes, meta: ExportMeta,
+                    undated: bytes | None) -> int:
+    """The version (and its blob unless stored already) with the attempt that created it."""
+    owner = device_id(conn, attempt.site, attempt.device)
+    at = to_db_time(attempt.at)
+    version_id = int(value(conn, _INSERT_VERSION, (
+        owner, blob_id(conn, blob), norm, at, at, meta.ros_version, meta.model, meta.serial, meta.software_id,
+        undated)))
+    _insert_attempt(conn, owner, replace(attempt, version_id=version_id))
+    return version_id
+
+
+def _insert_attempt(conn: sqlite3.Connection, device: int, attempt: Attempt) -> int:
+    return int(value(conn, _INSERT_ATTEMPT, {
+        "run_id": attempt.run_id, "device_id": device, "at": to_db_time(attempt.at),
         "status": attempt.status.value, "version_id": attempt.version_id, "error_kind": attempt.error_kind,
         "reason": attempt.reason, "added": attempt.added, "removed": attempt.removed, "note": attempt.note,
     }))
@@ -308,3 +349,7 @@ def _sha256(hex_digest: str) -> bytes:
     if len(digest) != 32:
         raise ValueError(f"not a sha256 hex digest: {hex_digest!r}")
     return digest
+
+
+def _sha256_or_none(hex_digest: str | None) -> bytes | None:
+    return None if hex_digest is None else _sha256(hex_digest)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.core.errors import InvalidOutput
-from bot.core.models import Device, Export, HostKey
+from bot.core.models import Device, Export, HostKey, KnownConfig
 from bot.routeros import export as routeros
 from storage.codec import to_db_time
 from storage.outbox import _COLUMNS, _PENDING, OutboxItem, _item
@@ -75,7 +75,8 @@ class FakeCollector:
         self.handler = handler
         self.calls: Counter[str] = Counter()
 
-    async def collect(self, device: Device, trusted: HostKey | None, ros_major: int | None = None) -> Export:
+    async def collect(self, device: Device, trusted: HostKey | None, ros_major: int | None = None,
+                      known: KnownConfig | None = None) -> Export:
         self.calls[device.name] += 1
         raw = self.handler(device)
         if inspect.isawaitable(raw):
@@ -87,7 +88,7 @@ class FakeCollector:
         return Export(raw=raw, command="/export show-sensitive", host_key=f"ssh-ed25519 FAKE{device.name}",
                       host_key_fingerprint=f"SHA256:fake-{device.name}",
                       norm_hash=hashlib.sha256(normalized.encode()).hexdigest(), meta=meta,
-                      ros_major=routeros.release_major(meta.ros_version))
+                      ros_major=routeros.release_major(meta.ros_version), undated_hash=routeros.undated_hash(raw))
 
 
 # -- the store, as tests inspect it ------------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import Protocol
 from bot.routeros import diff as diffing
 from bot.routeros import export as routeros
 from bot.core.clock import Clock, utcnow
-from bot.core.errors import CollectError, HostKeyChanged
+from bot.core.errors import CollectError, CorruptBlob, HostKeyChanged
 from bot.core.kinds import ErrorKind, Trigger
 from bot.core.messages import OutboxMessage
 from bot.backup.offload import cpu
@@ -30,10 +30,12 @@ from bot.core.models import (
     Attempt,
     Device,
     DeviceResult,
+    DeviceState,
     Export,
     ExportMeta,
     HostKey,
     KeyChange,
+    KnownConfig,
     NotStarted,
     RunSummary,
     Settings,
@@ -48,7 +50,8 @@ MessagesFor = Callable[[RunSummary], Awaitable[Sequence[OutboxMessage]]]
 
 
 class Collecting(Protocol):
-    async def collect(self, device: Device, trusted: HostKey | None, ros_major: int | None = None) -> Export: ...
+    async def collect(self, device: Device, trusted: HostKey | None, ros_major: int | None = None,
+                      known: KnownConfig | None = None) -> Export: ...
 
 
 class RunStore(Protocol):
@@ -56,19 +59,20 @@ class RunStore(Protocol):
 
     async def start_run(self, trigger: Trigger, at: datetime, scope: str) -> int: ...
     async def finish_run(self, run_id: int, at: datetime, outbox: Sequence[OutboxMessage] = ()) -> None: ...
-    async def latest_version(self, site: str, device: str) -> Version | None: ...
+    async def device_state(self, site: str, device: str) -> DeviceState: ...
     async def raw(self, version_id: int) -> bytes: ...
     async def add_version(
         self, run_id: int, site: str, device: str, at: datetime, raw: bytes, norm_hash: str,
         meta: ExportMeta, status: Status, added: int, removed: int, note: str | None,
+        *, previous_raw: bytes | None = None, undated_hash: str | None = None,
     ) -> Version: ...
     async def confirm_version(
-        self, run_id: int, site: str, device: str, at: datetime, version_id: int, note: str | None = None
+        self, run_id: int, site: str, device: str, at: datetime, version_id: int, note: str | None = None,
+        *, undated_hash: str | None = None,
     ) -> Version: ...
     async def record_failure(
         self, run_id: int, site: str, device: str, at: datetime, kind: str, reason: str
     ) -> Attempt: ...
-    async def host_key(self, site: str, device: str) -> HostKey | None: ...
     async def trust_host_key(self, site: str, device: str, key: str, fingerprint: str) -> None: ...
     async def set_pending_host_key(self, site: str, device: str, key: str, fingerprint: str) -> None: ...
 
@@ -186,11 +190,10 @@ class BackupService:
         trusted: HostKey | None = None
         try:
             async with self._slots:
-                trusted = await self.store.host_key(device.site, device.name)
-                latest = await self.store.latest_version(device.site, device.name)
+                trusted, latest, known = await self.store.device_state(device.site, device.name)
                 # The last stored header's version picks the export command without asking.
-                known = routeros.release_major(latest.meta.ros_version) if latest else None
-                export = await self.collector.collect(device, trusted, known)
+                major = routeros.release_major(latest.meta.ros_version) if latest else None
+                export = await self.collector.collect(device, trusted, major, known)
             if trusted is None:
                 await self.store.trust_host_key(device.site, device.name, export.host_key, export.host_key_fingerprint)
             result = await self._record(run_id, device, export, latest)
@@ -216,25 +219,40 @@ class BackupService:
         """`latest` was read before collecting; this device is collected by one task at a time.
         The export arrives checked and hashed (bot.ssh.collector): only a changed one costs CPU here."""
         at = self.clock()
+        site, name, undated = device.site, device.name, export.undated_hash
         if latest is None:
             version = await self.store.add_version(
-                run_id, device.site, device.name, at, export.raw, export.norm_hash, export.meta, Status.NEW, 0, 0,
-                None)
+                run_id, site, name, at, export.raw, export.norm_hash, export.meta, Status.NEW, 0, 0, None,
+                undated_hash=undated)
             return DeviceResult(device, Status.NEW, version=version)
+        if export.recognised:  # the collector saw the latest config again, header and all
+            version = await self.store.confirm_version(run_id, site, name, at, latest.id, undated_hash=undated)
+            return DeviceResult(device, Status.UNCHANGED, version=version, previous=latest)
         note = routeros.describe_meta_change(latest.meta, export.meta)
         added = removed = 0
-        if latest.hash != export.norm_hash:
-            old_raw = await self.store.raw(latest.id)
-            added, removed = await cpu(_changes, old_raw, export.raw)
-        if added == removed == 0:
-            # No line differs (the stored hash may predate a new noise rule) and the header agrees.
+        old_raw = None
+        same = latest.hash == export.norm_hash
+        if not same:
+            try:
+                old_raw = await self.store.raw(latest.id)
+            except CorruptBlob as exc:
+                # Counting lines needs the old config; storing the new one does not (it goes in whole).
+                log.error("device=%s: version %d is unreadable, changed lines not counted: %s", device.label,
+                          latest.id, exc)
+                damaged = f"previous version #{latest.id} is damaged, changed lines not counted"
+                note = f"{note}; {damaged}" if note else damaged
+            else:
+                added, removed = await cpu(_changes, old_raw, export.raw)
+                # No line differs: the stored hash may predate a new noise rule.
+                same = added == removed == 0
+        if same:  # and the header agrees, unless there is a note
             if note is None:
-                version = await self.store.confirm_version(run_id, device.site, device.name, at, latest.id)
+                version = await self.store.confirm_version(run_id, site, name, at, latest.id, undated_hash=undated)
                 return DeviceResult(device, Status.UNCHANGED, version=version, previous=latest)
             note += ", config unchanged"
         version = await self.store.add_version(
-            run_id, device.site, device.name, at, export.raw, export.norm_hash, export.meta,
-            Status.CHANGED, added, removed, note)
+            run_id, site, name, at, export.raw, export.norm_hash, export.meta, Status.CHANGED, added, removed, note,
+            previous_raw=old_raw, undated_hash=undated)
         return DeviceResult(device, Status.CHANGED, version=version, previous=latest,
                             added=added, removed=removed, note=note)
 

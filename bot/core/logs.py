@@ -57,8 +57,8 @@ _literal: re.Pattern[str] | None = None
 def register_secret(value: str | None) -> None:
     """Mask `value` (and its repr/JSON-escaped forms) wherever it appears in any later log line."""
     global _literal
-    if not value or len(value) < MIN_SECRET_LENGTH:
-        return
+    if not value or len(value) < MIN_SECRET_LENGTH or value in _registered:
+        return  # (the SSH worker registers each device's password with every collection)
     _registered.update({value, repr(value)[1:-1], json.dumps(value)[1:-1]})
     ordered = sorted(_registered, key=len, reverse=True)  # longest first: no partial leftovers
     _literal = re.compile("|".join(map(re.escape, ordered)))

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
+from typing import NamedTuple
 
 from bot.core.kinds import Trigger
 
@@ -113,7 +114,11 @@ class ExportMeta:
 @dataclass(frozen=True)
 class Export:
     """One successful collection: the bytes exactly as the device printed them, with what the
-    service needs to know about them (worked out where the bytes are, in the SSH worker)."""
+    service needs to know about them (worked out where the bytes are, in the SSH worker).
+
+    `recognised`: the export is the device's known config again (KnownConfig: same undated hash,
+    same header), so there is nothing to store but the confirmation; its bytes are left out (`raw`
+    is empty) rather than carried from the SSH worker to the bot for nothing."""
 
     raw: bytes
     command: str
@@ -122,6 +127,27 @@ class Export:
     norm_hash: str  # sha256 (hex) of routeros.normalize(raw): decides "changed"
     meta: ExportMeta  # from the header
     ros_major: int | None = None
+    undated_hash: str | None = None  # routeros.undated_hash(raw)
+    recognised: bool = False
+
+
+@dataclass(frozen=True)
+class KnownConfig:
+    """A device's latest stored config as the collector may recognise it without normalizing the
+    next export: one whose routeros.undated_hash is `undated_hash` normalizes to `norm_hash`, and
+    its header said `meta`."""
+
+    undated_hash: str
+    norm_hash: str
+    meta: ExportMeta
+
+
+class DeviceState(NamedTuple):
+    """What a backup of a device starts from (storage.store.Store.device_state)."""
+
+    trusted: HostKey | None
+    latest: Version | None
+    known: KnownConfig | None
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """RouterOS export knowledge, as pure functions over text.
 
 Owns: turning a raw `/export` into the normalized text that decides "changed" (`normalize`),
+recognising an export that differs from a known one only in its header's date (`undated_hash`),
 reading the header metadata (`parse_header`, `major_version`, `describe_meta_change`), choosing
 the export command (`export_command`), refusing output that must not be stored as a backup
 (`check_export`), and naming the menu section a line belongs to (`Sections`, `section_of`).
@@ -13,6 +14,7 @@ noise line is one table entry plus one fixture.
 
 from __future__ import annotations
 
+import hashlib
 import operator
 import re
 from collections.abc import Sequence
@@ -33,6 +35,7 @@ __all__ = [
     "parse_header",
     "release_major",
     "section_of",
+    "undated_hash",
 ]
 
 Rule = tuple[re.Pattern[str], str]
@@ -84,28 +87,62 @@ _ANSI: Final = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 _WRAP: Final = "\\\n    "
 
 
+_LONE_CR: Final = re.compile(rb"\r(?!\n)")
+_FIRST_CHAR: Final = operator.itemgetter(slice(None, 1))
+
+
 def _lines(raw: bytes | str) -> list[str]:
     """Decoded, ANSI-free, LF-only, wrap-joined, right-stripped lines (nothing dropped).
 
-    Plain str methods instead of whole-text regex passes: each holds the GIL for ~1 ms on a 1 MB
-    export instead of ~15 ms, which is what lets the SSH worker's event loop keep serving its
-    sessions while check_and_normalize runs in a thread beside it (bot.ssh.collector).
+    Plain str methods and C-level map/filter passes instead of whole-text regex passes or a
+    Python loop over every line: each holds the GIL for ~1 ms on a 1 MB export, which is what
+    lets the SSH worker's event loop keep serving its sessions while check_and_normalize runs in
+    a thread beside it (bot.ssh.collector); and normalizing a day's exports is most of that
+    worker's CPU beyond SSH itself.
     """
-    # RouterOS's CRLF first, on bytes where it is cheapest (CR and LF never occur inside a UTF-8
-    # sequence, so decoding after gives the same text).
-    if isinstance(raw, bytes):
-        text = raw.replace(b"\r\n", b"\n").decode("utf-8", errors="replace")
+    if isinstance(raw, bytes) and b"\x1b" not in raw and not _LONE_CR.search(raw):
+        # What RouterOS sends: every CR ends a line, and rstrip removes it with the line's other
+        # trailing blanks, exactly as turning CRLF into LF first would.
+        text = raw.decode("utf-8", errors="replace")
     else:
-        text = raw.replace("\r\n", "\n")
-    if "\x1b" in text:
-        text = _ANSI.sub("", text)
-    if "\r" in text:
-        while "\r\n" in text:  # CR CR LF too: any run of CRs before a LF is one line end
-            text = text.replace("\r\n", "\n")
-        text = text.replace("\r", "\n")
-    text = "\n".join([line.rstrip() for line in text.split("\n")])
-    # Joined lines need no second rstrip: each ends with a continuation that was stripped above.
-    return text.replace(_WRAP, "").split("\n")
+        # RouterOS's CRLF first, on bytes where it is cheapest (CR and LF never occur inside a
+        # UTF-8 sequence, so decoding after gives the same text).
+        text = raw.replace(b"\r\n", b"\n").decode("utf-8", errors="replace") if isinstance(raw, bytes) \
+            else raw.replace("\r\n", "\n")
+        if "\x1b" in text:
+            text = _ANSI.sub("", text)
+        if "\r" in text:
+            while "\r\n" in text:  # CR CR LF too: any run of CRs before a LF is one line end
+                text = text.replace("\r\n", "\n")
+            text = text.replace("\r", "\n")
+    return _unwrapped(list(map(str.rstrip, text.split("\n"))), text)
+
+
+def _unwrapped(lines: list[str], text: str) -> list[str]:
+    """The right-stripped lines of `text` with each continuation joined to the line before it
+    (_WRAP): what `"\\n".join(lines).replace(_WRAP, "").split("\\n")` gives, visiting only the
+    lines that start indented (found in `text` by a C search, not by a look at every line)."""
+    out: list[str] = []
+    copied = 0  # lines[:copied] are in `out`, joined where they continue
+    i, at = 0, 0  # line i starts at text[at]
+    while (found := text.find("\n    ", at)) >= 0:
+        i += text.count("\n", at, found + 1)
+        at = found + 1
+        if not lines[i].startswith("    "):
+            continue  # indented blanks only, stripped away
+        if copied < i:
+            out += lines[copied:i]
+            copied = i
+        # out[-1] is line i - 1, with whatever continued it already joined to it
+        if out[-1].endswith("\\"):
+            # Joined lines need no second rstrip: a stripped line that starts with 4 spaces ends
+            # in something else, which the joined line now ends in.
+            out[-1] = out[-1][:-1] + lines[i][4:]
+            copied = i + 1
+    if not copied:
+        return lines
+    out += lines[copied:]
+    return out
 
 
 _DROP_RULES: Final = HEADER_RULES + NOISE_RULES
@@ -121,7 +158,17 @@ def normalize(raw: bytes | str) -> str:
 
 
 def _normalized(lines: list[str]) -> str:
-    kept = [line for line in lines if line and not _dropped(line)]
+    kept = list(filter(None, lines))
+    # Only comment lines can be dropped: look at those alone (they are few), found in a string of
+    # every line's first character.
+    firsts = "".join(map(_FIRST_CHAR, kept))
+    dropped, at = [], firsts.find("#")
+    while at >= 0:
+        if _dropped(kept[at]):
+            dropped.append(at)
+        at = firsts.find("#", at + 1)
+    for i in reversed(dropped):
+        del kept[i]
     return "\n".join(kept) + "\n" if kept else ""
 
 
@@ -134,7 +181,11 @@ def parse_header(text: str) -> ExportMeta:
     """Version, model, serial and software id from the leading comment block; None if absent."""
     found: dict[str, str | None] = {}
     version = None
-    for line in _lines(text[:_HEADER_SPAN]):
+    head = text[:_HEADER_SPAN]
+    # A line starting with "/" is the first menu line: it ends the block, and no line before it
+    # can continue onto it (a continuation starts with spaces). What follows it is never read.
+    menu = head.find("\n/")
+    for line in _lines(head if menu < 0 else head[:menu + 2]):
         if not line:
             continue
         if not line.startswith("#"):
@@ -180,11 +231,13 @@ def export_command(major: int | None) -> str:
 # What the RouterOS CLI answers instead of an export. Matched only at the start of a joined
 # line, where a real export has a menu path, a command or a comment - never inside a script
 # source or a quoted value, which always sit after `source=` on the same joined line.
-_CLI_ERROR: Final = re.compile(
-    r"(?:failure:|(?:bad command name|expected end of command|expected command name"
-    r"|syntax error|no such item|no such command|input does not match any value|invalid value"
-    r"|ambiguous value|not enough permissions|action timed out|interrupted)\b).*"
-)
+_CLI_ERRORS: Final = ("bad command name", "expected end of command", "expected command name", "syntax error",
+                       "no such item", "no such command", "input does not match any value", "invalid value",
+                       "ambiguous value", "not enough permissions", "action timed out", "interrupted")
+_CLI_ERROR: Final = re.compile(rf"(?:failure:|(?:{'|'.join(_CLI_ERRORS)})\b).*")
+# Their first two characters: lines that start otherwise (nearly all) need no regex.
+_CLI_ERROR_STARTS: Final = frozenset(["fa", *(error[:2] for error in _CLI_ERRORS)])
+_FIRST_TWO: Final = operator.itemgetter(slice(None, 2))
 _EXPORT_HEADER: Final = re.compile(r"#.* by RouterOS \d|# RouterOS \d")
 _MENU_LINE: Final = re.compile(r"/[a-z][a-z0-9-]*(?:[ /][a-z0-9-]+)*(?: .*)?")
 _QUOTED: Final = re.compile(r'"(?:\\.|[^"\\])*"')
@@ -202,15 +255,44 @@ def check_and_normalize(raw: bytes) -> tuple[str | None, str]:
     return _refusal(raw, lines), _normalized(lines)
 
 
+# The date and time at the start of an export: either header format (HEADER_RULES), only where the
+# line goes on with a version, so that the rule drops the whole line.
+_DATED_START: Final = re.compile(rb"# (?:[a-z]{3}/\d{2}/\d{4}|\d{4}-\d{2}-\d{2}) \d{2}:\d{2}:\d{2}(?= by RouterOS \d)")
+
+
+def undated_hash(raw: bytes) -> str | None:
+    """sha256 (hex) of an export without the date and time its first line starts with; None if it
+    does not start with one.
+
+    Two exports with the same undated hash differ at most in those digits, which normalization
+    drops with the line they are on (HEADER_RULES): so they normalize to the same text, pass or
+    fail the same checks and have the same header. The daily export of an unchanged router is
+    recognised by this one C-speed pass instead of being normalized again. The date's length is
+    hashed too, so both texts also have the same length (check_export counts characters).
+    """
+    start = _DATED_START.match(raw)
+    if start is None:
+        return None
+    digest = hashlib.sha256(b"%d\n" % start.end())
+    digest.update(memoryview(raw)[start.end():])
+    return digest.hexdigest()
+
+
 def _refusal(raw: bytes, lines: list[str]) -> str | None:
-    if not raw.strip():
+    if not raw or raw.isspace():
         return "empty output"
-    for line in lines:
-        if _CLI_ERROR.fullmatch(line):
-            return f"RouterOS error: {line.strip()}"
-    text = "\n".join(lines)
-    if "\x00" in text or text.count("\ufffd") > len(text) // 100:
-        return "not a RouterOS export"  # binary: NULs or >1% undecodable bytes
+    if _CLI_ERROR_STARTS.intersection(map(_FIRST_TWO, lines)):
+        for line in lines:
+            if line[:2] in _CLI_ERROR_STARTS and _CLI_ERROR.fullmatch(line):
+                return f"RouterOS error: {line.strip()}"
+    # Binary: NULs or >1% undecodable bytes. Normalizing neither adds nor drops a NUL or a U+FFFD,
+    # so they are counted in the bytes where that is cheaper, and only ASCII cannot hold a U+FFFD.
+    if b"\x00" in raw:
+        return "not a RouterOS export"
+    if not raw.isascii():
+        text = "\n".join(lines)
+        if text.count("\ufffd") > len(text) // 100:
+            return "not a RouterOS export"
     if not any(_EXPORT_HEADER.fullmatch(line) or _MENU_LINE.fullmatch(line) for line in lines):
         return "not a RouterOS export"
     if not raw.rstrip(b" \t").endswith(b"\n"):
@@ -265,9 +347,6 @@ def _menu_path(line: str) -> str:
             break
         path.append(word)
     return " ".join(path)
-
-
-_FIRST_CHAR: Final = operator.itemgetter(slice(None, 1))
 
 
 class Sections:

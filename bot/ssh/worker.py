@@ -33,7 +33,7 @@ from bot.core import errors
 from bot.ssh.collector import Collector
 from bot.core.errors import CollectError, WorkerDied
 from bot.core.logs import configure_logging, register_secret
-from bot.core.models import Device, Export, HostKey
+from bot.core.models import Device, Export, HostKey, KnownConfig
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +81,15 @@ class SshWorker:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def collect(self, device: Device, trusted: HostKey | None, ros_major: int | None = None) -> Export:
+    async def collect(self, device: Device, trusted: HostKey | None, ros_major: int | None = None,
+                      known: KnownConfig | None = None) -> Export:
         proc = await self._running()
         assert proc.stdin is not None
         request_id = next(self._ids)
         future: asyncio.Future[Export] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:
-            await _send(proc.stdin, ("collect", request_id, (device, trusted, ros_major)))
+            await _send(proc.stdin, ("collect", request_id, (device, trusted, ros_major, known)))
             async with asyncio.timeout(device.timeout + GRACE):
                 return await future
         except (asyncio.CancelledError, TimeoutError):
@@ -172,11 +173,12 @@ async def _serve(collector: Collector) -> None:
     sessions: dict[int, asyncio.Task[None]] = {}
     await _send(writer, (0, ("ok", None)))  # ready
 
-    async def one(request_id: int, device: Device, trusted: HostKey | None, ros_major: int | None) -> None:
+    async def one(request_id: int, device: Device, trusted: HostKey | None, ros_major: int | None,
+                  known: KnownConfig | None) -> None:
         if device.password:
             register_secret(device.password)  # this process logs too: mask it like the bot does
         try:
-            outcome: tuple[Any, ...] = ("ok", await collector.collect(device, trusted, ros_major))
+            outcome: tuple[Any, ...] = ("ok", await collector.collect(device, trusted, ros_major, known))
         except CollectError as exc:
             outcome = ("error", type(exc).__name__, dict(vars(exc)))
         except Exception as exc:

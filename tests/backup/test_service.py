@@ -5,6 +5,7 @@ the SSH-specific cases (failure kinds, changed host keys) against the simulator 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
@@ -14,11 +15,12 @@ import pytest
 
 from bot.backup.service import BackupService
 from bot.config.load import parse_settings
-from bot.core.errors import Unreachable
+from bot.core.errors import CorruptBlob, Unreachable
 from bot.core.kinds import Trigger
 from bot.core.models import Device, DeviceResult, ExportMeta, Settings, Status
 from bot.routeros import export as routeros
 from bot.ssh.simulator import SimDevice
+from storage.codec import compress
 from storage.store import Store
 from tests.helpers import FakeCollector
 
@@ -166,3 +168,31 @@ async def test_meta_is_kept_from_the_header(tmp_path: Path, store: Store) -> Non
     settings = settings_for(tmp_path, ["r1"])
     result = (await BackupService(settings, serving(dev), store).run(settings.devices(), Trigger.CLI)).results[0]
     assert result.version.meta == ExportMeta("6.49.7", "RB750Gr3", dev.serial, dev.software_id)
+
+
+async def test_a_damaged_previous_version_still_lets_the_change_be_stored(tmp_path: Path, store: Store) -> None:
+    """The stored config a change is counted against no longer decodes (a bad sector): the new
+    config is still stored, whole, and reported as a change whose lines could not be counted -
+    not an "internal error" every day. The next change is counted as usual."""
+    dev = SimDevice("r1")
+    settings = settings_for(tmp_path, ["r1"])
+    service = BackupService(settings, serving(dev), store)
+    first = (await service.run(settings.devices(), Trigger.CLI)).results[0].version
+    with sqlite3.connect(settings.storage_path) as db:  # a valid frame of other bytes
+        db.execute("UPDATE blobs SET data = ? WHERE id = (SELECT blob_id FROM versions WHERE id = ?)",
+                   (compress(b"something else entirely\n"), first.id))
+    with pytest.raises(CorruptBlob):
+        await store.raw(first.id)
+
+    dev.change()
+    result = (await service.run(settings.devices(), Trigger.CLI)).results[0]
+    assert (result.status, result.added, result.removed) == (Status.CHANGED, 0, 0)
+    assert result.note == f"previous version #{first.id} is damaged, changed lines not counted"
+    assert await store.raw(result.version.id) == dev.export_text(COMMAND)
+    [attempt] = [a for a in await store.run_attempts(result.run_id) if a.device == "r1"]
+    assert (attempt.status, attempt.note) == (Status.CHANGED, result.note)
+
+    dev.change()
+    after = (await service.run(settings.devices(), Trigger.CLI)).results[0]
+    assert after.status is Status.CHANGED and (after.added, after.removed) != (0, 0) and after.note is None
+    assert await store.raw(after.version.id) == dev.export_text(COMMAND)

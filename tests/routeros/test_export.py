@@ -21,6 +21,7 @@ from bot.routeros.export import (
     normalize,
     parse_header,
     section_of,
+    undated_hash,
 )
 
 KEY = b"test-key-0123456789"
@@ -350,6 +351,91 @@ def test_describe_meta_change() -> None:
     assert describe_meta_change(anna[1], rma) == (
         "RouterOS 7.21 → 7.20; hardware replaced: RB5009UPr+S+ (serial HCY086PZ6XZ → HCY0000)"
     )
+
+
+# ---------------------------------------------------------------------------------- undated_hash
+
+# Written apart from routeros' own pattern: a header date in either format, then a version.
+DATED = re.compile(rb"# (?:[a-z]{3}/\d{2}/\d{4}|\d{4}-\d{2}-\d{2}) \d{2}:\d{2}:\d{2}(?= by RouterOS \d)")
+
+
+def redate(data: bytes, rng: random.Random) -> bytes:
+    """`data` with other digits (and month) in its header's date, in the same format."""
+    stamp = DATED.match(data)
+    assert stamp is not None
+    other = bytes(rng.choice(b"0123456789") if c in b"0123456789" else c for c in stamp[0])
+    if other[2:3].isalpha():
+        other = other[:2] + rng.choice([b"jan", b"feb", b"dec"]) + other[5:]
+    return other + data[stamp.end():]
+
+
+def judged(data: bytes) -> tuple[object, ...]:
+    """Everything the service decides from an export's bytes."""
+    return normalize(data), check_export(data), parse_header(data.decode("utf-8", "replace"))
+
+
+def test_undated_hash_is_the_same_for_the_famous_timestamp_only_change() -> None:
+    """seq-capxl-2 -> -3 differ only in the header date: recognised without normalizing."""
+    assert undated_hash(raw("seq-capxl-2.rsc")) == undated_hash(raw("seq-capxl-3.rsc")) is not None
+    assert undated_hash(raw("seq-capxl-1.rsc")) != undated_hash(raw("seq-capxl-2.rsc"))  # a dropped comment differs
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_undated_hash_sees_through_the_date_and_nothing_else(name: str) -> None:
+    """Every fixture with a dated header has an undated hash; another date keeps it and changes
+    nothing the service decides; any other byte changed after the date changes it."""
+    data = raw(name)
+    digest = undated_hash(data)
+    assert (digest is None) == (DATED.match(data) is None)
+    if digest is None:
+        return
+    rng = random.Random(name)
+    for _ in range(5):
+        other = redate(data, rng)
+        assert undated_hash(other) == digest
+        assert judged(other) == judged(data)
+    start = DATED.match(data).end()  # type: ignore[union-attr]
+    for pos in rng.sample(range(start, len(data)), 20):
+        assert undated_hash(data[:pos] + bytes([data[pos] ^ 1]) + data[pos + 1:]) != digest
+
+
+@pytest.mark.parametrize("header", [
+    b"# 2024-01-02 03:04:05 by RouterOS 7.15\r\n",  # both formats, with CRLF or LF
+    b"# jan/02/2024 03:04:05 by RouterOS 6.49.7\n",
+    b"# 2024-01-02 03:04:05 by RouterOS 7.15",  # the body goes on with the first line
+])
+def test_same_undated_hash_means_same_judgement_on_random_bodies(header: bytes) -> None:
+    """Bodies made to trip normalization (CRs, ANSI codes, wraps, trailing blanks, control and
+    invalid bytes, quotes, CLI error words) judge the same under any date of the same format."""
+    pieces = [b"/ip address", b"add address=10.0.0.1/24 comment=\"a b\"", b"\\", b"    ", b"\r", b"\x1b[1m",
+              b" ", b"\t", b"\x1c", b"\xe9", b"\x00", b'"', b"failure: x", b"# inactive time", b"#", b"\n",
+              b"\r\n", b"set name=x", b"\xef\xbf\xbd"]
+    rng = random.Random(7)
+    for _ in range(300):
+        body = b"".join(rng.choice(pieces) for _ in range(rng.randrange(0, 40)))
+        data = header + body
+        digest = undated_hash(data)
+        assert digest is not None
+        other = redate(data, rng)
+        assert undated_hash(other) == digest
+        assert judged(other) == judged(data)
+
+
+@pytest.mark.parametrize("data", [
+    b"/ip address\r\nadd address=10.0.0.1/24\r\n",  # no header at all
+    b"# RouterOS 7.15\r\n/ip address\r\n",  # a version line without a date
+    b"# 2024-01-02 03:04:05 by RouterOS x\r\n",  # not a version: the line would be kept, date and all
+    b"# 2024-01-02 03:04:05 by RouterOS  7.15\r\n",
+    b"\xef\xbb\xbf# 2024-01-02 03:04:05 by RouterOS 7.15\r\n",  # not at the very start
+])
+def test_no_undated_hash_where_the_date_is_not_dropped_with_its_line(data: bytes) -> None:
+    assert undated_hash(data) is None
+
+
+def test_the_two_date_formats_never_share_an_undated_hash() -> None:
+    """A v6 date is one character longer than an ISO one: the same rest gives another hash."""
+    rest = b" by RouterOS 7.15\r\n/ip address\r\n"
+    assert undated_hash(b"# 2024-01-02 03:04:05" + rest) != undated_hash(b"# jan/02/2024 03:04:05" + rest)
 
 
 # ---------------------------------------------------------------------------------- check_export

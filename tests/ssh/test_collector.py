@@ -16,7 +16,7 @@ import pytest
 
 from bot.ssh.collector import Collector
 from bot.core.errors import AuthFailed, CollectError, Dropped, HostKeyChanged, InvalidOutput, Timeout, Unreachable
-from bot.core.models import Device, HostKey
+from bot.core.models import Device, HostKey, KnownConfig
 from bot.ssh.simulator import SimDevice, Simulator
 
 FIXED = datetime(2024, 1, 2, 12, 34, 56, tzinfo=UTC)
@@ -86,6 +86,31 @@ async def test_known_version_costs_exactly_one_command(simulator: Simulator, ver
     export = await fast().collect(target(dev), None, ros_major=int(version[0]))
     assert (export.command, export.raw) == (command, dev.export_text(command))
     assert dev.commands == [command]
+
+
+async def test_the_known_config_again_is_recognised_and_not_sent(simulator: Simulator) -> None:
+    """Yesterday's config with today's date: recognised by its undated hash and header, confirmed
+    without its bytes. A changed config, or a changed header, comes back whole and hashed anew."""
+    clock = [FIXED]
+    dev = simulator.add(SimDevice("r1", password=PASSWORD, clock=lambda: clock[0]))
+    await simulator.start()
+    first = await fast().collect(target(dev), None, ros_major=7)
+    assert first.undated_hash is not None and not first.recognised
+    known = KnownConfig(first.undated_hash, first.norm_hash, first.meta)
+
+    clock[0] = datetime(2024, 1, 3, 2, 0, tzinfo=UTC)
+    again = await fast().collect(target(dev), None, ros_major=7, known=known)
+    assert again.recognised and again.raw == b""
+    assert (again.norm_hash, again.undated_hash, again.meta) == (first.norm_hash, first.undated_hash, first.meta)
+
+    dev.change()
+    changed = await fast().collect(target(dev), None, ros_major=7, known=known)
+    assert not changed.recognised and changed.raw == dev.export_text("/export show-sensitive")
+    assert changed.norm_hash != first.norm_hash and changed.undated_hash != first.undated_hash
+
+    moved = KnownConfig(changed.undated_hash, changed.norm_hash, replace(changed.meta, serial="OTHER"))
+    swapped = await fast().collect(target(dev), None, ros_major=7, known=moved)
+    assert not swapped.recognised and swapped.raw == changed.raw  # the header differs: the service decides
 
 
 async def test_upgraded_from_v6_to_v7_is_exported_again_with_secrets(simulator: Simulator) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.models import ExportMeta, HostKey, Status
+from bot.core.models import ExportMeta, HostKey, KnownConfig, Status
 from storage.migrate import load_migrations, split_statements
 from bot.core.messages import OutboxMessage
 from bot.core.errors import CorruptBlob, SchemaTooNew
@@ -137,6 +137,48 @@ async def test_confirm_version_of_another_device_is_refused_and_records_nothing(
     with pytest.raises(LookupError):
         await store.confirm_version(run_id, "hq", "r2", at(1), version.id)
     assert len(await store.run_attempts(run_id)) == 2
+
+
+async def test_device_state_is_the_trusted_key_the_latest_version_and_its_undated_hash(store: Store) -> None:
+    """What a backup starts from, in one read; the undated hash is the new version's, then that of
+    the export that last confirmed it."""
+    assert await store.device_state("hq", "r1") == (None, None, None)
+    run_id = await store.start_run("cli", T0, "hq")
+    await store.trust_host_key("hq", "r1", "ssh-ed25519 KEY", "SHA256:k")
+    raw = b"/system identity\r\nset name=r1\r\n"
+    version = await store.add_version(run_id, "hq", "r1", T0, raw, norm(raw), META, Status.NEW, 0, 0, None,
+                                      undated_hash="ab" * 32)
+    assert await store.device_state("hq", "r1") == (
+        HostKey("ssh-ed25519 KEY", "SHA256:k"), version, KnownConfig("ab" * 32, version.hash, META))
+    await store.confirm_version(run_id, "hq", "r1", at(1), version.id, undated_hash="cd" * 32)
+    _, latest, known = await store.device_state("hq", "r1")
+    assert known == KnownConfig("cd" * 32, version.hash, META) and latest == replace(version, last_verified=at(1))
+    await store.confirm_version(run_id, "hq", "r1", at(2), version.id)  # none given: the one kept stays
+    assert (await store.device_state("hq", "r1")).known == known
+    other = await add(store, run_id, "r1", b"a\n", 3, status=Status.CHANGED)  # stored without one
+    assert await store.device_state("hq", "r1") == (HostKey("ssh-ed25519 KEY", "SHA256:k"), other, None)
+
+
+async def test_an_empty_export_is_never_a_version(store: Store) -> None:
+    run_id = await store.start_run("cli", T0, "hq")
+    with pytest.raises(ValueError, match="empty"):
+        await add(store, run_id, "r1", b"")
+    assert await store.latest_version("hq", "r1") is None
+
+
+async def test_previous_raw_saves_decoding_only_when_it_is_the_base(store: Store, path: Path) -> None:
+    """The raw bytes the caller already read make the same delta as decoding the chain; other
+    bytes passed as `previous_raw` are ignored, never used as a base."""
+    run_id = await store.start_run("cli", T0, "hq")
+    base = b"".join(b"add address=10.0.0.%d list=x\r\n" % i for i in range(200))
+    await add(store, run_id, "r1", base)
+    for name, previous in (("right", base), ("wrong", base.replace(b"list=x", b"list=y"))):
+        raw = base + name.encode() + b"\r\n"
+        version = await store.add_version(run_id, "hq", "r1", at(1), raw, norm(raw), META, Status.CHANGED, 1, 0,
+                                          None, previous_raw=previous)
+        assert await store.raw(version.id) == raw
+    assert sql(path, "SELECT codec, depth FROM blobs ORDER BY id") == [("zstd", 0), ("zstd-delta", 1),
+                                                                        ("zstd-delta", 2)]
 
 
 async def test_record_failure_keeps_kind_and_reason_and_no_version(store: Store) -> None:
@@ -459,6 +501,38 @@ async def test_a_write_cancelled_while_waiting_for_the_lock_leaves_no_open_trans
         await task
     assert await store.latest_version("hq", "cancelled") is None
     assert (await add(store, run_id, "after", b"y\n")).device == "after"
+
+
+async def test_a_failing_write_among_concurrent_ones_fails_alone(store: Store) -> None:
+    """Writes that meet on the database thread still succeed or fail each on its own."""
+    run_id = await store.start_run("cli", T0, "hq")
+    versions = [await add(store, run_id, f"r{i}", b"config %d\n" % i) for i in range(20)]
+    # odd ones name another device's version: refused, and only they
+    outcomes = await asyncio.gather(*(store.confirm_version(run_id, "hq", f"r{i}", at(1),
+                                                            versions[i if i % 2 == 0 else i - 1].id)
+                                      for i in range(20)), return_exceptions=True)
+    assert [isinstance(o, LookupError) for o in outcomes] == [i % 2 == 1 for i in range(20)]
+    attempts = await store.run_attempts(run_id)
+    assert sorted(a.device for a in attempts if a.status is Status.UNCHANGED) == sorted(f"r{i}" for i in range(0, 20, 2))
+
+
+async def test_a_write_cancelled_while_queued_writes_nothing(store: Store, path: Path) -> None:
+    """Queued behind a write that waits for another process's lock, a cancelled write never runs."""
+    run_id = await store.start_run("cli", T0, "hq")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    first = asyncio.create_task(add(store, run_id, "first", b"x\n"))
+    while not store._lock.locked():  # white-box: the first write now waits on BEGIN in the database thread
+        await asyncio.sleep(0)
+    queued = asyncio.create_task(store.record_failure(run_id, "hq", "queued", T0, "timeout", "slow"))
+    await asyncio.sleep(0.05)
+    queued.cancel()
+    other.execute("COMMIT")
+    other.close()
+    assert (await first).device == "first"
+    with pytest.raises(asyncio.CancelledError):
+        await queued
+    assert [a.device for a in await store.run_attempts(run_id)] == ["first"]
 
 
 async def test_waits_for_another_process_that_briefly_holds_the_lock(store: Store, path: Path) -> None:
