@@ -13,7 +13,7 @@ import difflib
 from collections.abc import Sequence
 from datetime import datetime
 
-from bot.slack import access
+from bot.core import access
 from bot.slack import blocks
 from bot.core.kinds import Trigger
 from bot.core.errors import NotFound, UserError

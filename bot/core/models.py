@@ -81,6 +81,14 @@ class ScheduleSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """The browser pages (bot.web). Off unless `base_url` is set."""
+
+    base_url: str | None = None  # the bot's URL as the team's browsers reach it, without a trailing "/"
+    link_minutes: int = 15  # how long a signed link from Slack may be opened (a session then lasts 12 h)
+
+
+@dataclass(frozen=True)
 class Settings:
     storage_path: Path
     sites: dict[str, Site]
@@ -89,6 +97,7 @@ class Settings:
     stale_after: timedelta = timedelta(hours=24)
     slack: SlackSettings = SlackSettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    web: WebSettings = WebSettings()
 
     def quiet(self, site: str) -> bool:
         """Whether the site's all-clear alone is not worth a digest (its own `quiet`, else schedule.quiet)."""
