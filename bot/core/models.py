@@ -251,6 +251,8 @@ class Diff:
     hunks: tuple[Hunk, ...]
     added: int
     removed: int
+    old_lines: int = 0  # display lines of each side (bot.routeros.diff): where the last hunk's tail ends
+    new_lines: int = 0
 
     @property
     def empty(self) -> bool:
