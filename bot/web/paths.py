@@ -53,6 +53,11 @@ def lines(version_id: int) -> str:
     return f"{ROOT}/version/{version_id}/lines"
 
 
+def compare_form() -> str:
+    """Where the device page's form sends the ticked versions (`v=ID` each)."""
+    return f"{ROOT}/compare"
+
+
 def compare(version_ids: Iterable[int], *, pair: int | None = None, part: int | None = None) -> str:
     params: list[tuple[str, int]] = [("v", i) for i in version_ids]
     if pair is not None and part is not None:
