@@ -37,21 +37,19 @@ HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _site_hint(request: web.Request) -> str:
-    """The site to name in "type /backup SITE in Slack": from the URL when it is a configured one."""
-    name = request.match_info.get("site", "")
-    ui = request.app[UI]
-    try:
-        known = name in ui.deps.catalog.settings.sites
-    except web.HTTPException:
-        known = False
-    return name if known else "SITE"
-
-
 def _problem(request: web.Request, status: int, heading: str, text: str) -> web.Response:
+    """A plain page: what went wrong and, for a refusal, how to get a fresh link (naming the site
+    of the URL when it is a configured one)."""
+    try:
+        settings = request.app[UI].deps.catalog.settings
+    except web.HTTPException:  # still starting
+        settings = None
+    name = request.match_info.get("site", "")
+    site = name if settings is not None and name in settings.sites else "SITE"
+    minutes = settings.web.link_minutes if settings is not None else 15
     return aiohttp_jinja2.render_template(
-        "problem.html", request, {"title": heading, "crumbs": [], "heading": heading, "text": text,
-                                  "site": _site_hint(request), "status": status, "viewer": None}, status=status)
+        "problem.html", request, {"title": heading, "crumbs": [], "heading": heading, "text": text, "site": site,
+                                  "minutes": minutes, "status": status, "viewer": None}, status=status)
 
 
 @web.middleware
