@@ -77,7 +77,7 @@ PLANS: dict[str, Plan] = {
     blocks.COMPARE_SELECTED: _compare,
     blocks.BACKUP_SITE: _backup_site,
     blocks.BACKUP_DEVICE: _backup_device,
-    blocks.OPEN_IN_BROWSER: lambda d, w, r, v, b: work.open_in_browser(d, w, r, v),
+    blocks.OPEN_IN_BROWSER: lambda d, w, r, v, b: work.open_in_browser(d, w, r, *blocks.parse_web(v)),
 }
 
 

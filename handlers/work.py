@@ -173,9 +173,9 @@ async def _send_diffs(reply: Reply, diffs: Sequence[Diff], name: str, web_url: s
 
 
 # -- the browser --------------------------------------------------------------------------------
-async def open_in_browser(deps: Deps, who: Requester, reply: Reply, value: str) -> None:
-    """Open in browser pressed on a channel message: the presser's own link, if they may see it."""
-    kind, parts = blocks.parse_web(value)
+async def open_in_browser(deps: Deps, who: Requester, reply: Reply, kind: str, parts: Sequence[str]) -> None:
+    """Open in browser pressed on a channel message (value parsed by blocks.parse_web): the
+    presser's own link, if they may see that site."""
     if deps.web is None:
         raise UserError("The browser pages are not turned on (web.base_url in backupbot.yml).")
     url: str | None

@@ -52,6 +52,12 @@ def _problem(request: web.Request, status: int, heading: str, text: str) -> web.
                                   "minutes": minutes, "status": status, "viewer": None}, status=status)
 
 
+def _secure(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.update(HEADERS)
+    static = request.path.startswith(paths.static(""))
+    response.headers["Cache-Control"] = "no-cache" if static else "no-store"
+
+
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refusals and errors as plain pages, and the security headers on every response."""
@@ -67,14 +73,13 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPNotFound:
         response = _problem(request, 404, "Not found", "There is no such page.")
     except web.HTTPException as exc:  # redirects, 405, 503 while starting: as they are
-        response = exc
+        _secure(request, exc)
+        raise
     except Exception as exc:
         log.exception("browser page failed: %s", request.path)
         response = _problem(request, 500, "Something went wrong on our side",
                             f"{type(exc).__name__}; it has been logged for the operators.")
-    response.headers.update(HEADERS)
-    static = request.path.startswith(paths.static(""))
-    response.headers["Cache-Control"] = "no-cache" if static else "no-store"
+    _secure(request, response)
     return response
 
 
