@@ -14,7 +14,9 @@ fresh link (`/backup SITE` in Slack), an unknown id or page a 404, a request tha
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp_jinja2
@@ -94,3 +96,22 @@ def build_ui(base_url: str, secret: bytes) -> web.Application:
     routes.add_routes(app)
     app.router.add_static("/static/", HERE / "static", show_index=False, follow_symlinks=False)
     return app
+
+
+@asynccontextmanager
+async def serving(sock: socket.socket, ui: web.Application) -> AsyncIterator[None]:
+    """The /ui/ application alone on a bound socket (`demo --web`), "/" redirecting to its home."""
+
+    async def root(_: web.Request) -> web.StreamResponse:
+        raise web.HTTPFound(paths.home())
+
+    app = web.Application()
+    app.router.add_get("/", root)
+    app.add_subapp(paths.ROOT, ui)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    try:
+        await web.SockSite(runner, sock).start()
+        yield
+    finally:
+        await runner.cleanup()

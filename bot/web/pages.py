@@ -137,9 +137,10 @@ async def site(deps: UiDeps, viewer: Viewer, name: str, query: str = "", flash: 
     needle = query.strip().lower()
     shown = [s for s in statuses if needle in s.device.name.lower() or needle in s.device.host.lower()]
     now = deps.clock()
-    flashes = {"started": f"Backing up {found.name}: {plural(len(found.devices), 'device')}… "
-                          "The result will be sent to you in Slack.",
-               "joined": f"A backup of {found.name} is already running: you will get its result in Slack.",
+    result = ("The result will be sent to you in Slack." if deps.tell is not None
+              else "Reload this page in a moment to see the result.")
+    flashes = {"started": f"Backing up {found.name}: {plural(len(found.devices), 'device')}… {result}",
+               "joined": f"A backup of {found.name} is already running. {result}",
                "busy": "backupbot is busy; please try again in a minute."}
     return {"title": found.name, "crumbs": [(found.name, None)], "site": found.name,
             "backup_action": paths.backup_site(found.name), "search_action": paths.site(found.name),
