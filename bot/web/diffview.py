@@ -9,18 +9,22 @@ added. Between hunks (and before the first, after the last) the unchanged lines 
 page shows "N unchanged lines" and fetches them only when asked (bot.web.routes), so a 100,000-line
 export with a few changes is a few hundred rows, not 100,000.
 
-Big diffs: the items are cut into parts of about PART_ROWS rows (a hunk too long for one part
-continues in the next); the page carries the first part and fetches the next on demand. Word
-highlights cost a SequenceMatcher per pair of changed lines, so they are computed per part
-(`with_words`), only for paired lines of at most WORD_LINE_LIMIT characters, and not at all for a
-pair too different to be one line edited (the row colour says everything there).
+Big diffs: a comparison is first a `PairPlan` (`plan`, with the diff, in the CPU worker): its
+hunks and folds cut into parts of about PART_ROWS rows (a hunk too long for one part continues
+in the next), each part a list of spans naming hunk lines by index. A plan stays small whatever
+the diff's size (a 100,000-line comparison with 4,000 hunks pickles in milliseconds, where rows
+of objects took half a second). The rows of a part (`part_items`) are made only when that part is
+shown: the page carries the first part and fetches the next on demand. Word highlights cost a
+SequenceMatcher per pair of changed lines, so they too are made per part, only for paired lines
+of at most WORD_LINE_LIMIT characters, and not at all for a pair too different to be one line
+edited (the row colour says everything there).
 """
 
 from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from difflib import SequenceMatcher
 from typing import Literal
@@ -99,8 +103,42 @@ Item = HunkView | Fold
 
 
 @dataclass(frozen=True)
-class PairLayout:
-    """One pair of a comparison (older, newer), as parts of items."""
+class SameSpan:
+    """Unchanged lines [start, stop) of a hunk, numbered from old_no and new_no."""
+
+    old_no: int
+    new_no: int
+    start: int
+    stop: int
+
+
+@dataclass(frozen=True)
+class ChangeSpan:
+    """Removed lines [removed) and added lines [added) of a hunk (index ranges), numbered from
+    old_no and new_no."""
+
+    old_no: int
+    new_no: int
+    removed: tuple[int, int]
+    added: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class HunkSpan:
+    """Which lines of hunk `hunk` a piece shows: a plan names lines, a part's items hold them."""
+
+    hunk: int
+    runs: tuple[SameSpan | ChangeSpan, ...]
+    continued: bool = False
+
+
+Span = HunkSpan | Fold
+
+
+@dataclass(frozen=True)
+class PairPlan:
+    """One pair of a comparison (older, newer) as parts of spans: small, whatever the diff's size.
+    The rows of a part are made from the Diff's hunks only when that part is shown (`part_items`)."""
 
     old_id: int
     new_id: int
@@ -109,7 +147,7 @@ class PairLayout:
     hunks: int
     old_lines: int
     new_lines: int
-    parts: tuple[tuple[Item, ...], ...]
+    parts: tuple[tuple[Span, ...], ...]
 
 
 _RANGES = re.compile(r"@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
@@ -120,136 +158,137 @@ def _first(start: str, length: str | None) -> int:
     return int(start) if length == "0" else int(start) - 1
 
 
-def hunk_view(hunk: Hunk) -> tuple[HunkView, int, int]:
-    """The hunk as runs, and the 0-based new-side lines where it starts and where it ends."""
+def _ranges(hunk: Hunk) -> re.Match[str]:
     m = _RANGES.match(hunk.header)
     if m is None:
         raise ValueError(f"not a hunk header: {hunk.header!r}")
+    return m
+
+
+def _runs(hunk: Hunk) -> tuple[list[SameSpan | ChangeSpan], int, int, int]:
+    """The hunk's runs as spans; and its 0-based first new line, and the old and new line after it."""
+    m = _ranges(hunk)
     old, new = _first(m[1], m[2]), _first(m[3], m[4])
     new_start = new
-    runs: list[Run] = []
-    same: list[str] = []
-    removed: list[Side] = []
-    added: list[Side] = []
-    same_from = (old, new)
-
-    def flush_change() -> None:
-        if removed or added:
-            runs.append(Change(tuple(removed), tuple(added)))
-            removed.clear()
-            added.clear()
-
-    def flush_same() -> None:
-        if same:
-            runs.append(Same(same_from[0] + 1, same_from[1] + 1, tuple(same)))
-            same.clear()
-
-    for line in hunk.lines:
-        tag, text = line[:1], line[1:]
-        if tag == "-":
-            flush_same()
-            if added:  # a removal after additions starts a new change
-                flush_change()
-            removed.append(Side(old + 1, text))
-            old += 1
-        elif tag == "+":
-            flush_same()
-            added.append(Side(new + 1, text))
-            new += 1
-        else:
-            flush_change()
-            if not same:
-                same_from = (old, new)
-            same.append(text)
-            old, new = old + 1, new + 1
-    flush_same()
-    flush_change()
-    return HunkView(hunk.section, m[0], tuple(runs)), new_start, new
+    runs: list[SameSpan | ChangeSpan] = []
+    tags = [line[:1] for line in hunk.lines]
+    k = 0
+    while k < len(tags):
+        start = k
+        if tags[k] not in "-+":
+            while k < len(tags) and tags[k] not in "-+":
+                k += 1
+            runs.append(SameSpan(old + 1, new + 1, start, k))
+            old, new = old + k - start, new + k - start
+            continue
+        while k < len(tags) and tags[k] == "-":
+            k += 1
+        middle = k
+        while k < len(tags) and tags[k] == "+":
+            k += 1
+        runs.append(ChangeSpan(old + 1, new + 1, (start, middle), (middle, k)))
+        old, new = old + middle - start, new + k - middle
+    return runs, new_start, old, new
 
 
-def rows(item: Item | Run) -> int:
-    """Rows the item takes in the unified layout (the taller one)."""
-    if isinstance(item, Same):
-        return len(item.lines)
-    if isinstance(item, Change):
-        return len(item.removed) + len(item.added)
-    if isinstance(item, Fold):
+def span_rows(span: Span | SameSpan | ChangeSpan) -> int:
+    """Rows a span takes in the unified layout (the taller one)."""
+    if isinstance(span, SameSpan):
+        return span.stop - span.start
+    if isinstance(span, ChangeSpan):
+        return span.removed[1] - span.removed[0] + span.added[1] - span.added[0]
+    if isinstance(span, Fold):
         return 1
-    return 1 + sum(map(rows, item.runs))
+    return 1 + sum(map(span_rows, span.runs))
 
 
-def _chunks(run: Run, size: int) -> Iterator[Run]:
-    if isinstance(run, Same):
-        for k in range(0, len(run.lines), size):
-            yield Same(run.old_no + k, run.new_no + k, run.lines[k:k + size])
+def _chunks(run: SameSpan | ChangeSpan, size: int) -> Iterator[SameSpan | ChangeSpan]:
+    """The run in pieces of at most `size` rows; a change is cut into pairs that stay side by side."""
+    if isinstance(run, SameSpan):
+        for a in range(run.start, run.stop, size):
+            yield SameSpan(run.old_no + a - run.start, run.new_no + a - run.start, a, min(a + size, run.stop))
         return
     half = max(1, size // 2)
-    for k in range(0, max(len(run.removed), len(run.added)), half):
-        yield Change(run.removed[k:k + half], run.added[k:k + half])
+    (r0, r1), (a0, a1) = run.removed, run.added
+    for k in range(0, max(r1 - r0, a1 - a0), half):
+        yield ChangeSpan(run.old_no + k, run.new_no + k, (min(r0 + k, r1), min(r0 + k + half, r1)),
+                         (min(a0 + k, a1), min(a0 + k + half, a1)))
 
 
-def split(hunk: HunkView, budget: int = PART_ROWS) -> list[HunkView]:
-    """The hunk in pieces of at most `budget` rows; pieces after the first are `continued`."""
-    if rows(hunk) <= budget:
-        return [hunk]
-    pieces: list[HunkView] = []
-    runs: list[Run] = []
-    size = 1
-    for run in hunk.runs:
-        for chunk in _chunks(run, budget - 1):
-            if runs and size + rows(chunk) > budget:
-                pieces.append(replace(hunk, runs=tuple(runs), continued=bool(pieces)))
-                runs, size = [], 1
-            runs.append(chunk)
-            size += rows(chunk)
-    pieces.append(replace(hunk, runs=tuple(runs), continued=bool(pieces)))
-    return pieces
-
-
-def parts(items: Sequence[Item], budget: int = PART_ROWS) -> tuple[tuple[Item, ...], ...]:
-    """Items in parts of about `budget` rows, in order."""
-    out: list[tuple[Item, ...]] = []
-    current: list[Item] = []
-    size = 0
-    for item in items:
-        for piece in split(item, budget) if isinstance(item, HunkView) else [item]:
-            if current and size + rows(piece) > budget:
-                out.append(tuple(current))
-                current, size = [], 0
-            current.append(piece)
-            size += rows(piece)
-    if current:
-        out.append(tuple(current))
-    return tuple(out)
-
-
-def layout(diff: Diff, old_id: int, new_id: int, pair: int = 0, budget: int = PART_ROWS) -> PairLayout:
-    """The pair's hunks with the unchanged stretches between them folded, in parts."""
-    items: list[Item] = []
+def plan(diff: Diff, old_id: int, new_id: int, pair: int = 0, budget: int = PART_ROWS) -> PairPlan:
+    """The pair's hunks with the unchanged stretches between them folded, cut into parts of about
+    `budget` rows (a hunk too long for one part continues in the next)."""
+    spans: list[Span] = []
     old_at = new_at = 0
 
     def fold(count: int) -> None:
         if count > 0:
-            items.append(Fold(f"p{pair}f{len(items)}", old_at, new_at, count))
+            spans.append(Fold(f"p{pair}f{len(spans)}", old_at, new_at, count))
 
-    for hunk in diff.hunks:
-        view, new_start, new_end = hunk_view(hunk)
+    for index, hunk in enumerate(diff.hunks):
+        runs, new_start, old_end, new_end = _runs(hunk)
         gap = new_start - new_at  # unchanged: as many lines on the old side
         fold(gap)
-        items.append(view)
-        old_at += gap + sum(len(r.lines) if isinstance(r, Same) else len(r.removed) for r in view.runs)
-        new_at = new_end
+        pieces: list[SameSpan | ChangeSpan] = []
+        size, continued = 1, False
+        for run in runs:
+            for chunk in _chunks(run, budget - 1):
+                if pieces and size + span_rows(chunk) > budget:
+                    spans.append(HunkSpan(index, tuple(pieces), continued))
+                    pieces, size, continued = [], 1, True
+                pieces.append(chunk)
+                size += span_rows(chunk)
+        spans.append(HunkSpan(index, tuple(pieces), continued))
+        old_at, new_at = old_end, new_end
     fold(diff.new_lines - new_at)
-    return PairLayout(old_id, new_id, diff.added, diff.removed, len(diff.hunks), diff.old_lines, diff.new_lines,
-                      parts(items, budget))
+    parts: list[tuple[Span, ...]] = []
+    current: list[Span] = []
+    size = 0
+    for span in spans:
+        if current and size + span_rows(span) > budget:
+            parts.append(tuple(current))
+            current, size = [], 0
+        current.append(span)
+        size += span_rows(span)
+    if current:
+        parts.append(tuple(current))
+    return PairPlan(old_id, new_id, diff.added, diff.removed, len(diff.hunks), diff.old_lines, diff.new_lines,
+                    tuple(parts))
 
 
-def compare_layouts(texts: Sequence[tuple[int, str]], budget: int = PART_ROWS) -> list[PairLayout]:
-    """(version id, redacted normalized text) oldest first -> each consecutive pair's layout.
+def compare_plans(texts: Sequence[tuple[int, str]], budget: int = PART_ROWS) -> list[tuple[Diff, PairPlan]]:
+    """(version id, redacted normalized text) oldest first -> each consecutive pair's Diff and plan.
 
     Runs in the CPU worker: the diff is bot.routeros.diff's, as Slack's is."""
-    return [layout(diffing.diff(old, new), old_id, new_id, pair, budget)
-            for pair, ((old_id, old), (new_id, new)) in enumerate(itertools.pairwise(texts))]
+    out = []
+    for pair, ((old_id, old), (new_id, new)) in enumerate(itertools.pairwise(texts)):
+        diff = diffing.diff(old, new)
+        out.append((diff, plan(diff, old_id, new_id, pair, budget)))
+    return out
+
+
+def _hunk_view(hunk: Hunk, span: HunkSpan) -> HunkView:
+    lines = hunk.lines
+    runs: list[Run] = []
+    for run in span.runs:
+        if isinstance(run, SameSpan):
+            runs.append(Same(run.old_no, run.new_no, tuple(line[1:] for line in lines[run.start:run.stop])))
+        else:
+            (r0, r1), (a0, a1) = run.removed, run.added
+            runs.append(Change(tuple(Side(run.old_no + k, lines[i][1:]) for k, i in enumerate(range(r0, r1))),
+                               tuple(Side(run.new_no + k, lines[i][1:]) for k, i in enumerate(range(a0, a1)))))
+    return HunkView(hunk.section, _ranges(hunk)[0], tuple(runs), span.continued)
+
+
+def part_items(hunks: Mapping[int, Hunk], spans: Sequence[Span]) -> tuple[Item, ...]:
+    """The rows of one part: `hunks` holds (at least) the hunks its spans name, by index. With word
+    highlights (see the module docstring). Runs in the CPU worker."""
+    return with_words([_hunk_view(hunks[s.hunk], s) if isinstance(s, HunkSpan) else s for s in spans])
+
+
+def needed(spans: Sequence[Span]) -> list[int]:
+    """The hunk indexes a part's spans name (what `part_items` must be given)."""
+    return sorted({s.hunk for s in spans if isinstance(s, HunkSpan)})
 
 
 # -- word-level highlights ---------------------------------------------------------------------------

@@ -31,7 +31,8 @@ from bot.slack import blocks
 from bot.slack.blocks.run import failure
 from bot.slack.tasks import TaskTracker
 from bot.web import configview, diffview, paths
-from bot.web.diffview import Item, PairLayout
+from bot.core.models import Diff
+from bot.web.diffview import Item, PairPlan
 from bot.web.texts import Texts
 from storage.sessions import WebSession
 
@@ -275,7 +276,7 @@ class PairPage:
     title: str
     old: Version
     new: Version
-    layout: PairLayout
+    layout: PairPlan
     note: str | None
     part: int
     items: tuple[Item, ...]
@@ -298,12 +299,16 @@ def _label(v: Version) -> str:
     return f"#{v.id} ({when(v.first_seen)} UTC, RouterOS {v.meta.ros_version or '?'})"
 
 
-async def _pair_page(deps: UiDeps, versions: Sequence[Version], layouts: Sequence[PairLayout], index: int,
+async def _pair_page(deps: UiDeps, versions: Sequence[Version], pairs: Sequence[tuple[Diff, PairPlan]], index: int,
                      part: int) -> PairPage:
-    layout = layouts[index]
+    diff, layout = pairs[index]
     old, new = versions[index], versions[index + 1]
     part = min(max(part, 0), max(len(layout.parts) - 1, 0))
-    items = await cpu(diffview.with_words, layout.parts[part]) if layout.parts else ()
+    items: tuple[Item, ...] = ()
+    if layout.parts:
+        spans = layout.parts[part]
+        hunks = {i: diff.hunks[i] for i in diffview.needed(spans)}  # only this part's go to the worker
+        items = await cpu(diffview.part_items, hunks, spans)
     device = new.device if old.device == new.device else f"{old.device} → {new.device}"
     more = (paths.compare([v.id for v in versions], pair=index, part=part + 1)
             if part + 1 < len(layout.parts) else None)
@@ -314,17 +319,17 @@ async def _pair_page(deps: UiDeps, versions: Sequence[Version], layouts: Sequenc
 async def compare(deps: UiDeps, viewer: Viewer, ids: Sequence[int]) -> dict[str, Any]:
     """Each consecutive pair of the versions, oldest first: the first part of each."""
     versions = await compare_versions(deps, viewer, ids)
-    layouts = await deps.texts.compare(versions)
-    pairs = [await _pair_page(deps, versions, layouts, k, 0) for k in range(len(layouts))]
+    compared = await deps.texts.compare(versions)
+    pairs = [await _pair_page(deps, versions, compared, k, 0) for k in range(len(compared))]
     return _compare_context(versions, pairs)
 
 
 async def compare_part(deps: UiDeps, viewer: Viewer, ids: Sequence[int], pair: int, part: int) -> PairPage:
     versions = await compare_versions(deps, viewer, ids)
-    layouts = await deps.texts.compare(versions)
-    if not 0 <= pair < len(layouts):
+    compared = await deps.texts.compare(versions)
+    if not 0 <= pair < len(compared):
         raise UserError(f"There is no pair {pair} in this comparison.")
-    return await _pair_page(deps, versions, layouts, pair, part)
+    return await _pair_page(deps, versions, compared, pair, part)
 
 
 def _compare_context(versions: Sequence[Version], pairs: Sequence[PairPage]) -> dict[str, Any]:

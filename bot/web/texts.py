@@ -3,8 +3,8 @@
 A version never changes once stored, and neither does the redaction key, so what is computed
 from versions can be kept as long as memory allows: the text of a version (redacted exactly as
 Slack shows it: Catalog.redacted_config), its numbered lines and sections (the View page, and the
-unchanged lines a fold of the Compare page opens), and the layout of a comparison (its later
-parts and folds are fetched while the page is open). Each kind is kept in an LRU bounded by the
+unchanged lines a fold of the Compare page opens), and a comparison's Diff and plan (its later
+parts are fetched while the page is open). Each kind is kept in an LRU bounded by the
 characters it holds. Two requests for the same missing value share one computation.
 """
 
@@ -19,14 +19,15 @@ from bot.backup.offload import cpu
 from bot.core.models import Version
 from bot.web import configview, diffview
 from bot.web.configview import ConfigLines
-from bot.web.diffview import PairLayout
+from bot.core.models import Diff
+from bot.web.diffview import PairPlan
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 TEXT_CHARS = 48_000_000  # about five 100,000-line exports
 LINES_CHARS = 24_000_000
-LAYOUT_CHARS = 24_000_000
+COMPARE_CHARS = 24_000_000
 
 
 class Redacting(Protocol):
@@ -80,8 +81,8 @@ class Lru(Generic[K, V]):
             self._weight -= dropped
 
 
-def _layout_weight(layouts: Sequence[PairLayout]) -> int:
-    return sum(diffview.rows(item) for layout in layouts for part in layout.parts for item in part) * 80
+def _compare_weight(pairs: Sequence[tuple[Diff, PairPlan]]) -> int:
+    return sum(len(line) + 60 for diff, _ in pairs for hunk in diff.hunks for line in hunk.lines)
 
 
 class Texts:
@@ -89,7 +90,7 @@ class Texts:
         self.catalog = catalog
         self._texts: Lru[int, str] = Lru(TEXT_CHARS, len)
         self._lines: Lru[int, ConfigLines] = Lru(LINES_CHARS, lambda c: sum(map(len, c.lines)) + 50 * len(c.lines))
-        self._layouts: Lru[tuple[int, ...], list[PairLayout]] = Lru(LAYOUT_CHARS, _layout_weight)
+        self._compares: Lru[tuple[int, ...], list[tuple[Diff, PairPlan]]] = Lru(COMPARE_CHARS, _compare_weight)
 
     async def text(self, version_id: int) -> str:
         """The version's normalized config, redacted as Slack shows it."""
@@ -101,12 +102,13 @@ class Texts:
 
         return await self._lines.get(version_id, compute)
 
-    async def compare(self, versions: Sequence[Version]) -> list[PairLayout]:
-        """Each consecutive pair of the versions, oldest first (as Catalog.compare orders them)."""
+    async def compare(self, versions: Sequence[Version]) -> list[tuple[Diff, PairPlan]]:
+        """Each consecutive pair of the versions, oldest first (as Catalog.compare orders them):
+        its Diff and its plan."""
         ordered = sorted(versions, key=lambda v: (v.first_seen, v.id))
 
-        async def compute() -> list[PairLayout]:
+        async def compute() -> list[tuple[Diff, PairPlan]]:
             texts = [(v.id, await self.text(v.id)) for v in ordered]
-            return await cpu(diffview.compare_layouts, texts)
+            return await cpu(diffview.compare_plans, texts)
 
-        return await self._layouts.get(tuple(v.id for v in ordered), compute)
+        return await self._compares.get(tuple(v.id for v in ordered), compute)
