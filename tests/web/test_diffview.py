@@ -59,7 +59,7 @@ def test_a_changed_line_becomes_a_pair_with_numbers_on_both_sides_and_folds_arou
     assert added.removed == () and [(s.no, s.text) for s in added.added] == [(83, "add address=192.0.2.1 list=x")]
     assert last == Fold("p0f4", 85, 86, 16)
     assert (plan.old_lines, plan.new_lines) == (101, 102)
-    assert last.new_start + last.count == plan.new_lines
+    assert last.new_start + last.size == plan.new_lines
 
 
 def test_unequal_changes_pair_in_order_and_deletions_number_the_old_side() -> None:
