@@ -124,11 +124,12 @@ class ChangeSpan(NamedTuple):
 
 
 class HunkSpan(NamedTuple):
-    """Which lines of hunk `hunk` a piece shows: a plan names lines, a part's items hold them.
-    (Spans are named tuples: a plan of thousands of them pickles ten times faster than dataclasses.)"""
+    """Which lines of hunk `hunk` a piece shows: all of them (runs None), or those runs of a hunk too
+    long for one part. A plan names lines; a part's items hold them. (Spans are named tuples: a
+    plan of thousands pickles ten times faster than dataclasses.)"""
 
     hunk: int
-    runs: tuple[SameSpan | ChangeSpan, ...]
+    runs: tuple[SameSpan | ChangeSpan, ...] | None = None
     continued: bool = False
 
 
@@ -199,6 +200,7 @@ def span_rows(span: Span | SameSpan | ChangeSpan) -> int:
         return span.removed[1] - span.removed[0] + span.added[1] - span.added[0]
     if isinstance(span, Fold):
         return 1
+    assert span.runs is not None  # a whole hunk's rows are counted by `plan` itself
     return 1 + sum(map(span_rows, span.runs))
 
 
@@ -219,37 +221,47 @@ def plan(diff: Diff, old_id: int, new_id: int, pair: int = 0, budget: int = PART
     """The pair's hunks with the unchanged stretches between them folded, cut into parts of about
     `budget` rows (a hunk too long for one part continues in the next)."""
     spans: list[Span] = []
+    rows: list[int] = []  # of each span
     old_at = new_at = 0
+
+    def add(span: Span, n: int) -> None:
+        spans.append(span)
+        rows.append(n)
 
     def fold(count: int) -> None:
         if count > 0:
-            spans.append(Fold(f"p{pair}f{len(spans)}", old_at, new_at, count))
+            add(Fold(f"p{pair}f{len(spans)}", old_at, new_at, count), 1)
 
     for index, hunk in enumerate(diff.hunks):
-        runs, new_start, old_end, new_end = _runs(hunk)
-        gap = new_start - new_at  # unchanged: as many lines on the old side
-        fold(gap)
-        pieces: list[SameSpan | ChangeSpan] = []
-        size, continued = 1, False
-        for run in runs:
-            for chunk in _chunks(run, budget - 1):
-                if pieces and size + span_rows(chunk) > budget:
-                    spans.append(HunkSpan(index, tuple(pieces), continued))
-                    pieces, size, continued = [], 1, True
-                pieces.append(chunk)
-                size += span_rows(chunk)
-        spans.append(HunkSpan(index, tuple(pieces), continued))
-        old_at, new_at = old_end, new_end
+        m = _ranges(hunk)
+        new_start = _first(m[3], m[4])
+        fold(new_start - new_at)  # unchanged: as many lines on the old side
+        if len(hunk.lines) < budget:  # the usual hunk: named whole, its runs found when shown
+            add(HunkSpan(index), 1 + len(hunk.lines))
+        else:
+            runs, _, _, _ = _runs(hunk)
+            pieces: list[SameSpan | ChangeSpan] = []
+            size, continued = 1, False
+            for run in runs:
+                for chunk in _chunks(run, budget - 1):
+                    if pieces and size + span_rows(chunk) > budget:
+                        add(HunkSpan(index, tuple(pieces), continued), size)
+                        pieces, size, continued = [], 1, True
+                    pieces.append(chunk)
+                    size += span_rows(chunk)
+            add(HunkSpan(index, tuple(pieces), continued), size)
+        old_at = _first(m[1], m[2]) + int(m[2] or 1)
+        new_at = new_start + int(m[4] or 1)
     fold(diff.new_lines - new_at)
     parts: list[tuple[Span, ...]] = []
     current: list[Span] = []
     size = 0
-    for span in spans:
-        if current and size + span_rows(span) > budget:
+    for span, n in zip(spans, rows):
+        if current and size + n > budget:
             parts.append(tuple(current))
             current, size = [], 0
         current.append(span)
-        size += span_rows(span)
+        size += n
     if current:
         parts.append(tuple(current))
     return PairPlan(old_id, new_id, diff.added, diff.removed, len(diff.hunks), diff.old_lines, diff.new_lines,
@@ -270,7 +282,7 @@ def compare_plans(texts: Sequence[tuple[int, str]], budget: int = PART_ROWS) -> 
 def _hunk_view(hunk: Hunk, span: HunkSpan) -> HunkView:
     lines = hunk.lines
     runs: list[Run] = []
-    for run in span.runs:
+    for run in span.runs if span.runs is not None else _runs(hunk)[0]:
         if isinstance(run, SameSpan):
             runs.append(Same(run.old_no, run.new_no, tuple(line[1:] for line in lines[run.start:run.stop])))
         else:
