@@ -18,9 +18,10 @@ Rows:
                     are kept: later parts, folds and reloads cost this)
   more changes      the next part of the comparison (JSON, as the page's script asks)
   fold              50 unchanged lines of a fold (JSON)
-Browser (Debian's chromium, headless, via Playwright): time to DOMContentLoaded and to load, and
-the longest main-thread task (PerformanceObserver "longtask") while loading, while opening a fold
-and while adding the next part.
+Browser (Debian's chromium, headless, via Playwright): time to DOMContentLoaded and to load (with
+the server cold, then a reload with it warm), and the longest main-thread task
+(PerformanceObserver "longtask", which reports tasks over 50 ms; 0 means none) while loading,
+while opening a fold and while adding the next part.
 
 The last line is the server's cold answer over the diff alone (target: at most 2x), wall clock.
 
@@ -122,6 +123,10 @@ async def in_browser(link: str) -> dict[str, float]:
         nav = await page.evaluate("() => { const n = performance.getEntriesByType('navigation')[0];"
                                   " return [n.domContentLoadedEventEnd, n.loadEventEnd, n.transferSize]; }")
         load_long = await page.evaluate("() => Math.max(0, ...window.__long)")
+        await page.reload(wait_until="load")  # the server warm now: what the browser itself costs
+        again = await page.evaluate("() => { const n = performance.getEntriesByType('navigation')[0];"
+                                    " return [n.responseStart, n.domContentLoadedEventEnd, n.loadEventEnd]; }")
+        reload_long = await page.evaluate("() => Math.max(0, ...window.__long)")
         rows = await page.locator("table.diff.sbs tr").count()
         await page.evaluate("() => { window.__long = []; }")
         before = await page.locator("table.diff.sbs tr.same").count()
@@ -143,6 +148,8 @@ async def in_browser(link: str) -> dict[str, float]:
         more_long = await page.evaluate("() => Math.max(0, ...window.__long)")
         await browser.close()
     return {"dcl": nav[0] / 1000, "load": nav[1] / 1000, "bytes": nav[2], "rows": rows, "load_long": load_long / 1000,
+            "re_first": again[0] / 1000, "re_dcl": again[1] / 1000, "re_load": again[2] / 1000,
+            "re_long": reload_long / 1000,
             "fold": fold, "fold_long": fold_long / 1000, "more": more, "more_long": more_long / 1000}
 
 
@@ -217,8 +224,10 @@ async def main() -> None:
                 print(f"  {'fold (50 lines, JSON)':<34} {ms(fold):>10}")
                 fresh()
                 b = await in_browser(link)
-                print(f"  browser: DOMContentLoaded {ms(b['dcl'])}, load {ms(b['load'])} ({b['rows']:,} rows); "
-                      f"longest task loading {ms(b['load_long'])}")
+                print(f"  browser, server cold: DOMContentLoaded {ms(b['dcl'])}, load {ms(b['load'])} "
+                      f"({b['rows']:,} rows); longest task {ms(b['load_long'])}")
+                print(f"  browser, reload (server warm): first byte {ms(b['re_first'])}, DOMContentLoaded "
+                      f"{ms(b['re_dcl'])}, load {ms(b['re_load'])}; longest task {ms(b['re_long'])}")
                 print(f"  browser: fold opened in {ms(b['fold'])} (longest task {ms(b['fold_long'])}); "
                       f"next part added in {ms(b['more'])} (longest task {ms(b['more_long'])})")
             await tasks.drain(5)
