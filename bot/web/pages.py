@@ -186,7 +186,7 @@ async def backup_site(deps: UiDeps, viewer: Viewer, name: str) -> str:
 
 # -- device --------------------------------------------------------------------------------------------
 
-def _change_text(version: Version, attempt: Attempt | None) -> str:
+def _change_text(attempt: Attempt | None) -> str:
     if attempt is None:
         return ""
     if attempt.status is Status.NEW:
@@ -208,7 +208,7 @@ async def device(deps: UiDeps, viewer: Viewer, site_name: str, name: str, page: 
     rows = [{"id": v.id, "href": paths.version(v.id), "taken": f"{when(v.first_seen)} UTC",
              "taken_ago": ago(v.first_seen, now), "verified": f"{when(v.last_verified)} UTC",
              "ros": v.meta.ros_version or "?", "model": v.meta.model or "",
-             "changes": _change_text(v, recorded.get(v.id)),
+             "changes": _change_text(recorded.get(v.id)),
              "download": paths.download(v.id) if downloads else None} for v in shown]
     first = page * PAGE_SIZE + 1
     return {"title": dev.label, "crumbs": [(found.name, paths.site(found.name)), (dev.name, None)],
