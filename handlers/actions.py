@@ -77,6 +77,7 @@ PLANS: dict[str, Plan] = {
     blocks.COMPARE_SELECTED: _compare,
     blocks.BACKUP_SITE: _backup_site,
     blocks.BACKUP_DEVICE: _backup_device,
+    blocks.OPEN_IN_BROWSER: lambda d, w, r, v, b: work.open_in_browser(d, w, r, *blocks.parse_web(v)),
 }
 
 
@@ -103,7 +104,8 @@ def _listener(deps: Deps, action_id: str, plan: Plan) -> Callable[..., Coroutine
 
 
 async def _ack_only(ack: AsyncAck) -> None:
-    """Checkbox ticks: nothing to do until Compare selected, but Slack still wants the ack."""
+    """Checkbox ticks (nothing to do until Compare selected) and URL buttons (the browser opens the
+    link; Slack still tells the app): acked, nothing else."""
     await ack()
 
 
@@ -111,3 +113,4 @@ def register(app: AsyncApp, deps: Deps) -> None:
     for action_id, plan in PLANS.items():
         app.action(action_id)(_listener(deps, action_id, plan))
     app.action(blocks.SELECT_VERSIONS)(_ack_only)
+    app.action(blocks.OPEN_WEB)(_ack_only)

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from bot.backup.service import BackupService
 from bot.core.clock import Clock
 from bot.backup.catalog import Catalog
-from bot.core.models import Settings
+from bot.core.models import Settings, Version
 from bot.slack.tasks import TaskTracker
+
+
+class WebLinks(Protocol):
+    """Signed links to the browser pages for one Slack user (bot.web.links.Linker); None where the
+    pages are off or that user may not see the site there."""
+
+    def home(self, user: str) -> str | None: ...
+    def site(self, user: str, site: str) -> str | None: ...
+    def device(self, user: str, site: str, device: str) -> str | None: ...
+    def version(self, user: str, version: Version) -> str | None: ...
+    def compare(self, user: str, versions: Sequence[Version]) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -22,3 +34,4 @@ class Deps:
     clock: Clock
     # Each site's next scheduled run (UTC), for the App Home; empty when nothing is scheduled.
     next_runs: Callable[[], Mapping[str, datetime]] = field(default=dict)
+    web: WebLinks | None = None  # web.base_url set: "Open in browser" buttons

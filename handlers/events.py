@@ -2,7 +2,7 @@
 sites (last and next scheduled run), failing devices and devices without a recent good backup.
 
 Events are acked by Bolt before the listener runs; the dashboard is built in a tracked task.
-In the Home tab there is no channel, so a site's allowed_channels decide as bot.slack.access says for
+In the Home tab there is no channel, so a site's allowed_channels decide as bot.core.access says for
 channel=None.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack import access
+from bot.core import access
 from bot.slack import blocks
 from bot.core.models import DeviceStatus, Status
 from bot.core.errors import Busy

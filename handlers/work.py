@@ -9,11 +9,12 @@ only to the requester's DM, and only with download rights.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from collections.abc import Sequence
 from datetime import datetime
 
-from bot.slack import access
+from bot.core import access
 from bot.slack import blocks
 from bot.core.kinds import Trigger
 from bot.core.errors import NotFound, UserError
@@ -66,12 +67,14 @@ def stale_of(deps: Deps, statuses: Sequence[DeviceStatus]) -> list[tuple[Device,
 async def sites(deps: Deps, who: Requester, reply: Reply) -> None:
     visible = {s.name for s in access.visible_sites(deps.settings, who.user, who.channel)}
     overviews = [o for o in await deps.catalog.sites() if o.site.name in visible]
-    await reply.send(blocks.sites_overview(overviews, deps.clock()))
+    web_url = deps.web.home(who.user) if deps.web is not None else None
+    await reply.send(blocks.sites_overview(overviews, deps.clock(), web_url=web_url))
 
 
 async def site(deps: Deps, who: Requester, reply: Reply, site: Site) -> None:
     statuses = await deps.catalog.device_statuses(site.name)
-    await reply.send(blocks.site_devices(site, statuses, deps.clock(), deps.catalog.is_stale))
+    web_url = deps.web.site(who.user, site.name) if deps.web is not None else None
+    await reply.send(blocks.site_devices(site, statuses, deps.clock(), deps.catalog.is_stale, web_url=web_url))
 
 
 async def versions(deps: Deps, who: Requester, reply: Reply, device: Device, page: int = 0,
@@ -83,8 +86,9 @@ async def versions(deps: Deps, who: Requester, reply: Reply, device: Device, pag
     # The store pages by id (keyset); a page number is the newest (page+1)*PAGE_SIZE, sliced.
     newest = await deps.catalog.versions(device.site, device.name, limit=(page + 1) * PAGE_SIZE)
     shown = newest[page * PAGE_SIZE:]
+    web_url = deps.web.device(who.user, device.site, device.name) if deps.web is not None else None
     await reply.send(blocks.device_versions(device, shown, total=total, page=page, page_size=PAGE_SIZE,
-                                            now=deps.clock()), replace=replace)
+                                            now=deps.clock(), web_url=web_url), replace=replace)
 
 
 async def search(deps: Deps, who: Requester, reply: Reply, text: str) -> None:
@@ -100,6 +104,9 @@ async def show(deps: Deps, who: Requester, reply: Reply, version_id: int) -> Non
     text = await deps.catalog.redacted_config(version.id)
     await reply.upload(content=text, filename=f"{version.site}-{version.device}-{version.id}-redacted.rsc",
                        title=blocks.version_header(version), snippet_type="text")
+    web_url = deps.web.version(who.user, version) if deps.web is not None else None
+    if web_url is not None:  # the snippet is for the conversation; the link is for the requester only
+        await reply.send(blocks.web_link(web_url, f"{version.site}/{version.device} #{version.id}"))
 
 
 def download_name(version: Version) -> str:
@@ -126,14 +133,16 @@ async def diff(deps: Deps, who: Requester, reply: Reply, version_ids: Sequence[i
     ids = sorted(set(version_ids))
     if len(ids) < 2:
         raise UserError("Pick at least two backups to compare.")
-    for version_id in ids:
-        await viewable_version(deps, who, version_id)
-    await _send_diffs(reply, await deps.catalog.compare(ids, redact=True), "-".join(map(str, ids)))
+    versions = [await viewable_version(deps, who, version_id) for version_id in ids]
+    web_url = deps.web.compare(who.user, versions) if deps.web is not None else None
+    await _send_diffs(reply, await deps.catalog.compare(ids, redact=True), "-".join(map(str, ids)), web_url)
 
 
 async def latest_change(deps: Deps, who: Requester, reply: Reply, device: Device) -> None:
     diffs = await deps.catalog.latest_change(device.site, device.name, redact=True)
-    await _send_diffs(reply, diffs, f"{device.site}-{device.name}-latest")
+    recent = await deps.catalog.versions(device.site, device.name, limit=2)
+    web_url = deps.web.compare(who.user, recent) if deps.web is not None else None
+    await _send_diffs(reply, diffs, f"{device.site}-{device.name}-latest", web_url)
 
 
 async def compare_selected(deps: Deps, who: Requester, reply: Reply, version_ids: Sequence[int]) -> None:
@@ -145,15 +154,48 @@ async def compare_selected(deps: Deps, who: Requester, reply: Reply, version_ids
         await diff(deps, who, reply, version_ids)
 
 
-async def _send_diffs(reply: Reply, diffs: Sequence[Diff], name: str) -> None:
+async def _send_diffs(reply: Reply, diffs: Sequence[Diff], name: str, web_url: str | None = None) -> None:
+    """Inline when short (with the requester's Open in browser link), else a diff snippet for the
+    conversation and the link to the requester alone."""
     # Rendering walks every diff line (a diff of two 1 MB exports is ~20k lines): off the event
     # loop, like the diffing itself, so acks for other requests are not held up.
     inline = await cpu(blocks.diff_inline, diffs)
     if inline is not None:
+        if web_url is not None:
+            with contextlib.suppress(ValueError):  # no room for one more block: the link follows on its own
+                inline, web_url = blocks.with_actions(inline, blocks.open_in_browser(web_url)), None
         await reply.send(inline)
-        return
-    text = await cpu(blocks.diff_text, diffs)
-    await reply.upload(content=text, filename=f"{name}.diff", title=f"Changes {name}", snippet_type="diff")
+    else:
+        text = await cpu(blocks.diff_text, diffs)
+        await reply.upload(content=text, filename=f"{name}.diff", title=f"Changes {name}", snippet_type="diff")
+    if web_url is not None:
+        await reply.send(blocks.web_link(web_url, f"Changes {name}"))
+
+
+# -- the browser --------------------------------------------------------------------------------
+async def open_in_browser(deps: Deps, who: Requester, reply: Reply, kind: str, parts: Sequence[str]) -> None:
+    """Open in browser pressed on a channel message (value parsed by blocks.parse_web): the
+    presser's own link, if they may see that site."""
+    if deps.web is None:
+        raise UserError("The browser pages are not turned on (web.base_url in backupbot.yml).")
+    url: str | None
+    what: str
+    if kind == "sites":
+        url, what = deps.web.home(who.user), "Your sites"
+    elif kind == "site":
+        found = site_for(deps, who, parts[0])
+        url, what = deps.web.site(who.user, found.name), found.name
+    else:
+        versions = [await viewable_version(deps, who, int(p)) for p in parts]
+        if kind == "version":
+            first = versions[0]
+            url, what = deps.web.version(who.user, first), f"{first.site}/{first.device} #{first.id}"
+        else:
+            url, what = deps.web.compare(who.user, versions), f"Changes {'-'.join(parts)}"
+    if url is None:
+        raise UserError("That site can be opened in the browser only by the people its configuration names "
+                        "(allowed_users); ask in one of its channels instead.")
+    await reply.send(blocks.web_link(url, what))
 
 
 # -- backups ------------------------------------------------------------------------------------

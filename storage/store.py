@@ -42,9 +42,10 @@ from storage.records import (
     run_from_row,
     version_from_row,
 )
+from storage.sessions import SessionStore, WebSession
 from storage.trust import TrustStore
 
-__all__ = ["OutboxItem", "OutboxStatus", "RunInfo", "RunStatus", "Store"]
+__all__ = ["OutboxItem", "OutboxStatus", "RunInfo", "RunStatus", "Store", "WebSession"]
 
 # The newest row of {table} for each device (of :site, or all): one MAX(id) seek per device on
 # the table's (device_id, id) index, never a scan of the history.
@@ -102,7 +103,7 @@ _INLINE_PACK = 16 * 1024
 _INTERRUPT_RUN = "UPDATE runs SET status = 'interrupted', finished_at = ? WHERE id = ? AND status = 'running'"
 
 
-class Store(TrustStore, OutboxStore):
+class Store(TrustStore, OutboxStore, SessionStore):
     """Async access to backupbot's SQLite database. Open with `await Store.open(path)`."""
 
     @classmethod
@@ -291,6 +292,16 @@ class Store(TrustStore, OutboxStore):
         if not chain:
             raise LookupError(f"no version {version_id}")
         return await asyncio.to_thread(unpack_chain, chain)
+
+    async def recording_attempts(self, site: str, device: str, version_ids: Iterable[int]) -> dict[int, Attempt]:
+        """The attempt that recorded each of these versions of the device (new or changed, with its
+        +/- counts against the version before and its note), by version id."""
+        rows = await self._rows(
+            ATTEMPT_SELECT + f" WHERE a.device_id = {DEVICE_ID} AND a.status IN ('new', 'changed')"
+            " AND a.version_id IN (SELECT value FROM json_each(:ids)) ORDER BY a.id DESC",
+            {"site": site, "device": device, "ids": str([int(i) for i in version_ids])},
+        )
+        return {a.version_id: a for a in map(attempt_from_row, rows) if a.version_id is not None}
 
     async def last_attempts(self, site: str | None = None) -> dict[tuple[str, str], Attempt]:
         """The latest attempt of each device (of `site`, or everywhere)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -31,7 +32,9 @@ _pool: ProcessPoolExecutor | None = None
 
 def _exit_with(parent: int) -> None:
     """Worker initializer: leave when the bot does, even when it was SIGKILLed and ran no cleanup
-    (an orphan would hold the bot's stdout and stderr open)."""
+    (an orphan would hold the bot's stdout and stderr open). Ctrl-C in a terminal reaches the whole
+    process group: the bot decides when the worker stops, so the worker ignores it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def watch() -> None:
         while os.getppid() == parent:

@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "writes its own config, DIR/backupbot.yml", takes_config=False)
     demo.add_argument("--dir", metavar="DIR",
                       help="where to keep the demo's config and database (default: a new temporary directory)")
+    demo.add_argument("--web", action="store_true",
+                      help="then serve the browser pages on 127.0.0.1 until Ctrl-C and print a signed link to the "
+                           "comparison of the changed router")
+    demo.add_argument("--port", type=int, default=0, help="port for --web (default: a free one)")
     serve = cmd("serve", "run the Slack bot and the daily schedule")
     serve.add_argument("--port", type=int, default=LISTEN.port, help="port for POST /slack/events and GET /healthz")
     serve.add_argument("--host", default=LISTEN.host, help="address to listen on")
@@ -131,7 +135,10 @@ def main(argv: Sequence[str], env: Mapping[str, str], out: TextIO = sys.stdout, 
         if args.command == "demo":
             from bot.cli.demo import run_demo
 
-            return asyncio.run(run_demo(Path(args.dir) if args.dir else None, out, colour=args.colour))
+            if args.port and not args.web:
+                parser.error("--port is for --web: the plain demo serves nothing")
+            web = (args.port, env) if args.web else None
+            return asyncio.run(run_demo(Path(args.dir) if args.dir else None, out, colour=args.colour, web=web))
         settings = load_settings(config, env)
         for device in settings.devices():
             register_secret(device.password)

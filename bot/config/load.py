@@ -20,13 +20,15 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.core.errors import ConfigError
-from bot.core.models import Device, ScheduleSettings, Settings, Site, SlackSettings
+from bot.core.models import Device, ScheduleSettings, Settings, Site, SlackSettings, WebSettings
 from bot.config.yamlfile import read_yaml
 
 _VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")  # "$${" is a literal "${"
 _PASSWORD_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Site and device names are typed in Slack commands and carried in button values (≤2,000 chars).
 _TOKEN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# The browser pages' base URL: scheme and host (and port, path), nothing the links would drop or repeat.
+_BASE_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::\d{1,5})?(?:/[A-Za-z0-9._~/-]*)?")
 _HHMM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 _SLACK_ID = {"channel": (re.compile(r"[CG][A-Z0-9]{6,}"), "C0123456789"),
              "user": (re.compile(r"[UW][A-Z0-9]{6,}"), "U0123456789")}
@@ -192,6 +194,13 @@ class _Checker:
             raise _Invalid(f"{path}: is not readable by this process")
         return str(path)
 
+    def base_url(self, loc: str, value: object) -> str:
+        url = self.text(loc, value)
+        if not _BASE_URL.fullmatch(url):
+            raise _Invalid(f"{_show(url)} is not a base URL like https://backupbot.example.com "
+                           "(http or https, a host, optionally a port and a path; no query)")
+        return url.rstrip("/")
+
     def times(self, loc: str, value: object) -> tuple[str, ...]:
         if not isinstance(value, list):
             raise _Invalid(f'must be a list of "HH:MM" times, e.g. ["02:00"], got {_show(value)}')
@@ -256,6 +265,9 @@ class _Checker:
             "schedule": lambda loc, v: self.fields(loc, v, {
                 "times": self.times, "timezone": self.timezone,
                 "jitter": lambda loc, v: self.integer(v, 0), "quiet": self.boolean}) or {},
+            "web": lambda loc, v: self.fields(loc, v, {
+                "base_url": self.base_url,
+                "link_minutes": lambda loc, v: self.integer(v, 1, 24 * 60)}) or {},
             "concurrency": lambda loc, v: self.integer(v, 1, 1000),  # SSH sessions across all sites
             "stale_after_hours": lambda loc, v: self.integer(v, 1),
             # a broken defaults section counts as "set" so devices don't also report missing keys
@@ -272,7 +284,8 @@ class _Checker:
         if isinstance(top.get("stale_after_hours"), int):
             given["stale_after"] = timedelta(hours=top["stale_after_hours"])
         return Settings(storage_path=storage_path, sites=sites, slack=SlackSettings(**top.get("slack", {})),
-                        schedule=ScheduleSettings(**top.get("schedule", {})), **given)
+                        schedule=ScheduleSettings(**top.get("schedule", {})),
+                        web=WebSettings(**top.get("web", {})), **given)
 
     def sites(self, value: object, inherited: dict[str, Any]) -> dict[str, Site]:
         if not value:

@@ -11,6 +11,8 @@ into them at the boundary where they arise (asyncssh, SQLite, Slack's Web API).
     ├── UserError              a person asked for something that cannot be done; message is shown as-is
     │   ├── NotFound           unknown site, device or version (may name close matches)
     │   ├── Forbidden          the requester may not see or act on that site / download raw configs
+    │   │   └── Refused        a browser link or session that cannot be used (tampered, expired,
+    │   │                      issued before a logout, missing): the browser gets a plain 403 page
     │   └── Busy               too much running (or shutting down): refused, not queued
     └── CollectError           one device could not be backed up; `kind` is a bot.core.kinds.ErrorKind
         ├── Unreachable        refused, no route, reset, DNS          (transient: retried)
@@ -79,6 +81,11 @@ class NotFound(UserError):
 
 class Forbidden(UserError):
     pass
+
+
+class Refused(Forbidden):
+    """A browser request without a usable link or session; the message is the reason, for the
+    403 page and the log (never the link itself)."""
 
 
 class Busy(UserError):

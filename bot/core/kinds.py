@@ -15,6 +15,7 @@ class Trigger(StrEnum):
     SCHEDULE = "schedule"
     CATCH_UP = "catch-up"  # a scheduled slot missed while serve was down, run once at start-up
     SLACK = "slack"
+    WEB = "web"  # "Back up site now" on a browser page (bot.web)
     CLI = "cli"
     INTERRUPTED = "interrupted"  # a run found unfinished at start-up: what it recorded is announced then
     DEMO = "demo"
@@ -38,6 +39,7 @@ _TRIGGER_WORDS = {
     Trigger.SCHEDULE: "Scheduled run",
     Trigger.CATCH_UP: "Catch-up run (a scheduled time was missed)",
     Trigger.SLACK: "Run from Slack",
+    Trigger.WEB: "Run from the browser",
     Trigger.CLI: "Run from the server",
     Trigger.INTERRUPTED: "Run cut short by a restart",
     Trigger.DEMO: "Demo run",

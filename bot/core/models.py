@@ -82,6 +82,14 @@ class ScheduleSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    """The browser pages (bot.web). Off unless `base_url` is set."""
+
+    base_url: str | None = None  # the bot's URL as the team's browsers reach it, without a trailing "/"
+    link_minutes: int = 15  # how long a signed link from Slack may be opened (a session then lasts 12 h)
+
+
+@dataclass(frozen=True)
 class Settings:
     storage_path: Path
     sites: dict[str, Site]
@@ -90,6 +98,7 @@ class Settings:
     stale_after: timedelta = timedelta(hours=24)
     slack: SlackSettings = SlackSettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    web: WebSettings = WebSettings()
 
     def quiet(self, site: str) -> bool:
         """Whether the site's all-clear alone is not worth a digest (its own `quiet`, else schedule.quiet)."""
@@ -268,6 +277,8 @@ class Diff:
     hunks: tuple[Hunk, ...]
     added: int
     removed: int
+    old_lines: int = 0  # display lines of each side (bot.routeros.diff): where the last hunk's tail ends
+    new_lines: int = 0
 
     @property
     def empty(self) -> bool:

@@ -408,7 +408,8 @@ def diff(old: str, new: str, old_label: str = "a", new_label: str = "b", context
     sections_a, sections_b = Sections(a), Sections(b)
     hunks = tuple(_hunk(group, a, b, sections_a, sections_b) for group in _groups(ops, context))
     added, removed = _count(ops)
-    return Diff(old_label=old_label, new_label=new_label, hunks=hunks, added=added, removed=removed)
+    return Diff(old_label=old_label, new_label=new_label, hunks=hunks, added=added, removed=removed,
+                old_lines=len(a), new_lines=len(b))
 
 
 def _count(ops: list[Opcode]) -> tuple[int, int]:

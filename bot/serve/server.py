@@ -11,6 +11,8 @@ context, started in this order and stopped in reverse:
     bolt         AsyncApp with every listener registered, authorized by bot.slack.link
     deliverer    the outbox deliverer (bot.slack.deliver)          (ready: outbox; live)
     scheduler    one run per daily slot, catch-up at start-up     (ready: scheduler; live)
+    web          only with web.base_url: the /ui/ pages (bot.web) get the backend, the tracker and
+                 a way to tell a user in Slack (their DM)
     socket mode  only with --socket-mode: handler + watchdog      (ready: socket_mode; live)
 
 So on shutdown the socket stops taking requests first; the scheduler starts nothing new and gives
@@ -20,7 +22,8 @@ interrupted); the deliverer finishes the post in progress and leaves the rest qu
 tasks get `drain_timeout` seconds to finish (they still have Slack and the database), and only
 then are the HTTP session and the database closed. SIGTERM and SIGINT trigger that shutdown.
 
-`serve` listens twice (bot.serve.web): the public listener (HTTP mode only) answers POST /slack/events and
+`serve` listens twice (bot.serve.web): the public listener answers POST /slack/events (HTTP mode), the
+browser pages under /ui/ (with web.base_url; in Socket Mode they alone open the public listener) and
 a bare GET /healthz; the admin listener (127.0.0.1:9090 by default) answers /healthz/live,
 /healthz/ready and /metrics. /metrics serves bot.serve.metrics.Metrics: runs are observed as they finish,
 last good backups are loaded at start-up, the outbox depth is read at every scrape.
@@ -51,8 +54,9 @@ from bot.core.logs import log_event
 from bot.core.models import NotStarted, RunSummary, Settings
 from bot.backup.scheduler import Scheduler, next_runs
 from bot.core.errors import BackupbotError, StartupError
-from bot.slack.client import Credentials, build_client
+from bot.slack.client import Credentials, build_client, post_to_dm
 from bot.slack.link import Recheck, SlackLink, bolt_authorize
+from bot.slack import blocks
 from bot.slack.socket_mode import SocketModeRunner, Watchdog
 from bot.slack.tasks import LIMIT as TASK_LIMIT
 from bot.slack.tasks import TaskTracker
@@ -66,6 +70,11 @@ from bot.serve.web import (
     build_admin_app,
     build_web_app,
 )
+from bot.web import links, paths
+from bot.web.app import build_ui
+from bot.web.links import Linker
+from bot.web.pages import UiDeps
+from bot.web.routes import UI
 from handlers.deps import Deps
 
 log = logging.getLogger(__name__)
@@ -83,6 +92,7 @@ SCHEDULER = web.AppKey("scheduler", Scheduler)
 SLACK_LINK = web.AppKey("slack_link", SlackLink)  # the token's state, and the bot's identity once known
 TASKS = web.AppKey("tasks", TaskTracker)
 SOCKET = web.AppKey("socket_mode", SocketModeRunner)
+WEB_UI = web.AppKey("web_ui", web.Application)  # the /ui/ sub-application, when web.base_url is set
 
 # A resource tied to the app's life (aiohttp's cleanup_ctx): set up before `yield`, torn down after.
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
@@ -108,11 +118,19 @@ OPTIONS = web.AppKey("options", Options)
 
 
 def create_app(settings: Settings, credentials: Credentials, *, socket_mode: bool = False,
-               options: Options = Options()) -> web.Application:
-    """The public app, with each resource tied to its life in the order the module docstring gives."""
+               options: Options = Options(), web_secret: bytes | None = None) -> web.Application:
+    """The public app, with each resource tied to its life in the order the module docstring gives.
+    With web.base_url set, `web_secret` (BACKUPBOT_WEB_SECRET, bot.web.links) signs the pages' links."""
     app = build_web_app(slack_route=not socket_mode)
     app[SETTINGS], app[CREDENTIALS], app[OPTIONS] = settings, credentials, options
     contexts: list[CleanupContext] = [backend_ctx, slack_ctx, tasks_ctx, bolt_ctx, deliverer_ctx, scheduler_ctx]
+    if settings.web.base_url is not None:
+        if web_secret is None:
+            raise StartupError(f"web.base_url is set but {links.SECRET_ENV} is not")
+        ui = build_ui(settings.web.base_url, web_secret)
+        app.add_subapp(paths.ROOT, ui)
+        app[WEB_UI] = ui
+        contexts.insert(contexts.index(bolt_ctx), web_ctx)
     if socket_mode:
         contexts.append(socket_ctx)
     app.cleanup_ctx.extend(contexts)
@@ -191,10 +209,24 @@ async def bolt_ctx(app: web.Application) -> AsyncIterator[None]:
                     authorize=bolt_authorize(app[SLACK_LINK], credentials.bot_token),
                     signing_secret=credentials.signing_secret or "",
                     process_before_response=True, logger=logging.getLogger("slack_bolt"))
+    ui = app.get(WEB_UI)
+    linker = Linker(settings, ui[UI].secret, options.clock) if ui is not None else None
     handlers.register(bolt, Deps(settings=settings, catalog=backend.catalog, service=backend.service,
                                  tasks=app[TASKS], clock=options.clock,
-                                 next_runs=lambda: next_runs(settings, options.clock())))
+                                 next_runs=lambda: next_runs(settings, options.clock()), web=linker))
     app[BOLT] = bolt
+    yield
+
+
+async def web_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The browser pages (bot.web): the backend, the task tracker, and a user's DM for results."""
+    backend, client = app[BACKEND], app[SLACK_CLIENT]
+
+    async def tell(user: str, message: blocks.Message) -> None:
+        await post_to_dm(client, user, message)
+
+    app[WEB_UI][UI].start(UiDeps(catalog=backend.catalog, store=backend.store, service=backend.service,
+                                 tasks=app[TASKS], clock=app[OPTIONS].clock, tell=tell))
     yield
 
 
@@ -263,6 +295,7 @@ async def close_unfinished_runs(backend: Backend, clock: Clock) -> None:
 
 
 PUBLIC_ROUTES = "public: POST /slack/events, GET /healthz"
+WEB_ROUTES = "GET /ui/ (browser pages)"
 ADMIN_ROUTES = "admin: GET /healthz/live, /healthz/ready, /metrics"
 
 
@@ -271,14 +304,17 @@ def serve(settings: Settings, env: Mapping[str, str], *, listen: Listen = Listen
     (a variable missing, a token refused) or a port cannot be listened on."""
     try:
         credentials = Credentials.from_env(env, socket_mode=socket_mode)
+        web_secret = links.secret_from_env(env) if settings.web.base_url is not None else None
     except StartupError as exc:
         print(f"backupbot serve: {exc}", file=sys.stderr)
         return EXIT_STARTUP
-    return asyncio.run(_serve(settings, credentials, listen, socket_mode))
+    return asyncio.run(_serve(settings, credentials, listen, socket_mode, web_secret))
 
 
-async def _serve(settings: Settings, credentials: Credentials, listen: Listen, socket_mode: bool) -> int:
-    app = create_app(settings, credentials, socket_mode=socket_mode)
+async def _serve(settings: Settings, credentials: Credentials, listen: Listen, socket_mode: bool,
+                 web_secret: bytes | None) -> int:
+    app = create_app(settings, credentials, socket_mode=socket_mode, web_secret=web_secret)
+    pages = settings.web.base_url is not None
     public = web.AppRunner(app, handle_signals=False)
     try:
         await public.setup()  # runs every cleanup context's start-up part
@@ -293,10 +329,13 @@ async def _serve(settings: Settings, credentials: Credentials, listen: Listen, s
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     sites = [(admin, listen.admin_host, listen.admin_port, ADMIN_ROUTES, "--admin-host/--admin-port")]
-    if socket_mode:  # Slack is reached over the WebSocket: nothing needs to face the internet
+    if socket_mode and not pages:  # Slack is reached over the WebSocket: nothing needs to face the internet
         print("backupbot serve: Socket Mode: no public listener", file=sys.stderr, flush=True)
+    elif socket_mode:  # only the browser pages (and the bare liveness) face the team's network
+        sites.insert(0, (public, listen.host, listen.port, f"public: {WEB_ROUTES}, GET /healthz", "--host/--port"))
     else:
-        sites.insert(0, (public, listen.host, listen.port, PUBLIC_ROUTES, "--host/--port"))
+        routes = f"{PUBLIC_ROUTES}, {WEB_ROUTES}" if pages else PUBLIC_ROUTES
+        sites.insert(0, (public, listen.host, listen.port, routes, "--host/--port"))
     try:
         for runner, host, port, routes, option in sites:
             try:

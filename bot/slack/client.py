@@ -119,3 +119,11 @@ async def check_token(client: AsyncWebClient, timeout: float = CHECK_TIMEOUT) ->
     response = await token_call(client.auth_test, variable="SLACK_BOT_TOKEN", method="auth.test", timeout=timeout)
     return BotIdentity(team_id=str(response.get("team_id", "")), team=str(response.get("team", "")),
                        user_id=str(response.get("user_id", "")), bot_id=response.get("bot_id"))
+
+
+async def post_to_dm(client: AsyncWebClient, user: str, message: Mapping[str, object]) -> None:
+    """Post a bot.slack.blocks Message to the user's DM with the bot (the result of a backup
+    started in the browser; conversations.open needs im:write)."""
+    opened = await client.conversations_open(users=user)
+    await client.chat_postMessage(channel=str(opened["channel"]["id"]), text=str(message["text"]),
+                                  blocks=message.get("blocks"))  # type: ignore[arg-type]

@@ -121,6 +121,7 @@ def run_messages(settings: Settings, summary: RunSummary, drifts: Mapping[tuple[
             skipped.setdefault(channel, []).append(n)
             by_channel.setdefault(channel, [])
     own = {id(r) for r in announced(summary)}
+    web = settings.web.base_url is not None  # Open in browser buttons (each presser gets their own link)
     batch: list[OutboxMessage] = []
 
     def add(channel: str, kind: str, payload: Mapping[str, Any], parent: int | None = None) -> int:
@@ -134,12 +135,13 @@ def run_messages(settings: Settings, summary: RunSummary, drifts: Mapping[tuple[
             part = replace(summary, results=tuple(results), not_started=tuple(skipped.get(channel, ())))
             stale = stale_of(results, last_successes, summary.finished_at, settings.stale_after)
             if worth_posting(settings, part, stale):
-                parent = add(channel, SUMMARY, blocks.run_summary(part, stale=stale, now=summary.finished_at))
+                parent = add(channel, SUMMARY, blocks.run_summary(part, stale=stale, now=summary.finished_at,
+                                                                  web=web))
                 for r in changed:
                     add(channel, *drift_payload(drifts[r.device.key]), parent=parent)
         else:  # every change, even one only in the header (a RouterOS upgrade): it is told only now
             for r in (r for r in mine if r.status is Status.CHANGED):
-                parent = add(channel, CHANGE, blocks.change_notice(r, summary.trigger, summary.run_id))
+                parent = add(channel, CHANGE, blocks.change_notice(r, summary.trigger, summary.run_id, web=web))
                 if r in changed:
                     add(channel, *drift_payload(drifts[r.device.key]), parent=parent)
         for r in mine:

@@ -25,6 +25,7 @@ import itertools
 import json
 import logging
 import pickle
+import signal
 import struct
 import sys
 from typing import Any
@@ -203,6 +204,9 @@ async def _serve(collector: Collector) -> None:
 
 def main() -> None:
     configure_logging(int(sys.argv[2]))  # on the bot's own stderr
+    # Ctrl-C in a terminal reaches the whole process group; the bot decides when this worker stops
+    # (it closes our stdin), instead of each process printing its own KeyboardInterrupt traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     asyncio.run(_serve(Collector(**json.loads(sys.argv[1]))))
 
 

@@ -216,6 +216,12 @@ CASES: list[tuple[str, object, str]] = [
     ("defaults.timout", 5, 'defaults.timout: unknown key (did you mean "timeout"?)'),
     ("storage.pth", "x", 'storage.pth: unknown key (did you mean "path"?)'),
     ("slack.token", "x", "slack.token: unknown key"),
+    ("web", {"base_url": "backupbot.example.com"}, 'web.base_url: "backupbot.example.com" is not a base URL like '
+     "https://backupbot.example.com (http or https, a host, optionally a port and a path; no query)"),
+    ("web", {"base_url": "https://bot.example.com/?x=1"}, 'web.base_url: "https://bot.example.com/?x=1" is not a base URL '
+     "like https://backupbot.example.com (http or https, a host, optionally a port and a path; no query)"),
+    ("web", {"link_minutes": 0}, "web.link_minutes: must be an integer 1-1440, got 0"),
+    ("web", {"secret": "x"}, 'web.secret: unknown key'),
     ("site", {}, 'site: unknown key (did you mean "sites"?)'),
     ("defaults.export", "/system backup save",
      'defaults.export: must be "auto" or a command starting with "/export", got "/system backup save"'),
@@ -405,3 +411,13 @@ def test_no_password_value_in_any_message(tmp_path: Path, example: dict[str, Any
     found = problems(tmp_path, broken)
     assert len(found) == 3
     assert "hunter2" not in "\n".join(found) and SECRET not in "\n".join(found)
+
+
+def test_web_section(tmp_path: Path, example: dict[str, Any]) -> None:
+    """`web:` is off by default; a base URL loses its trailing slash; link_minutes defaults to 15."""
+    assert parse_settings(example, ENV, tmp_path).web.base_url is None
+    example["web"] = {"base_url": "https://backupbot.example.com:8443/ops/"}
+    web = parse_settings(example, ENV, tmp_path).web
+    assert (web.base_url, web.link_minutes) == ("https://backupbot.example.com:8443/ops", 15)
+    example["web"]["link_minutes"] = 5
+    assert parse_settings(example, ENV, tmp_path).web.link_minutes == 5

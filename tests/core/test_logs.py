@@ -59,6 +59,15 @@ def test_tokens_passwords_headers_and_registered_secrets_are_masked(out: io.Stri
     assert f"signing_secret={MASK} site=riga" in text
 
 
+def test_signed_browser_links_are_masked(out: io.StringIO) -> None:
+    """A signed link in a request line (aiohttp's access log) would let a log reader in: masked."""
+    token = "bbw1.eyJ1IjoiVTBBTElDRTAwMSJ9.QmFzZTY0U2lnbmF0dXJl_-x"
+    logging.getLogger("aiohttp.access").info('127.0.0.1 "GET /ui/open?t=%s HTTP/1.1" 303', token)
+    text = out.getvalue()
+    assert token.split(".", 1)[1] not in text and "QmFzZTY0" not in text
+    assert "/ui/open?t=bbw1." + MASK in text
+
+
 def test_exception_messages_and_causes_are_masked_on_one_line(out: io.StringIO) -> None:
     """An exception whose message (and cause) carries secrets is rendered as one masked line."""
     register_secret(SIGNING_SECRET)

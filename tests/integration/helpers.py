@@ -35,6 +35,7 @@ from bot.slack.client import Credentials
 from tests.integration.slack_fake import APP_TOKEN, BOT_TOKEN, FakeSlack
 
 SIGNING_SECRET = "fake-signing-secret-0123456789abcdef"
+WEB_SECRET = b"fake-web-secret-0123456789abcdef-0123456789"  # BACKUPBOT_WEB_SECRET, for web.base_url
 ROUTER_PASSWORD = "sim-Pa55-word"
 ADMIN = "U0ADMIN001"
 ALICE = "U0ALICE001"  # an ordinary member
@@ -194,18 +195,19 @@ class SlackBot:
 
 @asynccontextmanager
 async def run_bot(settings: Settings, slack: FakeSlack, *, socket_mode: bool = False,
-                  options: Options | None = None, **env: str) -> AsyncIterator[SlackBot]:
-    """The bot's real aiohttp application on 127.0.0.1:<free port> and its admin listener on another
-    (as `backupbot serve` runs them), stopped (tasks drained) on exit."""
+                  options: Options | None = None, port: int = 0, **env: str) -> AsyncIterator[SlackBot]:
+    """The bot's real aiohttp application on 127.0.0.1:<port, or a free one> and its admin listener on
+    another (as `backupbot serve` runs them), stopped (tasks drained) on exit. With web.base_url in the
+    settings, the browser pages are on too, their links signed with WEB_SECRET."""
     creds = credentials(slack, socket_mode=socket_mode, **env)
     opts = options or Options(collector=fast_collector(), drain_timeout=10.0)
-    app = create_app(settings, creds, socket_mode=socket_mode, options=opts)
+    app = create_app(settings, creds, socket_mode=socket_mode, options=opts, web_secret=WEB_SECRET)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     admin = web.AppRunner(build_admin_app(app), handle_signals=False)
     await admin.setup()
     try:
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
         await web.TCPSite(admin, "127.0.0.1", 0).start()
         port, admin_port = runner.addresses[0][1], admin.addresses[0][1]
         async with aiohttp.ClientSession() as session:

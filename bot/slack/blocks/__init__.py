@@ -18,6 +18,8 @@ from bot.slack.blocks.ids import (
     COMPARE_SELECTED,
     DOWNLOAD_VERSION,
     OPEN_DEVICE,
+    OPEN_IN_BROWSER,
+    OPEN_WEB,
     PAGE_VERSIONS,
     SELECT_VERSIONS,
     SHOW_DIFF,
@@ -30,19 +32,23 @@ from bot.slack.blocks.ids import (
     parse_pair,
     parse_site,
     parse_version,
+    parse_web,
     selected_versions,
+    web_value,
 )
-from bot.slack.blocks.kit import Message
+from bot.slack.blocks.kit import Message, with_actions
 from bot.slack.blocks.run import backup_started, change_notice, diff_note, host_key_alert, run_summary
 from bot.slack.blocks.views import (
     app_home,
     device_versions,
     error,
+    open_in_browser,
     search_results,
     site_devices,
     sites_overview,
     usage,
     version_header,
+    web_link,
 )
 
 __all__ = [
@@ -51,6 +57,8 @@ __all__ = [
     "COMPARE_SELECTED",
     "DOWNLOAD_VERSION",
     "OPEN_DEVICE",
+    "OPEN_IN_BROWSER",
+    "OPEN_WEB",
     "PAGE_VERSIONS",
     "SELECT_VERSIONS",
     "SHOW_DIFF",
@@ -66,6 +74,7 @@ __all__ = [
     "diff_text",
     "error",
     "host_key_alert",
+    "open_in_browser",
     "page_value",
     "pair_value",
     "parse_device",
@@ -73,6 +82,7 @@ __all__ = [
     "parse_pair",
     "parse_site",
     "parse_version",
+    "parse_web",
     "run_summary",
     "search_results",
     "selected_versions",
@@ -80,4 +90,7 @@ __all__ = [
     "sites_overview",
     "usage",
     "version_header",
+    "web_link",
+    "web_value",
+    "with_actions",
 ]

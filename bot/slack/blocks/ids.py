@@ -22,6 +22,10 @@ PAGE_VERSIONS = "page_versions"  # value "SITE DEVICE PAGE": show that page (0 =
 SELECT_VERSIONS = "select_versions"  # checkboxes, each option value "VERSION_ID"; ack every tick
 COMPARE_SELECTED = "compare_selected"  # value "SITE DEVICE"; the ticks are in body["state"]["values"]
 SHOW_DIFF = "show_diff"  # value "OLD_ID NEW_ID": diff two versions of one device
+# "Open in browser" (only with web.base_url; docs/slack.md, "In the browser"):
+OPEN_WEB = "open_web"  # a URL button carrying the requester's own signed link; its press is only acked
+OPEN_IN_BROWSER = "open_in_browser"  # in channel messages: answers the presser with THEIR link; value
+#                                      "sites", "site SITE", "compare OLD_ID NEW_ID" or "version ID"
 
 
 def device_value(site: str, device: str) -> str:
@@ -77,6 +81,21 @@ def parse_pair(value: str) -> tuple[int, int]:
     """SHOW_DIFF value -> (old version id, new version id)."""
     old, new = _parts(value, 2)
     return _id(old), _id(new)
+
+
+def web_value(kind: str, *parts: object) -> str:
+    """OPEN_IN_BROWSER value: what to open ("site", "compare", "version") and its names or ids."""
+    return " ".join([kind, *map(str, parts)])
+
+
+def parse_web(value: str) -> tuple[str, list[str]]:
+    """OPEN_IN_BROWSER value -> (kind, parts); ValueError unless it is one of the forms above."""
+    kind, *parts = value.split() or [""]
+    if (kind, len(parts)) in (("site", 1), ("sites", 0)):
+        return kind, parts
+    if (kind, len(parts)) in (("compare", 2), ("version", 1)):
+        return kind, [str(_id(p)) for p in parts]
+    raise ValueError(f"not an open_in_browser value: {value!r}")
 
 
 def selected_versions(state_values: Mapping[str, Mapping[str, Any]]) -> list[int]:

@@ -32,6 +32,7 @@ MAX_CONTEXT_ELEMENTS = 10
 MAX_ACTIONS_ELEMENTS = 25
 MAX_BUTTON_TEXT = 75
 MAX_BUTTON_VALUE = 2000
+MAX_BUTTON_URL = 3000
 MAX_OPTION_TEXT = 75
 MAX_OPTION_VALUE = 150
 MAX_CHECKBOX_OPTIONS = 10
@@ -97,6 +98,18 @@ def button(text: str, action_id: str, value: str, *, style: str | None = None) -
     return element
 
 
+def url_button(text: str, action_id: str, url: str) -> Block:
+    """A button that opens `url` in the browser (Slack still sends the app a block_actions, to ack)."""
+    if len(url) > MAX_BUTTON_URL:
+        raise ValueError(f"button url is {len(url)} characters (max {MAX_BUTTON_URL})")
+    return {"type": "button", "text": plain(text, MAX_BUTTON_TEXT), "action_id": action_id, "url": url}
+
+
+def with_actions(msg: Message, *elements: Block) -> Message:
+    """`msg` with one more actions block of `elements` at the end, checked like any message."""
+    return message(msg["text"], [*msg["blocks"], actions(*elements)])
+
+
 def option(text: str, value: str, description: str | None = None) -> Block:
     if len(value) > MAX_OPTION_VALUE:
         raise ValueError(f"option value is {len(value)} characters (max {MAX_OPTION_VALUE})")
@@ -141,6 +154,8 @@ def _element_problems(where: str, el: Block) -> list[str]:
             out.append(f"{where}: button text over {MAX_BUTTON_TEXT}")
         if len(el.get("value", "")) > MAX_BUTTON_VALUE:
             out.append(f"{where}: button value over {MAX_BUTTON_VALUE}")
+        if len(el.get("url", "")) > MAX_BUTTON_URL:
+            out.append(f"{where}: button url over {MAX_BUTTON_URL}")
     if kind == "checkboxes" and not 1 <= len(el["options"]) <= MAX_CHECKBOX_OPTIONS:
         out.append(f"{where}: {len(el['options'])} checkbox options")
     for opt in el.get("options", []):

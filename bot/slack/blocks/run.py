@@ -16,13 +16,14 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import datetime
 
-from bot.slack.blocks.ids import SHOW_DIFF, pair_value
+from bot.slack.blocks.ids import OPEN_IN_BROWSER, SHOW_DIFF, pair_value, web_value
 from bot.slack.blocks.kit import (
     MAX_BLOCKS,
     MAX_FALLBACK,
     MAX_TEXT,
     Block,
     Message,
+    actions,
     button,
     context,
     esc,
@@ -171,12 +172,19 @@ def _fallback(title: str, summary: RunSummary, stale: Sequence[tuple[Device, dat
     return text
 
 
+def _open_for_presser(value: str) -> Block:
+    """Open in browser for messages many read (a channel's): each presser is answered with their
+    own signed link (handlers), never one person's link shown to all."""
+    return button("Open in browser", OPEN_IN_BROWSER, value)
+
+
 def run_summary(
     summary: RunSummary, *, stale: Sequence[tuple[Device, datetime | None]] = (),
-    title: str | None = None, now: datetime,
+    title: str | None = None, now: datetime, web: bool = False,
 ) -> Message:
     """Totals, then the sites (when several, or one did not start), changed (with Show diff),
-    new, failed (with reasons) and stale devices."""
+    new, failed (with reasons) and stale devices; with `web` (web.base_url set), Open in browser
+    (the site's page, or the list of sites)."""
     scope, hint = _scope(summary)
     counts = {st: summary.count(st) for st in Status}
     outcome = [plural(counts[st], st.value, st.value) for st in (Status.CHANGED, Status.NEW, Status.FAILED)
@@ -191,6 +199,8 @@ def run_summary(
               f"{when(summary.started_at)} UTC, took "
               f"{_seconds((summary.finished_at - summary.started_at).total_seconds())}")
     blocks: list[Block] = [header(title), section(totals)]
+    sites = _sites(summary)
+    link = [actions(_open_for_presser(web_value("site", *sites) if len(sites) == 1 else "sites"))] if web else []
     groups = _groups(summary, stale, now)
 
     def renderer(g: tuple[str, list[Entry], str, int, str]) -> Render:
@@ -199,10 +209,10 @@ def run_summary(
             head, entries, blocks=n_blocks, chars=n_chars, max_detailed=detailed, sep=sep,
             more=lambda n: f"… and {plural(n, 'more ' + noun)} (see `{hint}`)")
 
-    for body in share_budget([renderer(g) for g in groups], blocks=MAX_BLOCKS - len(blocks),
-                             chars=MAX_TEXT - text_size(blocks)):
+    for body in share_budget([renderer(g) for g in groups], blocks=MAX_BLOCKS - len(blocks) - len(link),
+                             chars=MAX_TEXT - text_size([*blocks, *link])):
         blocks.extend(body)
-    return message(_fallback(title, summary, stale, now), blocks)
+    return message(_fallback(title, summary, stale, now), [*blocks, *link])
 
 
 def host_key_alert(device: Device, old_fingerprint: str, new_fingerprint: str) -> Message:
@@ -218,15 +228,21 @@ def host_key_alert(device: Device, old_fingerprint: str, new_fingerprint: str) -
                    [header(f":rotating_light: Host key changed: {device.label}"), section(text), section(action)])
 
 
-def change_notice(result: DeviceResult, trigger: Trigger, run_id: int) -> Message:
+def change_notice(result: DeviceResult, trigger: Trigger, run_id: int, web: bool = False) -> Message:
     """A change found by a run the channel gets no summary of (from Slack or the CLI): device,
-    versions, +/- counts and Show diff, like a summary's line; the diff follows in the thread."""
+    versions, +/- counts and Show diff, like a summary's line; the diff follows in the thread. With
+    `web`, Open in browser (the comparison, or the new version when only its header changed)."""
     label = result.device.label
     origin = f"{esc(Trigger.words_for(trigger))} #{run_id}"
     if result.added or result.removed:
         origin += " · the redacted diff is in the thread"
+    link: list[Block] = []
+    if web and result.version is not None:
+        value = (web_value("compare", result.previous.id, result.version.id) if result.previous is not None
+                 else web_value("version", result.version.id))
+        link = [actions(_open_for_presser(value))]
     return message(f"Config changed: {esc(label)}",
-                   [header(f":pencil2: Config changed: {label}"), *_changed(result).detail, context(origin)])
+                   [header(f":pencil2: Config changed: {label}"), *_changed(result).detail, context(origin), *link])
 
 
 def diff_note(old_id: int, new_id: int, why: str) -> Message:

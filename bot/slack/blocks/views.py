@@ -15,12 +15,12 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from bot.slack.blocks.ids import (
-    BACKUP_DEVICE, BACKUP_SITE, COMPARE_SELECTED, DOWNLOAD_VERSION, OPEN_DEVICE, PAGE_VERSIONS,
+    BACKUP_DEVICE, BACKUP_SITE, COMPARE_SELECTED, DOWNLOAD_VERSION, OPEN_DEVICE, OPEN_WEB, PAGE_VERSIONS,
     SELECT_VERSIONS, VIEW_VERSION, device_value, page_value,
 )
 from bot.slack.blocks.kit import (
     MAX_BLOCKS, MAX_CHECKBOX_OPTIONS, MAX_HOME_BLOCKS, MAX_TEXT, Block, Message, actions, button, checkboxes,
-    context, divider, esc, header, home, message, option, section, text_size,
+    context, divider, esc, header, home, message, option, section, text_size, url_button,
 )
 from bot.slack.blocks.pack import UNLIMITED, Entry, Render, group, share_budget
 from bot.slack.blocks.run import REASON_CHARS, failure
@@ -35,6 +35,20 @@ Stale = Callable[[DeviceStatus], bool] | Collection[tuple[str, str]]
 MAX_SEARCH_RESULTS = 50  # listed at most; the rest are counted ("refine your search")
 SEARCH_BUTTONS = 10  # the first matches get a "Versions" button each
 LARGE_SITE_DETAILED = 10  # a site too big to show in full: devices needing attention shown in full
+
+OPEN_IN_BROWSER = "Open in browser"
+
+
+def open_in_browser(url: str) -> Block:
+    """The URL button carrying the requester's own signed link (only in messages only they see)."""
+    return url_button(OPEN_IN_BROWSER, OPEN_WEB, url)
+
+
+def web_link(url: str, what: str) -> Message:
+    """A short message holding only a link to the browser page of `what` (after a snippet, say)."""
+    text = f"{what} in the browser (this link is yours: it opens for you only and expires soon)"
+    return message(text, [section(esc(text), open_in_browser(url))])
+
 
 USAGE = [
     ("sites", "every site: devices, last run, ok / changed / failed"),
@@ -81,16 +95,18 @@ def _more_sites(n: int) -> str:
     return f"… and {plural(n, 'more site')} — use `/backup search TEXT`"
 
 
-def sites_overview(overviews: Sequence[SiteOverview], now: datetime) -> Message:
-    """One line per site, many lines per section; past the budget, "… and N more sites"."""
+def sites_overview(overviews: Sequence[SiteOverview], now: datetime, web_url: str | None = None) -> Message:
+    """One line per site, many lines per section; past the budget, "… and N more sites"; with
+    `web_url`, an Open in browser button."""
     devices = sum(len(o.site.devices) for o in overviews)
     top = [header(f"Sites — {plural(len(overviews), 'site')}, {plural(devices, 'device')}")]
     hint = context("`/backup SITE` shows a site's devices · `/backup help` lists every command")
     if not overviews:
         return message("No sites to show here.", [section("No sites to show here.")])
+    link = [actions(open_in_browser(web_url))] if web_url else []
     body = group(None, [Entry(_site_line(o, now)) for o in overviews], more=_more_sites,
-                 blocks=MAX_BLOCKS - 2, chars=MAX_TEXT - text_size([*top, hint]))
-    return message(f"{plural(len(overviews), 'site')}, {plural(devices, 'device')}", [*top, *body, hint])
+                 blocks=MAX_BLOCKS - 2 - len(link), chars=MAX_TEXT - text_size([*top, hint, *link]))
+    return message(f"{plural(len(overviews), 'site')}, {plural(devices, 'device')}", [*top, *body, hint, *link])
 
 
 # --- devices -----------------------------------------------------------------------------------
@@ -144,7 +160,8 @@ def _device_entry(s: DeviceStatus, stale: bool, now: datetime, *, with_site: boo
     return Entry(f"`{name}` #{v.id if v else '?'}", detail)
 
 
-def site_devices(site: Site, statuses: Sequence[DeviceStatus], now: datetime, stale: Stale = ()) -> Message:
+def site_devices(site: Site, statuses: Sequence[DeviceStatus], now: datetime, stale: Stale = (),
+                 web_url: str | None = None) -> Message:
     """A site's devices with their latest backup or last failure, and buttons per device.
 
     All devices get full detail when they fit in one message; otherwise the devices that need
@@ -161,7 +178,8 @@ def site_devices(site: Site, statuses: Sequence[DeviceStatus], now: datetime, st
            section(summary, button("Back up site now", BACKUP_SITE, site.name, style="primary"))]
     hint = context(f"`/backup {esc(site.name)} DEVICE` lists a device's versions · "
                    f"`/backup {esc(site.name)} DEVICE now` backs up one device")
-    n_blocks, n_chars = MAX_BLOCKS - len(top) - 1, MAX_TEXT - text_size([*top, hint])
+    link = [actions(open_in_browser(web_url))] if web_url else []
+    n_blocks, n_chars = MAX_BLOCKS - len(top) - 1 - len(link), MAX_TEXT - text_size([*top, hint, *link])
 
     def more(n: int) -> str:
         return f"… and {plural(n, 'more device')} (`/backup {esc(site.name)} DEVICE` shows one)"
@@ -179,12 +197,13 @@ def site_devices(site: Site, statuses: Sequence[DeviceStatus], now: datetime, st
 
         shared = share_budget([renderer(*x) for x in lists if x[1]], blocks=n_blocks, chars=n_chars)
         body = [b for part in shared for b in part]
-    return message(f"{site.name}: {summary}", [*top, *body, hint])
+    return message(f"{site.name}: {summary}", [*top, *body, hint, *link])
 
 
 def device_versions(device: Device, versions: Sequence[Version], *, total: int, page: int,
-                    page_size: int = 10, now: datetime) -> Message:
-    """One page of a device's versions, newest first, as checkboxes with Compare and paging.
+                    page_size: int = 10, now: datetime, web_url: str | None = None) -> Message:
+    """One page of a device's versions, newest first, as checkboxes with Compare and paging (and,
+    with `web_url`, Open in browser).
 
     Page 0 is the newest; PAGE_VERSIONS values carry the page to show ("SITE DEVICE PAGE").
     """
@@ -208,6 +227,8 @@ def device_versions(device: Device, versions: Sequence[Version], *, total: int, 
     bottom = [button("Compare selected", COMPARE_SELECTED, ref, style="primary")]
     if first - 1 + len(versions) < total:
         bottom.append(button("Older →", PAGE_VERSIONS, page_value(device.site, device.name, page + 1)))
+    if web_url:
+        bottom.append(open_in_browser(web_url))
     blocks.append(actions(*bottom))
     return message(f"{device.label}: {plural(total, 'version')}", blocks)
 

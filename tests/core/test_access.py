@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.slack import access
+from bot.core import access
 from bot.core.errors import Forbidden
 from bot.core.models import Settings, Site, SlackSettings
 

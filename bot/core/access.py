@@ -1,4 +1,5 @@
 """PURE. Who may see and download what: the authorization policy, as functions of Settings.
+Slack (handlers) and the browser pages (bot.web) both ask here, so the two never disagree.
 
 Rules:
 - backupbot admins (slack.admins) may see and download everything, from anywhere;
@@ -10,10 +11,12 @@ Rules:
   (C…, G…, or an unknown kind) counts as shared, so an unfamiliar conversation type never
   widens access;
 - raw downloads contain passwords: only admins and the site's download_users, and a download
-  user must also be allowed to see the site.
+  user must also be allowed to see the site;
+- the browser pages have no channel: a request there is private (channel None), as in the App Home.
 
-Messages name the site but never who is allowed. Handlers must call these on every request,
-including button presses (a message may have been forwarded or shared since it was posted).
+Messages name the site but never who is allowed. Handlers and pages must call these on every
+request, including button presses (a message may have been forwarded or shared since it was
+posted) and every page load (a session outlives a change of the config).
 """
 
 from __future__ import annotations

@@ -1,0 +1,38 @@
+"""bot.web.configview, pure: sections of real exports, terse runs, windows of long configs."""
+
+from __future__ import annotations
+
+import itertools
+
+from bot.routeros import diff as diffing
+from bot.routeros import export as routeros
+from bot.web import configview
+from bot.web.configview import Section
+from tests.helpers import FIXTURES
+
+
+def test_sections_of_a_real_export_cover_its_lines_in_order() -> None:
+    text = routeros.normalize((FIXTURES / "seq-rb5009-vlan-1.rsc").read_bytes())
+    view = configview.config_lines(text)
+    assert view.lines == tuple(diffing.display_lines(text))
+    assert len(view.lines) > len(text.splitlines())  # its script is split where RouterOS breaks it
+    sections = view.sections
+    assert [s.path for s in sections][:3] == ["/interface bridge", "/interface ethernet", "/interface vlan"]
+    assert all(view.lines[s.line].startswith(s.path) for s in sections)
+    assert sum(s.count for s in sections) == len(view.lines) - sections[0].line
+    assert all(a.line + a.count == b.line for a, b in itertools.pairwise(sections))
+
+
+def test_a_terse_export_is_one_section_per_run_of_the_same_menu() -> None:
+    lines = ["/ip address add address=10.0.0.1/24 interface=ether1", "/ip address add address=10.0.1.1/24 interface=ether2",
+             "/ip route add gateway=10.0.0.254", "/ip address add address=10.0.2.1/24 interface=ether3"]
+    assert configview.outline(lines) == (Section(0, "/ip address", 2), Section(2, "/ip route", 1),
+                                         Section(3, "/ip address", 1))
+
+
+def test_windows_step_through_a_long_config() -> None:
+    assert configview.window(12_000, 0, 5000) == (0, 5000)
+    assert configview.window(12_000, 7321, 5000) == (5000, 10_000)
+    assert configview.window(12_000, 11_999, 5000) == (10_000, 12_000)
+    assert configview.window(12_000, 99_999, 5000) == (10_000, 12_000)
+    assert configview.window(0, 5, 5000) == (0, 0)
