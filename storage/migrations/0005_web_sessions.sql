@@ -1,4 +1,4 @@
--- 0004: the browser pages' sessions (bot/web) and each user's last logout.
+-- 0005: the browser pages' sessions (bot/web) and each user's last logout.
 --
 -- web_sessions: one row per signed-in browser. id_hash is the sha256 of the random session id the
 --   cookie carries; the id itself is never stored, so a copy of the database signs nobody in.
