@@ -1,0 +1,284 @@
+"""The use case "ask the fleet": search the latest backup of every device someone may see, and the
+history of the matching lines across a device's versions (`--history`). The CLI and Slack ask here;
+a browser page can too: `Grep.search` and `Grep.history` return plain data (GrepResult,
+HistoryResult), and bot.backup.greptext renders them as text.
+
+Who may see what is the caller's decision (bot.slack.access in Slack; the CLI is run by whoever holds
+the database). The caller passes the devices to search, each with how its text is read:
+- Reading.REAL: with its secrets (the CLI; in Slack, admins and the site's download_users);
+- Reading.REDACTED: secrets replaced by their fingerprints BEFORE matching, so a secret can neither
+  be shown nor found by guessing it (everyone else in Slack).
+Lines come back as they may be shown: redacted, unless `show_secrets` (the CLI). A device that is
+not passed is never read: it is neither in the results nor counted.
+
+How it is fast and safe: every latest config is kept decompressed, and redacted where needed, in
+files (bot.backup.textcache; made on first need, never stale); the matching runs in a child process
+with a time limit, killed when it is over (bot.backup.grepworker), so a catastrophic regex costs
+seconds, not the bot. At most SEARCHES_AT_ONCE searches run at a time; others wait their turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final, Protocol
+
+from bot.backup import grepworker
+from bot.backup.textcache import Kind, TextCache
+from bot.core.errors import UserError
+from bot.core.models import Device, Settings, Version
+from bot.routeros.grep import CONTEXT, Hit, LineHistory, Query, blame, compile_query
+
+log = logging.getLogger(__name__)
+
+SLACK_LINES: Final = 5_000  # matching lines listed in Slack's file (every one is counted)
+CLI_LINES: Final = 100_000  # ... printed by the CLI
+HISTORY_LINES: Final = 1_000  # matching lines a version may have for --history to follow them
+SEARCHES_AT_ONCE: Final = 2
+Found = dict[str, tuple[int, tuple[Hit, ...]]]  # the child's findings: {entry key: (matching lines, hits)}
+# A search may take TIME_LIMIT seconds plus one per SCAN_RATE bytes it reads: a normal search of a
+# 10,000-router fleet (~600 MB) takes 1-2 s, a catastrophic regex forever; this tells them apart.
+TIME_LIMIT: Final = 10.0
+SCAN_RATE: Final = 20e6
+_BATCH_VERSIONS: Final = 1_000  # --history: versions written and matched per child process
+
+
+class Reading(StrEnum):
+    """How a device's config is searched (see the module docstring)."""
+
+    REAL = "real"
+    REDACTED = "redacted"
+
+
+class GrepStore(Protocol):
+    """The part of storage.store.Store a search needs."""
+
+    async def latest_versions(self, site: str | None = None) -> dict[tuple[str, str], Version]: ...
+    async def versions(
+        self, site: str, device: str, limit: int = 20, before_id: int | None = None
+    ) -> list[Version]: ...
+    async def count_versions(self, site: str, device: str) -> int: ...
+    async def raw(self, version_id: int) -> bytes: ...
+    async def instance_key(self) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class DeviceHits:
+    """One device's latest backup, and its matching lines (the first `len(hits)` of `count`)."""
+
+    version: Version
+    count: int
+    hits: tuple[Hit, ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.version.site}/{self.version.device}"
+
+
+@dataclass(frozen=True)
+class GrepResult:
+    query: Query
+    devices: tuple[DeviceHits, ...]  # devices with a matching line, in inventory order
+    searched: int  # devices whose latest backup was searched
+    unbacked: int  # devices asked for that have no backup yet
+    lines: int  # matching lines in all
+
+    @property
+    def listed(self) -> int:
+        """Matching lines given in detail (the rest are counted only)."""
+        return sum(len(d.hits) for d in self.devices)
+
+    @property
+    def complete(self) -> bool:
+        return self.listed == self.lines
+
+    @property
+    def secret(self) -> bool:
+        """Some line matched only inside a secret value (searched with download rights): whoever
+        reads the result learns something about that secret, so it is for the requester alone."""
+        return any(h.secret for d in self.devices for h in d.hits)
+
+
+@dataclass(frozen=True)
+class DeviceHistory:
+    """The matching lines of one device across all its versions (oldest `first`, newest `last`)."""
+
+    site: str
+    device: str
+    versions: int
+    first: Version
+    last: Version
+    lines: tuple[LineHistory, ...]
+
+    @property
+    def label(self) -> str:
+        return f"{self.site}/{self.device}"
+
+
+@dataclass(frozen=True)
+class HistoryResult:
+    query: Query
+    devices: tuple[DeviceHistory, ...]  # devices where a version ever had a matching line
+    searched: int  # devices whose versions were searched
+    unbacked: int
+    secret: bool  # as GrepResult.secret
+
+
+def targets(settings: Settings, readings: Mapping[str, Reading], site: str | None = None,
+            device: str | None = None) -> list[tuple[Device, Reading]]:
+    """The devices of the sites in `readings` (of `site`, and named `device`, if given), in inventory
+    order, each with its site's reading."""
+    return [(d, readings[d.site]) for d in settings.devices(site, device) if d.site in readings]
+
+
+class Grep:
+    def __init__(self, store: GrepStore, cache: TextCache, *, time_limit: float = TIME_LIMIT,
+                 scan_rate: float = SCAN_RATE) -> None:
+        self.store = store
+        self.cache = cache
+        self.time_limit = time_limit
+        self.scan_rate = scan_rate
+        self._slots = asyncio.Semaphore(SEARCHES_AT_ONCE)
+
+    # --- the latest backups --------------------------------------------------------------------
+
+    async def search(self, query: Query, devices: Sequence[tuple[Device, Reading]], *, show_secrets: bool = False,
+                     limit: int | None = SLACK_LINES) -> GrepResult:
+        """Search the latest backup of each device; UserError for a bad pattern or one too slow."""
+        compile_query(query)  # a bad pattern is told before anything is read
+        sites = {d.site for d, _ in devices}
+        latest = await self.store.latest_versions(next(iter(sites)) if len(sites) == 1 else None)
+        jobs = [(latest[d.key], reading) for d, reading in devices if d.key in latest]
+        async with self._slots:
+            made = await self.cache.ensure([(v, _kinds(r, show_secrets)) for v, r in jobs])
+            entries = [await self._entry(str(i), v, r, show_secrets) for i, (v, r) in enumerate(jobs)]
+            results, missing = await self._match(query, entries, sum(v.size for v, _ in jobs), limit=limit)
+            if missing:
+                # Pruned meanwhile by a search in another process that had seen a newer version of
+                # those devices: made again, and searched once more.
+                again = [jobs[int(key)] for key in missing]
+                await self.cache.ensure([(v, _kinds(r, show_secrets)) for v, r in again])
+                listed = sum(len(hits) for _, hits in results.values())
+                more, gone = await self._match(query, [e for e in entries if e["key"] in set(missing)],
+                                               sum(v.size for v, _ in again),
+                                               limit=None if limit is None else max(limit - listed, 0))
+                if gone:
+                    raise RuntimeError(f"grep cache files vanished twice during one search: {gone[:5]}")
+                results |= more
+        if made:
+            everything = latest if len(sites) != 1 else await self.store.latest_versions()
+            removed = await self.cache.prune([v.id for v in everything.values()])
+            log.info("grep cache: made the files of %d versions, removed %d old ones", made, removed)
+        found = tuple(DeviceHits(jobs[int(key)][0], count, hits) for key, (count, hits) in sorted(
+            results.items(), key=lambda item: int(item[0])))
+        return GrepResult(query, found, len(jobs), len(devices) - len(jobs), sum(d.count for d in found))
+
+    async def _entry(self, key: str, version: Version, reading: Reading, show_secrets: bool) -> dict[str, Any]:
+        match, shown = _files(reading, show_secrets)
+        return {"key": key, "path": str(await self.cache.path(version, match)),
+                "shown": str(await self.cache.path(version, shown)) if shown else None}
+
+    async def _match(self, query: Query, entries: list[dict[str, Any]], size: int, *, limit: int | None,
+                     each: int | None = None, context: int = CONTEXT,
+                     ) -> tuple[Found, list[str]]:
+        """({key: (matching lines, hits)} of the entries with a match, [keys whose file was gone]),
+        from the child process."""
+        request: dict[str, Any] = {"query": {"pattern": query.pattern, "regex": query.regex,
+                                             "ignore_case": query.ignore_case},
+                                   "limit": limit, "each": each, "context": context, "entries": entries}
+        answer = await grepworker.run(request, self.time_limit + size / self.scan_rate)
+        found = {r["key"]: (int(r["count"]), tuple(_hit(h) for h in r["hits"])) for r in answer["results"]}
+        return found, list(answer["missing"])
+
+    # --- the history of a line -----------------------------------------------------------------
+
+    async def history(self, query: Query, devices: Sequence[tuple[Device, Reading]], *,
+                      show_secrets: bool = False) -> HistoryResult:
+        """When the matching lines of each device appeared in its versions, and when they went.
+        Reads every stored version of every device asked for."""
+        compile_query(query)
+        plans: list[tuple[Device, Reading, list[Version]]] = []
+        for device, reading in devices:
+            count = await self.store.count_versions(device.site, device.name)
+            if count:
+                newest_first = await self.store.versions(device.site, device.name, limit=count)
+                plans.append((device, reading, newest_first[::-1]))
+        out: list[DeviceHistory] = []
+        secret = False
+        for batch in _batches(plans):
+            histories, batch_secret = await self._history_batch(query, batch, show_secrets)
+            out += histories
+            secret = secret or batch_secret
+        return HistoryResult(query, tuple(out), len(plans), len(devices) - len(plans), secret)
+
+    async def _history_batch(self, query: Query, batch: list[tuple[Device, Reading, list[Version]]],
+                             show_secrets: bool) -> tuple[list[DeviceHistory], bool]:
+        async with self._slots:
+            folder = await self.cache.scratch()
+            try:
+                entries: list[dict[str, Any]] = []
+                writes = []
+                for _, reading, versions in batch:
+                    match, shown = _files(reading, show_secrets)
+                    for v in versions:
+                        paths = {kind: folder / f"{v.id}-{kind}" for kind in (match, shown) if kind}
+                        writes.append(self.cache.write(v, paths))
+                        entries.append({"key": str(v.id), "path": str(paths[match]),
+                                        "shown": str(paths[shown]) if shown else None})
+                await asyncio.gather(*writes)
+                size = sum(v.size for _, _, versions in batch for v in versions)
+                found, missing = await self._match(query, entries, size, limit=None, each=HISTORY_LINES + 1,
+                                                   context=0)
+                if missing:
+                    raise RuntimeError(f"history files vanished during the search: {missing[:5]}")
+            finally:
+                await asyncio.to_thread(shutil.rmtree, folder, True)
+        out = []
+        secret = False
+        for device, _, versions in batch:
+            for v in versions:
+                count = found.get(str(v.id), (0, ()))[0]
+                if count > HISTORY_LINES:
+                    raise UserError(f"{count:,}+ lines of {device.label} #{v.id} match {query.describe()}: too many "
+                                    f"to follow through its versions (at most {HISTORY_LINES:,}). Narrow the pattern.")
+            per_version = [(v, found.get(str(v.id), (0, ()))[1]) for v in versions]
+            secret = secret or any(h.secret for _, hits in per_version for h in hits)
+            lines = blame(per_version)
+            if lines:
+                out.append(DeviceHistory(device.site, device.name, len(versions), versions[0], versions[-1],
+                                         tuple(lines)))
+        return out, secret
+
+
+def _kinds(reading: Reading, show_secrets: bool) -> Collection[Kind]:
+    match, shown = _files(reading, show_secrets)
+    return {match} | ({shown} if shown else set())
+
+
+def _files(reading: Reading, show_secrets: bool) -> tuple[Kind, Kind | None]:
+    """(the text matched, the text shown when it is another one)."""
+    if reading is Reading.REDACTED:
+        return Kind.REDACTED, None
+    return Kind.TEXT, None if show_secrets else Kind.REDACTED
+
+
+def _hit(row: list[Any]) -> Hit:
+    number, section, line, before, after, secret = row
+    return Hit(number, section, line, tuple(before), tuple(after), bool(secret))
+
+
+def _batches(plans: list[tuple[Device, Reading, list[Version]]]) -> list[list[tuple[Device, Reading, list[Version]]]]:
+    batches: list[list[tuple[Device, Reading, list[Version]]]] = [[]]
+    size = 0
+    for plan in plans:
+        if batches[-1] and size + len(plan[2]) > _BATCH_VERSIONS:
+            batches.append([])
+            size = 0
+        batches[-1].append(plan)
+        size += len(plan[2])
+    return [b for b in batches if b]
+

@@ -1,0 +1,396 @@
+"""Searching normalized RouterOS configs line by line (like `grep -n -C2`), and the history of the
+matching lines across a device's versions ("blame"). PURE: bytes in, hits out; no I/O.
+
+What matches: a line that contains the pattern (plain text, the default), or in which the regular
+expression (Python `re`, `-E` or a `regex:` prefix) matches somewhere; `-i` ignores case. A line is a
+line of the normalized config (bot.routeros.export.normalize): wrapped lines are joined, so a match
+is never split across a `\\` continuation, and line numbers are those `backupbot show ID` prints.
+`^` and `$` are the line's start and end; nothing matches across lines.
+
+Speed (benchmarks/grep_speed.py): a fleet search reads every device's latest config, hundreds of
+MB, so the work per byte has to be C's, as in grep:
+- a plain pattern, and a regex with a run of literal characters every match must contain
+  (`dst-port=\\d+,8291` must contain `,8291`), is looked for with bytes.find in the UTF-8 text; only
+  the lines found are decoded and, for a regex, matched by `re`. With -i the text is lowercased
+  first when it is ASCII (RouterOS escapes other bytes in exports), which is exact.
+- any other regex runs over the whole decoded text at once (MULTILINE), and the line of each match
+  is then matched on its own. A regex whose result could depend on the neighbouring lines (\\A,
+  \\Z, lookarounds, atomic groups, possessive repeats) is tried on every line instead: slower,
+  never wrong.
+
+Python's `re` cannot be interrupted: a pattern that backtracks catastrophically (`(a+)+$` against a
+long line of "a"s) runs practically forever. Callers run scan() in a process they can kill
+(bot.backup.grepworker); this module only bounds the pattern's length.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Final, Generic, TypeVar
+
+from bot.core.errors import UserError
+from bot.core.models import Version
+from bot.routeros.export import menu_path
+
+__all__ = [
+    "CONTEXT",
+    "MAX_PATTERN",
+    "Found",
+    "Hit",
+    "LineHistory",
+    "Matcher",
+    "Query",
+    "Span",
+    "blame",
+    "compile_query",
+    "scan",
+]
+
+MAX_PATTERN: Final = 200  # characters: a search is typed, and a long regex is a slow one
+CONTEXT: Final = 2  # lines shown either side of a matching line
+_MIN_LITERAL: Final = 3  # bytes: a shorter required literal finds too many candidate lines to pay
+REGEX_PREFIX: Final = "regex:"
+
+Text = TypeVar("Text", str, bytes)  # a config, decoded or not
+
+
+@dataclass(frozen=True)
+class Query:
+    """What to look for. `regex:` in front of the pattern is the same as regex=True."""
+
+    pattern: str
+    regex: bool = False
+    ignore_case: bool = False
+
+    @classmethod
+    def of(cls, text: str, *, regex: bool = False, ignore_case: bool = False) -> Query:
+        if text.startswith(REGEX_PREFIX):
+            return cls(text[len(REGEX_PREFIX):], True, ignore_case)
+        return cls(text, regex, ignore_case)
+
+    def describe(self) -> str:
+        """`“winbox”`, `regex “dst-port=\\d+”`, with `(ignoring case)` when -i."""
+        kind = "regex " if self.regex else ""
+        case = " (ignoring case)" if self.ignore_case else ""
+        return f"{kind}“{self.pattern}”{case}"
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """A compiled Query (compile_query): how scan() finds its lines."""
+
+    query: Query
+    regex: re.Pattern[str]  # matches a line (also run over a whole text: MULTILINE)
+    literal: bytes | None  # every matching line contains these bytes (lowercase if `fold`)
+    fold: bool  # `literal` is compared ignoring ASCII case
+    exact: bool  # finding `literal` in a line is the match (plain text): no `re` needed
+    line_safe: bool  # a search over the whole text finds every matching line (see module doc)
+
+
+def compile_query(query: Query) -> Matcher:
+    """The Matcher for `query`; UserError with a clear message for a pattern that can't be used."""
+    pattern = query.pattern
+    if not pattern:
+        raise UserError("Search for what? Give a pattern: plain text, or a regular expression with -E.")
+    if len(pattern) > MAX_PATTERN:
+        raise UserError(f"The pattern is {len(pattern):,} characters long; at most {MAX_PATTERN} are allowed.")
+    if "\n" in pattern or "\r" in pattern:
+        raise UserError("A pattern is matched against one line at a time: it can't contain a line break.")
+    flags = re.MULTILINE | (re.IGNORECASE if query.ignore_case else 0)
+    if not query.regex:
+        literal = pattern.encode()
+        fold = query.ignore_case
+        if fold and not literal.isascii():
+            literal_or_none: bytes | None = None  # non-ASCII case folding is re's job
+        else:
+            literal_or_none = literal.lower() if fold else literal
+        return Matcher(query, re.compile(re.escape(pattern), flags), literal_or_none, fold,
+                       exact=literal_or_none is not None, line_safe=True)
+    try:
+        regex = re.compile(pattern, flags)
+    except re.error as exc:
+        where = f" at position {exc.pos}" if exc.pos is not None else ""
+        raise UserError(f"Not a valid regular expression: {exc.msg}{where}.") from None
+    except (OverflowError, RecursionError):
+        raise UserError("The regular expression is too complex.") from None
+    literal_, fold, line_safe = _analyse(pattern, flags)
+    return Matcher(query, regex, literal_, fold, exact=False, line_safe=line_safe)
+
+
+# Constructs that can make a match at a place in a line depend on the lines around it, when the
+# pattern runs over a whole text (re's parse tree names them).
+_UNSAFE: Final = frozenset({"ASSERT", "ASSERT_NOT", "ATOMIC_GROUP", "POSSESSIVE_REPEAT",
+                            "AT_BEGINNING_STRING", "AT_END_STRING"})
+
+
+def _analyse(pattern: str, flags: int) -> tuple[bytes | None, bool, bool]:
+    """(required literal, whether it folds case, whether the pattern is line-safe), from re's own
+    parser. The parser is internal to `re`: if it is missing or changes shape, the answer is the
+    slow and always-right one (no literal, not line-safe)."""
+    try:
+        from re import _parser  # type: ignore[attr-defined]
+
+        tree = _parser.parse(pattern, flags)
+        fold = bool(tree.state.flags & re.IGNORECASE)
+        runs: list[str] = []
+        run = ""
+        for op, arg in tree:
+            if str(op) == "LITERAL":
+                run += chr(arg)
+                continue
+            runs.append(run)
+            run = ""
+        runs.append(run)
+        safe = not any(name in _UNSAFE for name in _nodes(tree))
+    except Exception:  # noqa: BLE001 - an internal API: any surprise means "use the slow path"
+        return None, False, False
+    best = max(runs, key=lambda r: len(r.encode()))
+    literal = best.encode()
+    if len(literal) < _MIN_LITERAL or (fold and not literal.isascii()):
+        return None, fold, safe
+    return (literal.lower() if fold else literal), fold, safe
+
+
+def _nodes(node: object) -> Iterator[str]:
+    """The names of every opcode and constant in a parse tree, sub-patterns included."""
+    if type(node).__name__ == "_NamedIntConstant":
+        yield str(node)
+        return
+    items = getattr(node, "data", node)
+    if isinstance(items, (list, tuple)):
+        for item in items:
+            yield from _nodes(item)
+
+
+# --- scanning -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One matching line: 1-based number, RouterOS section (`/ip firewall filter`), the line and
+    up to CONTEXT lines either side. `secret`: the line matched only in the real text, inside a value
+    the shown (redacted) line hides."""
+
+    number: int
+    section: str | None
+    line: str
+    before: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    secret: bool = False
+
+
+@dataclass(frozen=True)
+class Found:
+    """One config searched: how many lines match, and the first of them in detail."""
+
+    count: int
+    hits: tuple[Hit, ...]
+
+
+def _decode(piece: bytes) -> str:
+    return piece.decode("utf-8", errors="replace")
+
+
+def scan(data: bytes, matcher: Matcher, *, shown: bytes | None = None, limit: int | None = None,
+         context: int = CONTEXT) -> Found:
+    """Every line of `data` (a normalized config, UTF-8) that `matcher` matches: how many, and the
+    first `limit` of them (all if None) with their section and `context` lines either side. The
+    lines given back come from `shown` when given: the same config as it may be shown (redacted),
+    line for line."""
+    if matcher.literal is not None and (not matcher.fold or data.isascii()):
+        hay = data.lower() if matcher.fold else data
+        literal = matcher.literal
+
+        def at(pos: int) -> int:
+            return hay.find(literal, pos)
+
+        regex = matcher.regex
+        verify = None if matcher.exact else (lambda line: regex.search(_decode(line)) is not None)
+        count, places = _lines(data, b"\n", at, verify, limit)
+        return Found(count, tuple(_details(data, b"\n", b"/", places, matcher, shown, context, _decode)))
+    text = _decode(data)
+    count, places_ = _lines(text, "\n", _candidates(text, matcher), matcher.regex.search, limit)
+    return Found(count, tuple(_details(text, "\n", "/", places_, matcher, shown, context, str)))
+
+
+def _candidates(text: str, matcher: Matcher) -> Callable[[int], int]:
+    """Where to look next for a matching line from `pos`: the next match over the whole text, or
+    simply the next line when the pattern is not line-safe."""
+    if not matcher.line_safe:
+        return lambda pos: pos
+    search = matcher.regex.search
+
+    def at(pos: int) -> int:
+        m = search(text, pos)
+        return -1 if m is None else m.start()
+
+    return at
+
+
+def _lines(src: Text, nl: Text, at: Callable[[int], int], verify: Callable[[Text], object] | None,
+           limit: int | None) -> tuple[int, list[tuple[int, int, int]]]:
+    """(matching lines, [(0-based number, start, end) of the first `limit`]): each candidate's line
+    is checked once, then the search goes on from the next line."""
+    size = len(src)
+    stop = size if src.endswith(nl) else size + 1  # a match after the final newline is on no line
+    count, pos, number, counted = 0, 0, 0, 0
+    places: list[tuple[int, int, int]] = []
+    while pos < stop:
+        found = at(pos)
+        if found < 0 or found >= stop:
+            break
+        start = src.rfind(nl, 0, found) + 1
+        end = src.find(nl, found)
+        if end < 0:
+            end = size
+        if verify is None or verify(src[start:end]):
+            count += 1
+            if limit is None or len(places) < limit:
+                number += src.count(nl, counted, start)
+                counted = start
+                places.append((number, start, end))
+        pos = end + 1
+    return count, places
+
+
+def _details(src: Text, nl: Text, slash: Text, places: list[tuple[int, int, int]], matcher: Matcher,
+             shown: bytes | None, context: int, text: Callable[[Text], str]) -> Iterator[Hit]:
+    section = _SectionFinder(src, nl, slash, text)
+    cursor = _Cursor(shown) if shown is not None else None
+    for number, start, end in places:
+        line = text(src[start:end])
+        if cursor is None:
+            before, after = _around(src, nl, start, end, context, text)
+            yield Hit(number + 1, section.at(start), line, before, after)
+            continue
+        lines = [cursor.line(n) for n in range(max(number - context, 0), number + context + 1)]
+        own = min(number, context)
+        visible = lines[own]
+        if visible is None:
+            raise ValueError(f"the shown text has no line {number + 1}: it must match the searched one line for line")
+        # Matched in the real text but not in what is shown: the match is inside a hidden value.
+        secret = visible != line and matcher.regex.search(visible) is None
+        yield Hit(number + 1, section.at(start), visible, tuple(x for x in lines[:own] if x is not None),
+                  tuple(x for x in lines[own + 1:] if x is not None), secret)
+
+
+def _around(src: Text, nl: Text, start: int, end: int, context: int,
+            text: Callable[[Text], str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    before: list[str] = []
+    pos = start
+    while len(before) < context and pos > 0:
+        prev = src.rfind(nl, 0, pos - 1) + 1
+        before.append(text(src[prev:pos - 1]))
+        pos = prev
+    after: list[str] = []
+    pos = end
+    while len(after) < context and pos + 1 < len(src):
+        nxt = src.find(nl, pos + 1)
+        if nxt < 0:
+            nxt = len(src)
+        after.append(text(src[pos + 1:nxt]))
+        pos = nxt
+    return tuple(reversed(before)), tuple(after)
+
+
+class _SectionFinder(Generic[Text]):
+    """The menu path of the line starting at `start`: the nearest line at or above it that starts with
+    "/" (bot.routeros.export.Sections' rule), found with rfind back to the previous lookup only, since
+    lookups come in order: all of them together read the text once."""
+
+    def __init__(self, src: Text, nl: Text, slash: Text, text: Callable[[Text], str]) -> None:
+        self._src: Text = src
+        self._nl: Text = nl
+        self._slash: Text = slash
+        self._header_mark: Text = nl + slash
+        self._text: Callable[[Text], str] = text
+        self._since = 0
+        self._header = -1
+        self._names: dict[int, str] = {}
+
+    def at(self, start: int) -> str | None:
+        src = self._src
+        if src[start:start + 1] == self._slash:
+            header = start
+        else:
+            found = src.rfind(self._header_mark, self._since, start)
+            if found >= 0:
+                header = found + 1
+            elif self._since == 0:
+                header = 0 if src[:1] == self._slash else -1
+            else:
+                header = self._header
+        self._since, self._header = start, header
+        if header < 0:
+            return None
+        if header not in self._names:
+            end = src.find(self._nl, header)
+            self._names[header] = menu_path(self._text(src[header:end if end >= 0 else len(src)]))
+        return self._names[header]
+
+
+class _Cursor:
+    """Lines of a UTF-8 text by number, walking from the previous one (asked for mostly in order)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._number, self._start = 0, 0
+
+    def line(self, number: int) -> str | None:
+        data = self._data
+        while self._number < number:
+            nxt = data.find(b"\n", self._start)
+            if nxt < 0 or nxt + 1 >= len(data):
+                return None
+            self._number, self._start = self._number + 1, nxt + 1
+        while self._number > number:
+            self._start = data.rfind(b"\n", 0, self._start - 1) + 1
+            self._number -= 1
+        end = data.find(b"\n", self._start)
+        return _decode(data[self._start:end if end >= 0 else len(data)])
+
+
+# --- history ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Span:
+    """A line was in every version from `since` up to (not including) `until`; None: still there."""
+
+    since: Version
+    until: Version | None
+
+
+@dataclass(frozen=True)
+class LineHistory:
+    """One distinct matching line across a device's versions (its text as shown)."""
+
+    line: str
+    section: str | None
+    spans: tuple[Span, ...]
+    number: int  # its line number in the last version that has it
+
+
+def blame(history: Sequence[tuple[Version, Sequence[Hit]]]) -> list[LineHistory]:
+    """When each matching line appeared and disappeared, from each version's hits, oldest version
+    first. A line is known by its text: an edited line is one that went and another that came."""
+    since: dict[str, Version] = {}
+    spans: dict[str, list[Span]] = {}
+    first: dict[str, tuple[int, int]] = {}  # where a line was first seen: (version index, number)
+    last: dict[str, Hit] = {}
+    for index, (version, hits) in enumerate(history):
+        present: dict[str, Hit] = {}
+        for hit in hits:
+            present.setdefault(hit.line, hit)
+        for line, hit in present.items():
+            since.setdefault(line, version)
+            first.setdefault(line, (index, hit.number))
+            last[line] = hit
+        for line in [x for x in since if x not in present]:
+            spans.setdefault(line, []).append(Span(since.pop(line), version))
+    for line, version in since.items():
+        spans.setdefault(line, []).append(Span(version, None))
+    return [LineHistory(line, last[line].section, tuple(spans[line]), last[line].number)
+            for line in sorted(first, key=first.__getitem__)]
