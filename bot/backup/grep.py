@@ -23,7 +23,6 @@ import asyncio
 import logging
 import shutil
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final, Protocol
 
@@ -31,7 +30,8 @@ from bot.backup import grepworker
 from bot.backup.textcache import Kind, TextCache
 from bot.core.errors import UserError
 from bot.core.models import Device, Settings, Version
-from bot.routeros.grep import CONTEXT, Hit, LineHistory, Query, blame, compile_query
+from bot.backup.grepresult import DeviceHistory, DeviceHits, GrepResult, HistoryResult
+from bot.routeros.grep import CONTEXT, Hit, Query, blame, compile_query
 
 log = logging.getLogger(__name__)
 
@@ -64,68 +64,6 @@ class GrepStore(Protocol):
     async def count_versions(self, site: str, device: str) -> int: ...
     async def raw(self, version_id: int) -> bytes: ...
     async def instance_key(self) -> bytes: ...
-
-
-@dataclass(frozen=True)
-class DeviceHits:
-    """One device's latest backup, and its matching lines (the first `len(hits)` of `count`)."""
-
-    version: Version
-    count: int
-    hits: tuple[Hit, ...]
-
-    @property
-    def label(self) -> str:
-        return f"{self.version.site}/{self.version.device}"
-
-
-@dataclass(frozen=True)
-class GrepResult:
-    query: Query
-    devices: tuple[DeviceHits, ...]  # devices with a matching line, in inventory order
-    searched: int  # devices whose latest backup was searched
-    unbacked: int  # devices asked for that have no backup yet
-    lines: int  # matching lines in all
-
-    @property
-    def listed(self) -> int:
-        """Matching lines given in detail (the rest are counted only)."""
-        return sum(len(d.hits) for d in self.devices)
-
-    @property
-    def complete(self) -> bool:
-        return self.listed == self.lines
-
-    @property
-    def secret(self) -> bool:
-        """Some line matched only inside a secret value (searched with download rights): whoever
-        reads the result learns something about that secret, so it is for the requester alone."""
-        return any(h.secret for d in self.devices for h in d.hits)
-
-
-@dataclass(frozen=True)
-class DeviceHistory:
-    """The matching lines of one device across all its versions (oldest `first`, newest `last`)."""
-
-    site: str
-    device: str
-    versions: int
-    first: Version
-    last: Version
-    lines: tuple[LineHistory, ...]
-
-    @property
-    def label(self) -> str:
-        return f"{self.site}/{self.device}"
-
-
-@dataclass(frozen=True)
-class HistoryResult:
-    query: Query
-    devices: tuple[DeviceHistory, ...]  # devices where a version ever had a matching line
-    searched: int  # devices whose versions were searched
-    unbacked: int
-    secret: bool  # as GrepResult.secret
 
 
 def targets(settings: Settings, readings: Mapping[str, Reading], site: str | None = None,

@@ -192,7 +192,7 @@ async def bolt_ctx(app: web.Application) -> AsyncIterator[None]:
                     signing_secret=credentials.signing_secret or "",
                     process_before_response=True, logger=logging.getLogger("slack_bolt"))
     handlers.register(bolt, Deps(settings=settings, catalog=backend.catalog, service=backend.service,
-                                 tasks=app[TASKS], clock=options.clock,
+                                 grep=backend.grep, tasks=app[TASKS], clock=options.clock,
                                  next_runs=lambda: next_runs(settings, options.clock())))
     app[BOLT] = bolt
     yield
