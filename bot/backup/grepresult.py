@@ -147,6 +147,19 @@ def device_lines(device: DeviceHits) -> list[str]:
     return out
 
 
+def device_hit_lines(device: DeviceHits) -> list[str]:
+    """Only the matching lines, each under its section when that changes: a short view."""
+    width = len(str(max((h.number for h in device.hits), default=1)))
+    out: list[str] = []
+    section: str | None = ""
+    for hit in device.hits:
+        if hit.section != section:
+            section = hit.section
+            out.append(f"  {section or '(top of the export)'}")
+        out.append(f"    {hit.number:>{width}}: {hit.line}")
+    return out
+
+
 def _blocks(hits: Sequence[Hit]) -> Iterator[list[tuple[int, str, Hit | None]]]:
     """Runs of consecutive lines: matching lines with the lines around them, overlaps merged."""
     lines: dict[int, tuple[str, Hit | None]] = {}

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 from bot.cli import terminal
 from bot.app import Backend, open_backend
 from bot.config.load import load_settings
-from bot.core.errors import BackupbotError, ConfigError, SchemaTooNew, StartupError
+from bot.core.errors import BackupbotError, ConfigError, SchemaTooNew, StartupError, UserError
 from bot.core.kinds import Trigger
 from bot.core.logs import configure_logging, register_secret
 from bot.core.secrets import SECRET_ENV
@@ -25,7 +25,7 @@ from bot.serve.listen import Listen
 from bot.core.models import DeviceResult, Settings
 from bot.backup.grep import CLI_LINES, Reading, targets
 from bot.backup.grepresult import history_text, result_text
-from bot.routeros.grep import Query
+from bot.routeros.grep import Query, compile_query
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 DEFAULT_CONFIG = "backupbot.yml"
@@ -263,9 +263,14 @@ async def cmd_trust(b: Backend, args: argparse.Namespace, out: TextIO, err: Text
 
 
 async def cmd_grep(b: Backend, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """Every line that matches, with secrets (whoever runs the CLI holds the database); exit 1 when
-    nothing matches, like grep."""
+    """Every line that matches, with secrets (whoever runs the CLI holds the database). Like grep:
+    exit 1 when nothing matches, 2 for a pattern that can't be used."""
     query = Query.of(args.pattern, regex=args.regex, ignore_case=args.ignore_case)
+    try:
+        compile_query(query)
+    except UserError as exc:  # a malformed argument, like grep's exit 2
+        print(f"backupbot: {exc}", file=err)
+        return EXIT_CONFIG
     if args.device:
         b.catalog.device(args.site, args.device)  # NotFound, with the closest names
     elif args.site:

@@ -141,7 +141,7 @@ def test_blame_names_the_versions_a_line_appeared_and_went_in() -> None:
         "add address=192.168.99.20 list=Admin": [(v2.id, None)],
         "add address=192.168.99.21 list=Admin": [(v2.id, None)],
     }
-    assert [x.line for x in lines][0] == "add name=dhcp_pool-server ranges=192.168.200.20-192.168.200.254"
+    assert next(x.line for x in lines) == "add name=dhcp_pool-server ranges=192.168.200.20-192.168.200.254"
     latest = TEXTS["seq-rb5009-vlan-3.rsc"].splitlines()
     for line in lines:
         if line.spans[-1].until is None:

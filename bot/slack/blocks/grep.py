@@ -11,8 +11,8 @@ import re
 from collections.abc import Sequence
 
 from bot.backup.grepresult import (
-    DeviceHistory, DeviceHits, GrepResult, HistoryResult, counts, device_lines, history_lines, history_title,
-    searched, version_label,
+    DeviceHistory, DeviceHits, GrepResult, HistoryResult, counts, device_hit_lines, device_lines, history_lines,
+    history_title, searched, version_label,
 )
 from bot.core.text import plural
 from bot.routeros.grep import Query
@@ -21,7 +21,9 @@ from bot.slack.blocks.kit import (
 )
 
 SHOWN_DEVICES = 10  # devices shown in the message when the result goes to a file
+INLINE_CHARS = 3000  # a longer result goes to a file: a message is for reading at a glance
 DEVICE_CHARS = 800  # lines of one device shown in the message, when others must fit too
+LINE_CHARS = 300  # a longer line is cut (visibly) in the message; the file has it whole
 _FENCE = "```"
 _NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -49,7 +51,7 @@ def grep_inline(result: GrepResult | HistoryResult) -> Message | None:
         return None
     top = _top(result)
     body = [section(p) for p in parts if p is not None]
-    if len(top) + len(body) > MAX_BLOCKS or text_size([*top, *body]) > MAX_TEXT:
+    if len(top) + len(body) > MAX_BLOCKS or text_size([*top, *body]) > min(INLINE_CHARS, MAX_TEXT):
         return None
     return message(_fallback(result), [*top, *body])
 
@@ -98,28 +100,37 @@ def _device_title(device: DeviceHits | DeviceHistory) -> str:
 
 
 def _device(device: DeviceHits | DeviceHistory, limit: int | None) -> str | None:
-    """The device's title and its lines in a code block, at most `limit` characters of lines (then
-    "… N more lines in the file"); None if a line would break the code block or `limit` is None
-    and they do not all fit in one section."""
-    lines = history_lines(device) if isinstance(device, DeviceHistory) else device_lines(device)
+    """The device's title and its lines in a code block.
+
+    limit None (the whole result inline): every line, with the lines around the matches; None if
+    they do not all fit one section, or one is longer than LINE_CHARS or would break the code block.
+    Otherwise (a glimpse beside the file): the matching lines only, each cut at LINE_CHARS, as many
+    as fit in `limit` characters, then how many more are in the file; None only for a line that
+    would break the code block."""
+    title = _device_title(device)
+    room = MAX_SECTION_TEXT - len(title) - 2 * len(_FENCE) - 80
+    if isinstance(device, DeviceHistory):
+        lines, weights = history_lines(device), None
+    elif limit is None:
+        lines, weights = device_lines(device), None
+    else:
+        lines = device_hit_lines(device)
+        weights = [0 if line.startswith("  /") or line.startswith("  (") else 1 for line in lines]
     if any(_FENCE in line for line in lines):
         return None
-    title = _device_title(device)
-    room = MAX_SECTION_TEXT - len(title) - 2 * len(_FENCE) - 40
-    if limit is not None:
-        room = min(room, limit)
-    kept = _fit([esc(line) for line in lines], room)
-    if len(kept) < len(lines) and limit is None:
-        return None
-    more = len(lines) - len(kept)
-    if isinstance(device, DeviceHits) and len(device.hits) < device.count:
-        more_note = f"\n_… {plural(device.count - len(device.hits), 'more matching line')} are counted only_"
+    if limit is None:
+        if any(len(line) > LINE_CHARS for line in lines) or sum(len(x) + 1 for x in map(esc, lines)) > room:
+            return None
+        return f"{title}\n{_FENCE}\n" + "\n".join(map(esc, lines)) + f"\n{_FENCE}"
+    kept = _fit([esc(line, LINE_CHARS) for line in lines], min(room, limit))
+    if weights is not None and isinstance(device, DeviceHits):
+        more, noun = device.count - sum(weights[:len(kept)]), "more matching line"
     else:
-        more_note = ""
-    tail = f"\n_… {plural(more, 'more line')} in the file_" if more else ""
+        more, noun = len(lines) - len(kept), "more line"
+    tail = f"\n_… {plural(more, noun)} in the file_" if more > 0 else ""
     if not kept:
-        return f"{title}{tail}{more_note}"
-    return f"{title}\n{_FENCE}\n" + "\n".join(kept) + f"\n{_FENCE}{tail}{more_note}"
+        return f"{title}{tail}"
+    return f"{title}\n{_FENCE}\n" + "\n".join(kept) + f"\n{_FENCE}{tail}"
 
 
 def _fit(lines: Sequence[str], room: int) -> list[str]:
