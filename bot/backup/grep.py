@@ -20,13 +20,17 @@ seconds, not the bot. At most SEARCHES_AT_ONCE searches run at a time; others wa
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
+import math
+import pickle
 import shutil
+import sys
 from collections.abc import Collection, Mapping, Sequence
 from enum import StrEnum
 from typing import Any, Final, Protocol
 
-from bot.backup import grepworker
 from bot.backup.textcache import Kind, TextCache
 from bot.core.errors import UserError
 from bot.core.models import Device, Settings, Version
@@ -128,8 +132,8 @@ class Grep:
         request: dict[str, Any] = {"query": {"pattern": query.pattern, "regex": query.regex,
                                              "ignore_case": query.ignore_case},
                                    "limit": limit, "each": each, "context": context, "entries": entries}
-        answer = await grepworker.run(request, self.time_limit + size / self.scan_rate)
-        found = {r["key"]: (int(r["count"]), tuple(_hit(h) for h in r["hits"])) for r in answer["results"]}
+        answer = await run_child(request, self.time_limit + size / self.scan_rate)
+        found = {r["key"]: (int(r["count"]), _hits(r)) for r in answer["results"]}
         return found, list(answer["missing"])
 
     # --- the history of a line -----------------------------------------------------------------
@@ -204,9 +208,45 @@ def _files(reading: Reading, show_secrets: bool) -> tuple[Kind, Kind | None]:
     return Kind.TEXT, None if show_secrets else Kind.REDACTED
 
 
-def _hit(row: list[Any]) -> Hit:
-    number, section, line, before, after, secret = row
-    return Hit(number, section, line, tuple(before), tuple(after), bool(secret))
+def _hits(result: dict[str, Any]) -> tuple[Hit, ...]:
+    """The child's hits, each with its lines (sent once for all hits: neighbours share context)."""
+    lines: dict[int, str] = result["lines"]
+    return tuple(Hit(number, section, lines[number], tuple(lines[n] for n in range(number - before, number)),
+                     tuple(lines[n] for n in range(number + 1, number + 1 + after)), bool(secret))
+                 for number, section, secret, before, after in result["hits"])
+
+
+def too_slow(seconds: float) -> UserError:
+    return UserError(
+        f"The search was stopped after {seconds:.0f} s without finishing. A regular expression with "
+        "nested repeats such as (a+)+ or (x|x.)* can take practically forever on some lines; "
+        "simplify the pattern (or search plain text).")
+
+
+async def run_child(request: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """The answer of a new `python -m bot.backup.grepworker` to `request`; UserError (too_slow) if it
+    did not finish within `timeout` seconds (it is killed), RuntimeError if it failed (its stderr
+    in the message, for the log)."""
+    request = {**request, "cpu_seconds": math.ceil(timeout) + 1}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.backup.grepworker",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(json.dumps(request).encode()), timeout)
+    except TimeoutError:
+        raise too_slow(timeout) from None
+    finally:
+        if proc.returncode is None:  # timed out, or the caller was cancelled: it must not run on
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+    if proc.returncode != 0:
+        tail = err.decode(errors="replace").strip().splitlines()[-3:]
+        raise RuntimeError(f"grep worker exited with code {proc.returncode}: {' | '.join(tail)}")
+    answer: dict[str, Any] = pickle.loads(out)  # from our own child: see bot.backup.grepworker
+    if "error" in answer:
+        raise UserError(answer["error"])
+    return answer
 
 
 def _batches(plans: list[tuple[Device, Reading, list[Version]]]) -> list[list[tuple[Device, Reading, list[Version]]]]:

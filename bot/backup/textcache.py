@@ -135,9 +135,16 @@ def _make_folders(root: Path, folders: list[Path]) -> None:
 
 
 def _missing(asked: list[tuple[Version, dict[Kind, Path]]]) -> list[tuple[Version, dict[Kind, Path]]]:
+    """The files asked for that do not exist: one listing per folder, not a stat per file."""
+    present: dict[Path, set[str]] = {}
     out = []
     for version, paths in asked:
-        absent = {k: p for k, p in paths.items() if not p.exists()}
+        absent = {}
+        for kind, path in paths.items():
+            if path.parent not in present:
+                present[path.parent] = set(os.listdir(path.parent))
+            if path.name not in present[path.parent]:
+                absent[kind] = path
         if absent:
             out.append((version, absent))
     return out

@@ -25,6 +25,8 @@ long line of "a"s) runs practically forever. Callers run scan() in a process the
 
 from __future__ import annotations
 
+import itertools
+import operator
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -32,7 +34,7 @@ from typing import Final, Generic, TypeVar
 
 from bot.core.errors import UserError
 from bot.core.models import Version
-from bot.routeros.export import menu_path
+from bot.routeros.export import Sections, menu_path
 
 __all__ = [
     "CONTEXT",
@@ -87,6 +89,7 @@ class Matcher:
     fold: bool  # `literal` is compared ignoring ASCII case
     exact: bool  # finding `literal` in a line is the match (plain text): no `re` needed
     line_safe: bool  # a search over the whole text finds every matching line (see module doc)
+    bregex: re.Pattern[bytes] | None  # the same on bytes, for ASCII texts (see _bytes_regex)
 
 
 def compile_query(query: Query) -> Matcher:
@@ -106,8 +109,9 @@ def compile_query(query: Query) -> Matcher:
             literal_or_none: bytes | None = None  # non-ASCII case folding is re's job
         else:
             literal_or_none = literal.lower() if fold else literal
-        return Matcher(query, re.compile(re.escape(pattern), flags), literal_or_none, fold,
-                       exact=literal_or_none is not None, line_safe=True)
+        escaped = re.escape(pattern)
+        return Matcher(query, re.compile(escaped, flags), literal_or_none, fold,
+                       exact=literal_or_none is not None, line_safe=True, bregex=_bytes_regex(escaped, flags))
     try:
         regex = re.compile(pattern, flags)
     except re.error as exc:
@@ -116,7 +120,25 @@ def compile_query(query: Query) -> Matcher:
     except (OverflowError, RecursionError):
         raise UserError("The regular expression is too complex.") from None
     literal_, fold, line_safe = _analyse(pattern, flags)
-    return Matcher(query, regex, literal_, fold, exact=False, line_safe=line_safe)
+    return Matcher(query, regex, literal_, fold, exact=False, line_safe=line_safe,
+                   bregex=_bytes_regex(pattern, flags))
+
+
+# `\s` and `\S` are the only classes that differ between str and bytes patterns on ASCII text: str's
+# `\s` also matches the ASCII separators \x1c-\x1f. (`\w`, `\d`, `\b` and case folding differ only on
+# non-ASCII characters.) An escaped backslash before the "s" is a literal backslash.
+_WHITESPACE_CLASS: Final = re.compile(r"(?<!\\)(?:\\\\)*\\[sS]")
+
+
+def _bytes_regex(pattern: str, flags: int) -> re.Pattern[bytes] | None:
+    """The pattern compiled for bytes, when it matches an ASCII text exactly as the str pattern
+    matches its decoded text; None otherwise (the text is then decoded)."""
+    if not pattern.isascii() or _WHITESPACE_CLASS.search(pattern):
+        return None
+    try:
+        return re.compile(pattern.encode(), flags)
+    except re.error:  # e.g. a str-only escape such as \N{...}
+        return None
 
 
 # Constructs that can make a match at a place in a line depend on the lines around it, when the
@@ -199,45 +221,101 @@ def scan(data: bytes, matcher: Matcher, *, shown: bytes | None = None, limit: in
     first `limit` of them (all if None) with their section and `context` lines either side. The
     lines given back come from `shown` when given: the same config as it may be shown (redacted),
     line for line."""
-    if matcher.literal is not None and (not matcher.fold or data.isascii()):
+    ascii_text = data.isascii()
+    bregex = matcher.bregex if ascii_text else None
+    if matcher.literal is not None and (not matcher.fold or ascii_text):
         hay = data.lower() if matcher.fold else data
-        literal = matcher.literal
-
-        def at(pos: int) -> int:
-            return hay.find(literal, pos)
-
-        regex = matcher.regex
-        verify = None if matcher.exact else (lambda line: regex.search(_decode(line)) is not None)
-        count, places = _lines(data, b"\n", at, verify, limit)
+        if matcher.exact:
+            count, places = _lines(data, b"\n", _finder(hay, matcher.literal), None, limit,
+                                   _literal_counter(hay, matcher.literal))
+        else:
+            regex = matcher.regex
+            check: Callable[[bytes], object] = (
+                bregex.search if bregex is not None else lambda line: regex.search(_decode(line)))
+            at, verify = _adaptive(data, hay, matcher.literal, check, bregex if matcher.line_safe else None)
+            count, places = _lines(data, b"\n", at, verify, limit)
+        return Found(count, tuple(_details(data, b"\n", b"/", places, matcher, shown, context, _decode)))
+    if bregex is not None and matcher.line_safe:
+        count, places = _lines(data, b"\n", _searcher(data, bregex), bregex.search, limit)
         return Found(count, tuple(_details(data, b"\n", b"/", places, matcher, shown, context, _decode)))
     text = _decode(data)
-    count, places_ = _lines(text, "\n", _candidates(text, matcher), matcher.regex.search, limit)
+    at_ = _searcher(text, matcher.regex) if matcher.line_safe else (lambda pos: pos)
+    count, places_ = _lines(text, "\n", at_, matcher.regex.search, limit)
     return Found(count, tuple(_details(text, "\n", "/", places_, matcher, shown, context, str)))
 
 
-def _candidates(text: str, matcher: Matcher) -> Callable[[int], int]:
-    """Where to look next for a matching line from `pos`: the next match over the whole text, or
-    simply the next line when the pattern is not line-safe."""
-    if not matcher.line_safe:
-        return lambda pos: pos
-    search = matcher.regex.search
+def _finder(hay: bytes, literal: bytes) -> Callable[[int], int]:
+    return lambda pos: hay.find(literal, pos)
+
+
+def _searcher(src: Text, regex: re.Pattern[Text]) -> Callable[[int], int]:
+    """The start of the next match over the whole text (a candidate: its line is then checked)."""
+    search = regex.search
 
     def at(pos: int) -> int:
-        m = search(text, pos)
+        m = search(src, pos)
         return -1 if m is None else m.start()
 
     return at
 
 
+_TRIAL: Final = 64  # candidate lines looked at before deciding whether the literal is worth it
+
+
+def _adaptive(data: bytes, hay: bytes, literal: bytes, check: Callable[[bytes], object],
+              bregex: re.Pattern[bytes] | None) -> tuple[Callable[[int], int], Callable[[bytes], bool]]:
+    """Candidates from the required literal, checked by the regex line by line; when most of them
+    fail (a literal as common as `address=`) and the regex can run over the whole text, the rest of
+    the text is searched by the regex itself, in C, and only its matches are checked."""
+    tried = passed = 0
+    find = hay.find
+    search = bregex.search if bregex is not None else None
+
+    def at(pos: int) -> int:
+        if tried >= _TRIAL and search is not None and passed * 4 < tried:
+            m = search(data, pos)
+            return -1 if m is None else m.start()
+        return find(literal, pos)
+
+    def verify(line: bytes) -> bool:
+        nonlocal tried, passed
+        tried += 1
+        ok = check(line) is not None
+        passed += ok
+        return ok
+
+    return at, verify
+
+
+_COUNT_BY_LINES: Final = 256  # more occurrences than this left: count line by line, in C
+
+
+def _literal_counter(hay: bytes, literal: bytes) -> Callable[[int], int]:
+    """How many lines from `pos` on contain `literal` (once the lines listed are enough)."""
+
+    def count(pos: int) -> int:
+        if hay.count(literal, pos) <= _COUNT_BY_LINES:
+            return -1  # few: the caller's loop is quicker than splitting the text
+        return sum(map(operator.contains, hay[pos:].split(b"\n"), itertools.repeat(literal)))
+
+    return count
+
+
 def _lines(src: Text, nl: Text, at: Callable[[int], int], verify: Callable[[Text], object] | None,
-           limit: int | None) -> tuple[int, list[tuple[int, int, int]]]:
+           limit: int | None, rest: Callable[[int], int] | None = None) -> tuple[int, list[tuple[int, int, int]]]:
     """(matching lines, [(0-based number, start, end) of the first `limit`]): each candidate's line
-    is checked once, then the search goes on from the next line."""
+    is checked once, then the search goes on from the next line. `rest(pos)` may count the matching
+    lines from pos on at once, when no more are listed (-1: it declines)."""
     size = len(src)
     stop = size if src.endswith(nl) else size + 1  # a match after the final newline is on no line
     count, pos, number, counted = 0, 0, 0, 0
     places: list[tuple[int, int, int]] = []
     while pos < stop:
+        if rest is not None and limit is not None and len(places) >= limit:
+            more = rest(pos)
+            if more >= 0:
+                return count + more, places
+            rest = None
         found = at(pos)
         if found < 0 or found >= stop:
             break
@@ -255,8 +333,14 @@ def _lines(src: Text, nl: Text, at: Callable[[int], int], verify: Callable[[Text
     return count, places
 
 
+_DENSE: Final = 32  # more matching lines than this in one config: split it into lines once
+
+
 def _details(src: Text, nl: Text, slash: Text, places: list[tuple[int, int, int]], matcher: Matcher,
              shown: bytes | None, context: int, text: Callable[[Text], str]) -> Iterator[Hit]:
+    if len(places) > _DENSE:
+        yield from _dense_details(text(src), places, matcher, shown, context)
+        return
     section = _SectionFinder(src, nl, slash, text)
     cursor = _Cursor(shown) if shown is not None else None
     for number, start, end in places:
@@ -274,6 +358,25 @@ def _details(src: Text, nl: Text, slash: Text, places: list[tuple[int, int, int]
         secret = visible != line and matcher.regex.search(visible) is None
         yield Hit(number + 1, section.at(start), visible, tuple(x for x in lines[:own] if x is not None),
                   tuple(x for x in lines[own + 1:] if x is not None), secret)
+
+
+def _dense_details(src: str, places: list[tuple[int, int, int]], matcher: Matcher, shown: bytes | None,
+                   context: int) -> Iterator[Hit]:
+    """_details for many lines of one config: every line split once, sections from export.Sections."""
+    lines = src.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    sections = Sections(lines)
+    visible = lines if shown is None else _decode(shown).split("\n")
+    if len(visible) < len(lines):
+        raise ValueError("the shown text has fewer lines than the searched one: they must match line for line")
+    search = matcher.regex.search
+    for number, _, _ in places:
+        line = lines[number]
+        own = visible[number]
+        secret = own is not line and own != line and search(own) is None
+        yield Hit(number + 1, sections.of(number), own, tuple(visible[max(number - context, 0):number]),
+                  tuple(visible[number + 1:min(number + 1 + context, len(lines))]), secret)
 
 
 def _around(src: Text, nl: Text, start: int, end: int, context: int,

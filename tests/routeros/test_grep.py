@@ -27,6 +27,9 @@ QUERIES = [
     Query("a|b", regex=True), Query("x*", regex=True), Query(r"\s+$", regex=True),
     Query(r"\Aadd", regex=True), Query(r"(?<=chain=)input", regex=True), Query(r"^(?!add).*=", regex=True),
     Query(r"(?i)Interface", regex=True), Query("ä", ignore_case=True), Query(r"\\\"", regex=True),
+    Query(r"address=\d+\.", regex=True), Query(r"\\s", regex=True), Query(r"=\S+ \S+=", regex=True),
+    Query("é|ü", regex=True), Query(r"\bin", regex=True, ignore_case=True),
+    Query(r"address=1[0-9]{2}\.[0-9]+\.[0-9]+\.7\b", regex=True),  # a common literal, few matches
 ]
 
 
@@ -91,6 +94,13 @@ def test_lines_come_from_the_shown_text_and_a_match_inside_a_secret_is_marked() 
     assert hit.before == tuple(shown.splitlines()[hit.number - 3:hit.number - 1])
     (plain,) = scan(text.encode(), compile_query(Query("supplicant-identity")), shown=shown.encode()).hits
     assert not plain.secret and "<redacted:" in plain.line
+    # Many matching lines (the path that splits the config once): each shown from the redacted text.
+    shown_lines = shown.splitlines()
+    many = scan(text.encode(), compile_query(Query("=")), shown=shown.encode()).hits
+    assert len(many) > 32
+    for h in many:
+        assert h.line == shown_lines[h.number - 1] and h.after == tuple(shown_lines[h.number:h.number + 2])
+    assert [h.number for h in many if h.secret] == []  # "=" is in the redacted lines too
     # Searching the redacted text itself: the secret cannot be found by guessing it.
     assert scan(shown.encode(), compile_query(Query("benito10"))).count == 0
 
