@@ -24,6 +24,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import pickle
 import shutil
 import sys
@@ -31,7 +32,7 @@ from collections.abc import Collection, Mapping, Sequence
 from enum import StrEnum
 from typing import Any, Final, Protocol
 
-from bot.backup.textcache import Kind, TextCache
+from bot.backup.textcache import Files, Kind, TextCache
 from bot.core.errors import UserError
 from bot.core.models import Device, Settings, Version
 from bot.backup.grepresult import DeviceHistory, DeviceHits, GrepResult, HistoryResult
@@ -43,6 +44,7 @@ SLACK_LINES: Final = 5_000  # matching lines listed in Slack's file (every one i
 CLI_LINES: Final = 100_000  # ... printed by the CLI
 HISTORY_LINES: Final = 1_000  # matching lines a version may have for --history to follow them
 SEARCHES_AT_ONCE: Final = 2
+PROCESSES: Final = max(1, min(os.cpu_count() or 1, 4))  # child processes one search is split over
 Found = dict[str, tuple[int, tuple[Hit, ...]]]  # the child's findings: {entry key: (matching lines, hits)}
 # A search may take TIME_LIMIT seconds plus one per SCAN_RATE bytes it reads: a normal search of a
 # 10,000-router fleet (~600 MB) takes 1-2 s, a catastrophic regex forever; this tells them apart.
@@ -79,11 +81,12 @@ def targets(settings: Settings, readings: Mapping[str, Reading], site: str | Non
 
 class Grep:
     def __init__(self, store: GrepStore, cache: TextCache, *, time_limit: float = TIME_LIMIT,
-                 scan_rate: float = SCAN_RATE) -> None:
+                 scan_rate: float = SCAN_RATE, processes: int = PROCESSES) -> None:
         self.store = store
         self.cache = cache
         self.time_limit = time_limit
         self.scan_rate = scan_rate
+        self.processes = processes
         self._slots = asyncio.Semaphore(SEARCHES_AT_ONCE)
 
     # --- the latest backups --------------------------------------------------------------------
@@ -93,12 +96,14 @@ class Grep:
         """Search the latest backup of each device; UserError for a bad pattern or one too slow."""
         compile_query(query)  # a bad pattern is told before anything is read
         sites = {d.site for d, _ in devices}
-        latest = await self.store.latest_versions(next(iter(sites)) if len(sites) == 1 else None)
-        jobs = [(latest[d.key], reading) for d, reading in devices if d.key in latest]
-        async with self._slots:
-            made = await self.cache.ensure([(v, _kinds(r, show_secrets)) for v, r in jobs])
-            entries = [await self._entry(str(i), v, r, show_secrets) for i, (v, r) in enumerate(jobs)]
-            results, missing = await self._match(query, entries, sum(v.size for v, _ in jobs), limit=limit)
+        # The children start first: their ~0.1 s start-up overlaps reading the database.
+        async with self._slots, _Children(min(self.processes, max(len(devices), 1))) as children:
+            latest = await self.store.latest_versions(next(iter(sites)) if len(sites) == 1 else None)
+            jobs = [(latest[d.key], reading) for d, reading in devices if d.key in latest]
+            files, made = await self.cache.ensure([(v, _kinds(r, show_secrets)) for v, r in jobs])
+            entries = [_entry(str(i), v, r, show_secrets, files) for i, (v, r) in enumerate(jobs)]
+            results, missing = await self._match(query, entries, sum(v.size for v, _ in jobs), limit=limit,
+                                                 children=children)
             if missing:
                 # Pruned meanwhile by a search in another process that had seen a newer version of
                 # those devices: made again, and searched once more.
@@ -119,22 +124,31 @@ class Grep:
             results.items(), key=lambda item: int(item[0])))
         return GrepResult(query, found, len(jobs), len(devices) - len(jobs), sum(d.count for d in found))
 
-    async def _entry(self, key: str, version: Version, reading: Reading, show_secrets: bool) -> dict[str, Any]:
-        match, shown = _files(reading, show_secrets)
-        return {"key": key, "path": str(await self.cache.path(version, match)),
-                "shown": str(await self.cache.path(version, shown)) if shown else None}
-
     async def _match(self, query: Query, entries: list[dict[str, Any]], size: int, *, limit: int | None,
-                     each: int | None = None, context: int = CONTEXT,
+                     each: int | None = None, context: int = CONTEXT, children: _Children | None = None,
                      ) -> tuple[Found, list[str]]:
         """({key: (matching lines, hits)} of the entries with a match, [keys whose file was gone]),
-        from the child process."""
-        request: dict[str, Any] = {"query": {"pattern": query.pattern, "regex": query.regex,
-                                             "ignore_case": query.ignore_case},
-                                   "limit": limit, "each": each, "context": context, "entries": entries}
-        answer = await run_child(request, self.time_limit + size / self.scan_rate)
-        found = {r["key"]: (int(r["count"]), _hits(r)) for r in answer["results"]}
-        return found, list(answer["missing"])
+        from child processes: the entries are cut into PROCESSES runs of consecutive ones, matched at
+        the same time; each run may list `limit` lines, and the merge keeps the first `limit` in
+        order (every line stays counted)."""
+        runs = _split(entries, self.processes)
+        timeout = self.time_limit + size / self.scan_rate / len(runs)
+        base: dict[str, Any] = {"query": {"pattern": query.pattern, "regex": query.regex,
+                                          "ignore_case": query.ignore_case},
+                                "limit": limit, "each": each, "context": context}
+        answers = await asyncio.gather(*(
+            run_child({**base, "entries": run}, timeout, children.take() if children else None) for run in runs))
+        found: Found = {}
+        missing: list[str] = []
+        left = limit
+        for answer in answers:
+            missing += answer["missing"]
+            for r in answer["results"]:
+                hits = _hits(r)
+                if left is not None:
+                    hits, left = hits[:left], max(left - len(hits), 0)
+                found[r["key"]] = (int(r["count"]), hits)
+        return found, missing
 
     # --- the history of a line -----------------------------------------------------------------
 
@@ -208,11 +222,28 @@ def _files(reading: Reading, show_secrets: bool) -> tuple[Kind, Kind | None]:
     return Kind.TEXT, None if show_secrets else Kind.REDACTED
 
 
+def _entry(key: str, version: Version, reading: Reading, show_secrets: bool, files: Files) -> dict[str, Any]:
+    match, shown = _files(reading, show_secrets)
+    return {"key": key, "path": files[version.id, match], "shown": files[version.id, shown] if shown else None}
+
+
+def _split(entries: list[dict[str, Any]], parts: int) -> list[list[dict[str, Any]]]:
+    """Runs of consecutive entries, as even as their count allows (at least one entry each)."""
+    parts = max(1, min(parts, len(entries)))
+    size, extra = divmod(len(entries), parts)
+    runs, start = [], 0
+    for i in range(parts):
+        end = start + size + (i < extra)
+        runs.append(entries[start:end])
+        start = end
+    return runs or [[]]
+
+
 def _hits(result: dict[str, Any]) -> tuple[Hit, ...]:
     """The child's hits, each with its lines (sent once for all hits: neighbours share context)."""
-    lines: dict[int, str] = result["lines"]
-    return tuple(Hit(number, section, lines[number], tuple(lines[n] for n in range(number - before, number)),
-                     tuple(lines[n] for n in range(number + 1, number + 1 + after)), bool(secret))
+    line = result["lines"].__getitem__
+    return tuple(Hit(number, section, line(number), tuple(map(line, range(number - before, number))),
+                     tuple(map(line, range(number + 1, number + 1 + after))), secret)
                  for number, section, secret, before, after in result["hits"])
 
 
@@ -223,23 +254,59 @@ def too_slow(seconds: float) -> UserError:
         "simplify the pattern (or search plain text).")
 
 
-async def run_child(request: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """The answer of a new `python -m bot.backup.grepworker` to `request`; UserError (too_slow) if it
-    did not finish within `timeout` seconds (it is killed), RuntimeError if it failed (its stderr
-    in the message, for the log)."""
-    request = {**request, "cpu_seconds": math.ceil(timeout) + 1}
-    proc = await asyncio.create_subprocess_exec(
+async def _spawn() -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot.backup.grepworker",
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+
+
+async def _kill(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+
+
+class _Children:
+    """Child processes started ahead of their requests (each waits for its request on stdin); the
+    ones not taken are killed on exit."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self._procs: list[asyncio.subprocess.Process] = []
+
+    async def __aenter__(self) -> _Children:
+        try:
+            for _ in range(self.count):
+                self._procs.append(await _spawn())
+        except BaseException:
+            await self.__aexit__()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        procs, self._procs = self._procs, []
+        for proc in procs:
+            await _kill(proc)
+
+    def take(self) -> asyncio.subprocess.Process | None:
+        return self._procs.pop() if self._procs else None
+
+
+async def run_child(request: dict[str, Any], timeout: float,
+                    proc: asyncio.subprocess.Process | None = None) -> dict[str, Any]:
+    """The answer of a `python -m bot.backup.grepworker` (`proc`, or a new one) to `request`;
+    UserError (too_slow) if it did not finish within `timeout` seconds (it is killed), RuntimeError
+    if it failed (its stderr in the message, for the log)."""
+    request = {**request, "cpu_seconds": math.ceil(timeout) + 1}
+    if proc is None:
+        proc = await _spawn()
     try:
         out, err = await asyncio.wait_for(proc.communicate(json.dumps(request).encode()), timeout)
     except TimeoutError:
         raise too_slow(timeout) from None
     finally:
-        if proc.returncode is None:  # timed out, or the caller was cancelled: it must not run on
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+        await _kill(proc)  # timed out, or the caller was cancelled: it must not run on
     if proc.returncode != 0:
         tail = err.decode(errors="replace").strip().splitlines()[-3:]
         raise RuntimeError(f"grep worker exited with code {proc.returncode}: {' | '.join(tail)}")

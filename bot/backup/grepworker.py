@@ -21,10 +21,13 @@ import json
 import pickle
 import resource
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from bot.core.errors import UserError
-from bot.routeros.grep import Query, compile_query, scan
+from bot.routeros.grep import LineIndex, Query, compile_query, scan
+
+INDEX_SUFFIX = ".idx"  # beside each file bot.backup.textcache keeps: its LineIndex
 
 
 def search(request: dict[str, Any]) -> dict[str, Any]:
@@ -48,7 +51,7 @@ def search(request: dict[str, Any]) -> dict[str, Any]:
             missing.append(entry["key"])
             continue
         cap = each if left is None else left if each is None else min(each, left)
-        found = scan(data, matcher, shown=shown, limit=cap, context=context)
+        found = scan(data, matcher, shown=shown, limit=cap, context=context, index=_index(entry["path"]))
         if not found.count:
             continue
         lines: dict[int, str] = {}
@@ -62,6 +65,11 @@ def search(request: dict[str, Any]) -> dict[str, Any]:
         if left is not None:
             left -= len(found.hits)
     return {"results": results, "missing": missing}
+
+
+def _index(path: str) -> Callable[[], LineIndex | None]:
+    """Loads the file's LineIndex (scan asks only when a match is far into a big file)."""
+    return lambda: LineIndex.decode(_read(path + INDEX_SUFFIX))
 
 
 def _read(path: str) -> bytes | None:

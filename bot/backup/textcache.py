@@ -6,6 +6,7 @@ hold secrets, like the database):
 
     <stamp>/text/<version id>-<hash>                the normalized text, secrets included
     <stamp>/redacted-<key id>/<version id>-<hash>   the same, redacted (bot.routeros.redact)
+    ….idx beside each                               where its lines and sections are (grep.LineIndex)
 
 - A file is named by its version, which never changes, and that version's hash of its normalized
   text; <stamp> is a digest of the rules that shape the text (header and noise rules, the secret
@@ -33,16 +34,19 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Final, Protocol
 
+from bot.backup.grepworker import INDEX_SUFFIX
 from bot.backup.offload import cpu
 from bot.core.models import Version
 from bot.core.secrets import SECRET_PROPERTY, SECRET_VARIABLE
 from bot.routeros import export as routeros
 from bot.routeros import redact as redaction
+from bot.routeros.grep import LineIndex
 
-LAYOUT: Final = "1"  # bump when what a file holds changes in a way the rule digest does not see
+LAYOUT: Final = "2"  # bump when what a file holds changes in a way the rule digest does not see
 FILLS_AT_ONCE: Final = 4  # versions decoded and written at once (the CPU worker does one at a time)
 _TEMP_PREFIX: Final = ".tmp-"
 _TEMP_MAX_AGE: Final = 3600.0  # seconds: a temporary file this old was left by a writer that died
+Files = dict[tuple[int, "Kind"], str]  # (version id, kind) -> the file's path
 
 
 class Kind(StrEnum):
@@ -90,19 +94,17 @@ class TextCache:
             return self.root / self.stamp / "text"
         return self.root / self.stamp / f"redacted-{key_id(await self.key())}"
 
-    async def path(self, version: Version, kind: Kind) -> Path:
-        return await self.folder(kind) / f"{version.id}-{version.hash[:16]}"
-
-    async def ensure(self, wanted: Sequence[tuple[Version, Collection[Kind]]]) -> int:
-        """Make every file asked for that is missing; return how many versions needed one."""
-        folders = {kind: await self.folder(kind) for kind in Kind}
-        await asyncio.to_thread(_make_folders, self.root, list(folders.values()))
-        asked = [(v, {k: folders[k] / f"{v.id}-{v.hash[:16]}" for k in kinds}) for v, kinds in wanted]
-        missing = await asyncio.to_thread(_missing, asked)
+    async def ensure(self, wanted: Sequence[tuple[Version, Collection[Kind]]]) -> tuple[Files, int]:
+        """Every file asked for, made if missing: ({(version id, kind): path}, how many versions
+        needed one). Paths are strings: a search names ten thousand of them."""
+        folders = {kind: str(await self.folder(kind)) for kind in Kind}
+        await asyncio.to_thread(_make_folders, self.root, [Path(f) for f in folders.values()])
+        files = {(v.id, k): f"{folders[k]}/{v.id}-{v.hash[:16]}" for v, kinds in wanted for k in kinds}
+        missing = await asyncio.to_thread(_missing, wanted, files)
         if missing:
             key = await self.key()
             await asyncio.gather(*(self._fill(version, paths, key) for version, paths in missing))
-        return len(missing)
+        return files, len(missing)
 
     async def write(self, version: Version, paths: dict[Kind, Path]) -> None:
         """Write this version's texts to `paths` (any place: `--history` writes older versions
@@ -134,17 +136,19 @@ def _make_folders(root: Path, folders: list[Path]) -> None:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
-def _missing(asked: list[tuple[Version, dict[Kind, Path]]]) -> list[tuple[Version, dict[Kind, Path]]]:
+def _missing(wanted: Sequence[tuple[Version, Collection[Kind]]],
+             files: Files) -> list[tuple[Version, dict[Kind, Path]]]:
     """The files asked for that do not exist: one listing per folder, not a stat per file."""
-    present: dict[Path, set[str]] = {}
+    present: dict[str, set[str]] = {}
     out = []
-    for version, paths in asked:
+    for version, kinds in wanted:
         absent = {}
-        for kind, path in paths.items():
-            if path.parent not in present:
-                present[path.parent] = set(os.listdir(path.parent))
-            if path.name not in present[path.parent]:
-                absent[kind] = path
+        for kind in kinds:
+            folder, _, name = files[version.id, kind].rpartition("/")
+            if folder not in present:
+                present[folder] = set(os.listdir(folder))
+            if name not in present[folder]:
+                absent[kind] = Path(files[version.id, kind])
         if absent:
             out.append((version, absent))
     return out
@@ -155,9 +159,15 @@ def write_texts(raw: bytes, text_path: str, redacted_path: str, key: bytes) -> N
     wanted), each to a temporary file first, flushed, then renamed into place."""
     text = routeros.normalize(raw)
     if text_path:
-        _write_atomically(Path(text_path), text.encode())
+        _write_text(Path(text_path), text.encode())
     if redacted_path:
-        _write_atomically(Path(redacted_path), redaction.redact(text, key).encode())
+        _write_text(Path(redacted_path), redaction.redact(text, key).encode())
+
+
+def _write_text(path: Path, data: bytes) -> None:
+    """The index first: a text that is there has its index (a missing one only costs speed)."""
+    _write_atomically(path.with_name(path.name + INDEX_SUFFIX), LineIndex.of(data).encode())
+    _write_atomically(path, data)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -25,7 +25,9 @@ long line of "a"s) runs practically forever. Callers run scan() in a process the
 
 from __future__ import annotations
 
+import bisect
 import itertools
+import json
 import operator
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -42,6 +44,7 @@ __all__ = [
     "Found",
     "Hit",
     "LineHistory",
+    "LineIndex",
     "Matcher",
     "Query",
     "Span",
@@ -188,6 +191,59 @@ def _nodes(node: object) -> Iterator[str]:
 
 # --- scanning -------------------------------------------------------------------------------------
 
+CHECKPOINT: Final = 1 << 16  # bytes between the line numbers a LineIndex keeps
+
+
+@dataclass(frozen=True)
+class LineIndex:
+    """Where a config's lines are, so that a match deep in a 1 MB config needs neither counting the
+    lines above it nor walking back to its section's header: the line number at about every
+    CHECKPOINT bytes, and where each section header ("/...") starts. Made once per file kept for
+    searching (bot.backup.textcache); a search uses it only for the config it was made of (`size`)."""
+
+    size: int
+    checkpoints: tuple[tuple[int, int], ...]  # (offset of a line's start, its 0-based number)
+    headers: tuple[int, ...]  # offsets of the lines that start with "/"
+
+    @classmethod
+    def of(cls, data: bytes) -> LineIndex:
+        headers = [0] if data[:1] == b"/" else []
+        pos = data.find(b"\n/")
+        while pos >= 0:
+            headers.append(pos + 1)
+            pos = data.find(b"\n/", pos + 1)
+        checkpoints, start, number = [(0, 0)], 0, 0
+        while (nxt := data.find(b"\n", start + CHECKPOINT)) >= 0 and nxt + 1 < len(data):
+            number += data.count(b"\n", start, nxt + 1)
+            start = nxt + 1
+            checkpoints.append((start, number))
+        return cls(len(data), tuple(checkpoints), tuple(headers))
+
+    def encode(self) -> bytes:
+        return json.dumps({"size": self.size, "checkpoints": self.checkpoints, "headers": self.headers}).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes | None) -> LineIndex | None:
+        """None for anything but a well-formed index (the search then reads the text itself)."""
+        try:
+            d = json.loads(raw or b"")
+            return cls(int(d["size"]), tuple((int(a), int(b)) for a, b in d["checkpoints"]),
+                       tuple(int(h) for h in d["headers"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def line_before(self, pos: int) -> tuple[int, int]:
+        """(offset, number) of the last checkpoint at or before `pos`."""
+        return self.checkpoints[max(bisect.bisect_right(self.checkpoints, (pos, 1 << 62)) - 1, 0)]
+
+    def header_at(self, pos: int) -> int:
+        """The offset of the last header line starting at or before `pos`; -1 if none."""
+        i = bisect.bisect_right(self.headers, pos)
+        return self.headers[i - 1] if i else -1
+
+
+Index = Callable[[], "LineIndex | None"]  # loads the LineIndex of the text searched, when it pays
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -216,32 +272,50 @@ def _decode(piece: bytes) -> str:
 
 
 def scan(data: bytes, matcher: Matcher, *, shown: bytes | None = None, limit: int | None = None,
-         context: int = CONTEXT) -> Found:
+         context: int = CONTEXT, index: Index | None = None) -> Found:
     """Every line of `data` (a normalized config, UTF-8) that `matcher` matches: how many, and the
     first `limit` of them (all if None) with their section and `context` lines either side. The
     lines given back come from `shown` when given: the same config as it may be shown (redacted),
-    line for line."""
+    line for line. `index` loads data's LineIndex; it is called only for a match far into it."""
     ascii_text = data.isascii()
+    lines_at = _Lazy(index, len(data)) if index is not None else None
     bregex = matcher.bregex if ascii_text else None
     if matcher.literal is not None and (not matcher.fold or ascii_text):
         hay = data.lower() if matcher.fold else data
         if matcher.exact:
             count, places = _lines(data, b"\n", _finder(hay, matcher.literal), None, limit,
-                                   _literal_counter(hay, matcher.literal))
+                                   _literal_counter(hay, matcher.literal), lines_at)
         else:
             regex = matcher.regex
             check: Callable[[bytes], object] = (
                 bregex.search if bregex is not None else lambda line: regex.search(_decode(line)))
             at, verify = _adaptive(data, hay, matcher.literal, check, bregex if matcher.line_safe else None)
-            count, places = _lines(data, b"\n", at, verify, limit)
-        return Found(count, tuple(_details(data, b"\n", b"/", places, matcher, shown, context, _decode)))
+            count, places = _lines(data, b"\n", at, verify, limit, index=lines_at)
+        return Found(count, tuple(_details(data, b"\n", b"/", places, matcher, shown, context, _decode, lines_at)))
     if bregex is not None and matcher.line_safe:
-        count, places = _lines(data, b"\n", _searcher(data, bregex), bregex.search, limit)
-        return Found(count, tuple(_details(data, b"\n", b"/", places, matcher, shown, context, _decode)))
+        count, places = _lines(data, b"\n", _searcher(data, bregex), bregex.search, limit, index=lines_at)
+        return Found(count, tuple(_details(data, b"\n", b"/", places, matcher, shown, context, _decode, lines_at)))
     text = _decode(data)
     at_ = _searcher(text, matcher.regex) if matcher.line_safe else (lambda pos: pos)
-    count, places_ = _lines(text, "\n", at_, matcher.regex.search, limit)
-    return Found(count, tuple(_details(text, "\n", "/", places_, matcher, shown, context, str)))
+    same = lines_at if ascii_text else None  # byte offsets are character offsets only in ASCII
+    count, places_ = _lines(text, "\n", at_, matcher.regex.search, limit, index=same)
+    return Found(count, tuple(_details(text, "\n", "/", places_, matcher, shown, context, str, same)))
+
+
+class _Lazy:
+    """A LineIndex loaded on first need, and only if it describes the text searched."""
+
+    def __init__(self, load: Index, size: int) -> None:
+        self._load, self._size = load, size
+        self._index: LineIndex | None = None
+        self._loaded = False
+
+    def __call__(self) -> LineIndex | None:
+        if not self._loaded:
+            self._loaded = True
+            index = self._load()
+            self._index = index if index is not None and index.size == self._size else None
+        return self._index
 
 
 def _finder(hay: bytes, literal: bytes) -> Callable[[int], int]:
@@ -302,7 +376,8 @@ def _literal_counter(hay: bytes, literal: bytes) -> Callable[[int], int]:
 
 
 def _lines(src: Text, nl: Text, at: Callable[[int], int], verify: Callable[[Text], object] | None,
-           limit: int | None, rest: Callable[[int], int] | None = None) -> tuple[int, list[tuple[int, int, int]]]:
+           limit: int | None, rest: Callable[[int], int] | None = None, index: Index | None = None,
+           ) -> tuple[int, list[tuple[int, int, int]]]:
     """(matching lines, [(0-based number, start, end) of the first `limit`]): each candidate's line
     is checked once, then the search goes on from the next line. `rest(pos)` may count the matching
     lines from pos on at once, when no more are listed (-1: it declines)."""
@@ -326,6 +401,10 @@ def _lines(src: Text, nl: Text, at: Callable[[int], int], verify: Callable[[Text
         if verify is None or verify(src[start:end]):
             count += 1
             if limit is None or len(places) < limit:
+                if index is not None and start - counted > CHECKPOINT and (known := index()) is not None:
+                    offset, at_number = known.line_before(start)
+                    if offset > counted:
+                        number, counted = at_number, offset
                 number += src.count(nl, counted, start)
                 counted = start
                 places.append((number, start, end))
@@ -337,11 +416,12 @@ _DENSE: Final = 32  # more matching lines than this in one config: split it into
 
 
 def _details(src: Text, nl: Text, slash: Text, places: list[tuple[int, int, int]], matcher: Matcher,
-             shown: bytes | None, context: int, text: Callable[[Text], str]) -> Iterator[Hit]:
+             shown: bytes | None, context: int, text: Callable[[Text], str], index: Index | None = None,
+             ) -> Iterator[Hit]:
     if len(places) > _DENSE:
         yield from _dense_details(text(src), places, matcher, shown, context)
         return
-    section = _SectionFinder(src, nl, slash, text)
+    section = _SectionFinder(src, nl, slash, text, index)
     cursor = _Cursor(shown) if shown is not None else None
     for number, start, end in places:
         line = text(src[start:end])
@@ -403,7 +483,9 @@ class _SectionFinder(Generic[Text]):
     "/" (bot.routeros.export.Sections' rule), found with rfind back to the previous lookup only, since
     lookups come in order: all of them together read the text once."""
 
-    def __init__(self, src: Text, nl: Text, slash: Text, text: Callable[[Text], str]) -> None:
+    def __init__(self, src: Text, nl: Text, slash: Text, text: Callable[[Text], str],
+                 index: Index | None = None) -> None:
+        self._index = index
         self._src: Text = src
         self._nl: Text = nl
         self._slash: Text = slash
@@ -417,6 +499,8 @@ class _SectionFinder(Generic[Text]):
         src = self._src
         if src[start:start + 1] == self._slash:
             header = start
+        elif self._index is not None and start - self._since > CHECKPOINT and (known := self._index()) is not None:
+            header = known.header_at(start)  # instead of walking back through a long section
         else:
             found = src.rfind(self._header_mark, self._since, start)
             if found >= 0:

@@ -11,8 +11,9 @@ import pytest
 from bot.core.errors import UserError
 from bot.core.models import Version
 from bot.routeros import export as routeros
-from bot.routeros.grep import MAX_PATTERN, Hit, Query, blame, compile_query, scan
+from bot.routeros.grep import MAX_PATTERN, Hit, LineIndex, Query, blame, compile_query, scan
 from bot.routeros.redact import redact
+from bot.ssh.simulator import SimDevice
 from tests.helpers import ALL, FIXTURES, walk_back_section
 
 KEY = b"test-redaction-key"
@@ -168,3 +169,28 @@ def test_blame_follows_a_line_that_goes_and_comes_back() -> None:
     (line,) = blame([(v, scan(t.encode(), matcher).hits) for v, t in zip(vs, texts)])
     assert [(s.since.id, s.until.id if s.until else None) for s in line.spans] == [(1, 2), (3, None)]
     assert (line.section, line.number) == ("/ip service", 2)
+
+
+def test_a_line_index_changes_no_answer() -> None:
+    """A 1 MB config: matches deep in its 13,000-line address list, found with the LineIndex (line
+    numbers from a checkpoint, the section from the header list) and without it, are the same."""
+    text = routeros.normalize(SimDevice("big", size=1_000_000).export_text("/export show-sensitive"))
+    data = text.encode()
+    index = LineIndex.of(data)
+    assert len(index.checkpoints) > 10 and LineIndex.decode(index.encode()) == index
+    asked = []
+
+    def load() -> LineIndex:
+        asked.append(1)
+        return index
+
+    for query in (Query("cust-12345 "), Query("winbox"), Query(r"cust-1[0-9]{4} 19[0-9] ", regex=True),
+                  Query("CUST-0000", ignore_case=True), Query("list=vpn-peers")):
+        matcher = compile_query(query)
+        assert scan(data, matcher, index=load) == scan(data, matcher), query
+    assert asked  # it was used
+    # An index of another text (a newer version) is not used.
+    other = LineIndex.of(data + b"add x=1\n")
+    assert scan(data, compile_query(Query("cust-12345 ")), index=lambda: other) == scan(
+        data, compile_query(Query("cust-12345 ")))
+    assert LineIndex.decode(b"not an index") is None
