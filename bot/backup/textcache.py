@@ -90,16 +90,24 @@ class TextCache:
         return self._key
 
     async def folder(self, kind: Kind) -> Path:
-        if kind is Kind.TEXT:
-            return self.root / self.stamp / "text"
-        return self.root / self.stamp / f"redacted-{key_id(await self.key())}"
+        return self._folder(kind, await self.key())
+
+    def _folder(self, kind: Kind, key: bytes) -> Path:
+        return self.root / self.stamp / ("text" if kind is Kind.TEXT else f"redacted-{key_id(key)}")
+
+    def files(self, wanted: Sequence[tuple[Version, Collection[Kind]]]) -> Files:
+        """Where the files asked for are (or would be), without looking; once `ensure` has run.
+        Paths are strings: a search names ten thousand of them."""
+        assert self._key is not None, "ensure() first"
+        folders = {kind: str(self._folder(kind, self._key)) for kind in Kind}
+        return {(v.id, k): f"{folders[k]}/{v.id}-{v.hash[:16]}" for v, kinds in wanted for k in kinds}
 
     async def ensure(self, wanted: Sequence[tuple[Version, Collection[Kind]]]) -> tuple[Files, int]:
         """Every file asked for, made if missing: ({(version id, kind): path}, how many versions
-        needed one). Paths are strings: a search names ten thousand of them."""
-        folders = {kind: str(await self.folder(kind)) for kind in Kind}
-        await asyncio.to_thread(_make_folders, self.root, [Path(f) for f in folders.values()])
-        files = {(v.id, k): f"{folders[k]}/{v.id}-{v.hash[:16]}" for v, kinds in wanted for k in kinds}
+        needed one)."""
+        folders = [await self.folder(kind) for kind in Kind]
+        await asyncio.to_thread(_make_folders, self.root, folders)
+        files = self.files(wanted)
         missing = await asyncio.to_thread(_missing, wanted, files)
         if missing:
             key = await self.key()
