@@ -1,7 +1,7 @@
 """The use case "ask the fleet": search the latest backup of every device someone may see, and the
 history of the matching lines across a device's versions (`--history`). The CLI and Slack ask here;
-a browser page can too: `Grep.search` and `Grep.history` return plain data (GrepResult,
-HistoryResult), and bot.backup.greptext renders them as text.
+a browser page can too: `Grep.search` and `Grep.history` return plain data (bot.backup.grepresult,
+which also renders it as text).
 
 Who may see what is the caller's decision (bot.slack.access in Slack; the CLI is run by whoever holds
 the database). The caller passes the devices to search, each with how its text is read:
@@ -12,9 +12,12 @@ Lines come back as they may be shown: redacted, unless `show_secrets` (the CLI).
 not passed is never read: it is neither in the results nor counted.
 
 How it is fast and safe: every latest config is kept decompressed, and redacted where needed, in
-files (bot.backup.textcache; made on first need, never stale); the matching runs in a child process
-with a time limit, killed when it is over (bot.backup.grepworker), so a catastrophic regex costs
-seconds, not the bot. At most SEARCHES_AT_ONCE searches run at a time; others wait their turn.
+files with a line index (bot.backup.textcache; made on first need, never stale); the devices'
+latest versions are read again only when a version was added. The matching runs in child
+processes (bot.backup.grepworker), one per core up to PROCESSES, each on a run of the devices,
+started before the database is read so their start-up costs nothing; each has a time limit and is
+killed when it is over, so a catastrophic regex costs seconds, not the bot. The event loop only
+waits on pipes. At most SEARCHES_AT_ONCE searches run at a time; others wait their turn.
 """
 
 from __future__ import annotations
@@ -46,8 +49,8 @@ HISTORY_LINES: Final = 1_000  # matching lines a version may have for --history 
 SEARCHES_AT_ONCE: Final = 2
 PROCESSES: Final = max(1, min(os.cpu_count() or 1, 4))  # child processes one search is split over
 Found = dict[str, tuple[int, tuple[Hit, ...]]]  # the child's findings: {entry key: (matching lines, hits)}
-# A search may take TIME_LIMIT seconds plus one per SCAN_RATE bytes it reads: a normal search of a
-# 10,000-router fleet (~600 MB) takes 1-2 s, a catastrophic regex forever; this tells them apart.
+# A child may take TIME_LIMIT seconds plus one per SCAN_RATE bytes it reads: a normal search of a
+# 10,000-router fleet (~600 MB) takes 1-4 s, a catastrophic regex forever; this tells them apart.
 TIME_LIMIT: Final = 10.0
 SCAN_RATE: Final = 20e6
 _BATCH_VERSIONS: Final = 1_000  # --history: versions written and matched per child process
@@ -230,7 +233,7 @@ class Grep:
 
 def _kinds(reading: Reading, show_secrets: bool) -> Collection[Kind]:
     match, shown = _files(reading, show_secrets)
-    return {match} | ({shown} if shown else set())
+    return (match,) if shown is None else (match, shown)
 
 
 def _files(reading: Reading, show_secrets: bool) -> tuple[Kind, Kind | None]:

@@ -15,7 +15,8 @@ from bot.routeros.grep import Hit, LineHistory, Query, Span
 
 @dataclass(frozen=True)
 class DeviceHits:
-    """One device's latest backup, and its matching lines (the first `len(hits)` of `count`)."""
+    """One device's latest backup, and its matching lines (the first `len(hits)` of `count`).
+    (`version.last_verified` may be older than the store's: it is not re-read for every search.)"""
 
     version: Version
     count: int
