@@ -165,7 +165,7 @@ class Grep:
         for answer in answers:
             missing += answer["missing"]
             for r in answer["results"]:
-                hits = _hits(r)
+                hits = tuple(Hit(*fields) for fields in r["hits"])
                 if left is not None:
                     hits, left = hits[:left], max(left - len(hits), 0)
                 found[r["key"]] = (int(r["count"]), hits)
@@ -258,14 +258,6 @@ def _split(entries: list[dict[str, Any]], parts: int) -> list[list[dict[str, Any
         runs.append(entries[start:end])
         start = end
     return runs or [[]]
-
-
-def _hits(result: dict[str, Any]) -> tuple[Hit, ...]:
-    """The child's hits, each with its lines (sent once for all hits: neighbours share context)."""
-    line = result["lines"].__getitem__
-    return tuple(Hit(number, section, line(number), tuple(map(line, range(number - before, number))),
-                     tuple(map(line, range(number + 1, number + 1 + after))), secret)
-                 for number, section, secret, before, after in result["hits"])
 
 
 def too_slow(seconds: float) -> UserError:

@@ -8,7 +8,8 @@ bot's event loop must not wait for.
 
 It reads its request (JSON) on stdin, reads the config files the request names
 (bot.backup.textcache), matches them (bot.routeros.grep) and writes its findings on stdout as one
-pickle (both ends are this program; pickle moves 100,000 lines several times faster than JSON);
+pickle (both ends are this program; each hit a tuple, which pickles several times faster than JSON
+or than the Hit objects themselves, and a line shared by neighbouring hits crosses once);
 it writes nothing anywhere else, so a kill loses nothing. It limits its own CPU time (RLIMIT_CPU),
 so it cannot outlive its budget even if the bot dies without killing it. It imports as little as
 it can (no asyncio): it is started for every search.
@@ -31,11 +32,10 @@ INDEX_SUFFIX = ".idx"  # beside each file bot.backup.textcache keeps: its LineIn
 
 
 def search(request: dict[str, Any]) -> dict[str, Any]:
-    """Match every entry of `request`, in order. The answer: {"results": [one per entry with a
-    match], "missing": [keys of entries whose file was gone]}, each result {"key", "count",
-    "hits": [[number, section, secret, lines before, lines after]], "lines": {number: text}}:
-    every line the hits show, once. `limit`: lines given in detail in all (the rest are counted);
-    `each`: at most this many per entry; `context`: lines either side."""
+    """Match every entry of `request`, in order. The answer: {"results": [{"key", "count", "hits":
+    [the fields of each Hit, in order]} for each entry with a match], "missing": [keys of entries
+    whose file was gone]}. `limit`: lines given in detail in all (the rest are counted); `each`: at
+    most this many per entry; `context`: lines either side."""
     try:
         matcher = compile_query(Query(**request["query"]))
     except UserError as exc:
@@ -52,18 +52,11 @@ def search(request: dict[str, Any]) -> dict[str, Any]:
             continue
         cap = each if left is None else left if each is None else min(each, left)
         found = scan(data, matcher, shown=shown, limit=cap, context=context, index=_index(entry["path"]))
-        if not found.count:
-            continue
-        lines: dict[int, str] = {}
-        hits = []
-        for h in found.hits:
-            lines[h.number] = h.line
-            lines.update(zip(range(h.number - len(h.before), h.number), h.before))
-            lines.update(zip(range(h.number + 1, h.number + 1 + len(h.after)), h.after))
-            hits.append([h.number, h.section, h.secret, len(h.before), len(h.after)])
-        results.append({"key": entry["key"], "count": found.count, "hits": hits, "lines": lines})
-        if left is not None:
-            left -= len(found.hits)
+        if found.count:
+            results.append({"key": entry["key"], "count": found.count,
+                            "hits": [(h.number, h.section, h.line, h.before, h.after, h.secret) for h in found.hits]})
+            if left is not None:
+                left -= len(found.hits)
     return {"results": results, "missing": missing}
 
 

@@ -365,11 +365,16 @@ _COUNT_BY_LINES: Final = 256  # more occurrences than this left: count line by l
 
 
 def _literal_counter(hay: bytes, literal: bytes) -> Callable[[int], int]:
-    """How many lines from `pos` on contain `literal` (once the lines listed are enough)."""
+    """How many lines from `pos` on contain `literal` (once the lines listed are enough): as many as
+    it occurs, unless a line has it twice (then the lines are split and counted)."""
+    twice = re.compile(re.escape(literal) + b"[^\n]*" + re.escape(literal))
 
     def count(pos: int) -> int:
-        if hay.count(literal, pos) <= _COUNT_BY_LINES:
-            return -1  # few: the caller's loop is quicker than splitting the text
+        occurrences = hay.count(literal, pos)
+        if occurrences <= _COUNT_BY_LINES:
+            return -1  # few: the caller's loop is quicker
+        if twice.search(hay, pos) is None:
+            return occurrences
         return sum(map(operator.contains, hay[pos:].split(b"\n"), itertools.repeat(literal)))
 
     return count
@@ -448,6 +453,8 @@ def _dense_details(src: str, places: list[tuple[int, int, int]], matcher: Matche
         lines.pop()
     sections = Sections(lines)
     visible = lines if shown is None else _decode(shown).split("\n")
+    if visible is not lines and visible and visible[-1] == "":
+        visible.pop()
     if len(visible) < len(lines):
         raise ValueError("the shown text has fewer lines than the searched one: they must match line for line")
     search = matcher.regex.search
@@ -455,8 +462,9 @@ def _dense_details(src: str, places: list[tuple[int, int, int]], matcher: Matche
         line = lines[number]
         own = visible[number]
         secret = own is not line and own != line and search(own) is None
-        yield Hit(number + 1, sections.of(number), own, tuple(visible[max(number - context, 0):number]),
-                  tuple(visible[number + 1:min(number + 1 + context, len(lines))]), secret)
+        first = number - context if number > context else 0
+        yield Hit(number + 1, sections.of(number), own, tuple(visible[first:number]),
+                  tuple(visible[number + 1:number + 1 + context]), secret)
 
 
 def _around(src: Text, nl: Text, start: int, end: int, context: int,
