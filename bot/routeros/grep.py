@@ -371,9 +371,9 @@ def _literal_counter(hay: bytes, literal: bytes) -> Callable[[int], int]:
 
     def count(pos: int) -> int:
         occurrences = hay.count(literal, pos)
-        if occurrences <= _COUNT_BY_LINES:
+        if 0 < occurrences <= _COUNT_BY_LINES:
             return -1  # few: the caller's loop is quicker
-        if twice.search(hay, pos) is None:
+        if not occurrences or twice.search(hay, pos) is None:
             return occurrences
         return sum(map(operator.contains, hay[pos:].split(b"\n"), itertools.repeat(literal)))
 

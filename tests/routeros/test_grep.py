@@ -112,6 +112,13 @@ def test_a_limit_lists_the_first_lines_and_counts_them_all() -> None:
     first = scan(text.encode(), compile_query(Query("add")), limit=3)
     assert first.count == everything.count > 3
     assert first.hits == everything.hits[:3]
+    # Past the limit the lines are counted without being listed: a line holding the text twice counts once.
+    doubled = "\n".join(f"add comment=x{i} list=x{i}" for i in range(1000)) + "\n"
+    for name, data in (("doubled", doubled), *TEXTS.items()):
+        for query in (Query("x"), Query("=")):
+            for limit in (0, 1, 3):
+                found = scan(data.encode(), compile_query(query), limit=limit)
+                assert (found.count, len(found.hits)) == (len(reference(data, query)), min(limit, found.count)), name
 
 
 @pytest.mark.parametrize(("query", "message"), [
