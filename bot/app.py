@@ -1,5 +1,5 @@
 """Composition root of the backend: the one place that builds the store, the SSH worker, the
-service, the catalog and the announcer, and wires them. The CLI and `serve` (bot.serve.server, which
+service, the catalog, the announcer and the fleet search, and wires them. The CLI and `serve` (bot.serve.server, which
 adds Slack around it) both open it."""
 
 from __future__ import annotations
@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from bot.backup.grep import Grep
 from bot.backup.service import BackupService
+from bot.backup.textcache import TextCache, cache_dir
 from bot.core.clock import Clock, utcnow
 from bot.backup.catalog import Catalog
 from bot.ssh.collector import Collector
@@ -25,6 +27,7 @@ class Backend:
     service: BackupService
     catalog: Catalog
     announce: Announcer
+    grep: Grep
 
 
 @asynccontextmanager
@@ -40,6 +43,7 @@ async def open_backend(
         announce = Announcer(settings, store, catalog)
         async with SshWorker(collector or Collector()) as ssh:
             service = BackupService(settings, ssh, store, clock, announce=announce, observe=observe)
-            yield Backend(settings, store, service, catalog, announce)
+            grep = Grep(store, TextCache(cache_dir(settings.storage_path), store))
+            yield Backend(settings, store, service, catalog, announce, grep)
     finally:
         await store.close()

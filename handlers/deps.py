@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from bot.backup.grep import Grep
 from bot.backup.service import BackupService
 from bot.core.clock import Clock
 from bot.backup.catalog import Catalog
@@ -30,6 +31,7 @@ class Deps:
     settings: Settings
     catalog: Catalog
     service: BackupService
+    grep: Grep
     tasks: TaskTracker
     clock: Clock
     # Each site's next scheduled run (UTC), for the App Home; empty when nothing is scheduled.

@@ -16,9 +16,12 @@ from datetime import datetime
 
 from bot.core import access
 from bot.slack import blocks
+from bot.backup.grep import SLACK_LINES, Reading
+from bot.backup.grepresult import history_text, result_text, title
 from bot.core.kinds import Trigger
 from bot.core.errors import NotFound, UserError
 from bot.core.models import Device, DeviceStatus, Diff, Site, Version
+from bot.routeros.grep import Query
 from bot.backup.offload import cpu
 from handlers.deps import Deps
 from handlers.replies import Reply
@@ -95,6 +98,31 @@ async def search(deps: Deps, who: Requester, reply: Reply, text: str) -> None:
     visible = {s.name for s in access.visible_sites(deps.settings, who.user, who.channel)}
     found = [d for d in deps.catalog.search(text) if d.site in visible]
     await reply.send(blocks.search_results(text, found))
+
+
+# -- searching config text ---------------------------------------------------------------------
+def grep_readings(deps: Deps, who: Requester) -> dict[str, Reading]:
+    """The sites the requester may see here, each searched with its secrets only if they may
+    download it: otherwise its redacted text is searched, so a secret can't be found by guessing."""
+    return {s.name: Reading.REAL if access.can_download(deps.settings, s, who.user) else Reading.REDACTED
+            for s in access.visible_sites(deps.settings, who.user, who.channel)}
+
+
+async def grep(deps: Deps, who: Requester, reply: Reply, query: Query, devices: Sequence[tuple[Device, Reading]],
+               *, history: bool) -> None:
+    """The result in a message when it fits; otherwise the first devices and the counts, and the
+    whole result as a file: where the request came from, or only to the requester's DM when a line
+    matched inside a secret value (others reading it would learn about that secret)."""
+    result = (await deps.grep.history(query, devices) if history
+              else await deps.grep.search(query, devices, limit=SLACK_LINES))
+    inline = blocks.grep_inline(result)
+    if inline is not None:
+        await reply.send(inline)
+        return
+    text = await cpu(history_text, result) if history else await cpu(result_text, result)
+    name = blocks.grep_file_name(query, history)
+    await reply.upload(content=text, filename=name, title=title(result), snippet_type="text", dm=result.secret)
+    await reply.send(blocks.grep_summary(result, name, private=result.secret))
 
 
 # -- one version, diffs -------------------------------------------------------------------------

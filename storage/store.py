@@ -280,6 +280,12 @@ class Store(TrustStore, OutboxStore, SessionStore):
         found = {v.id: v for v in map(version_from_row, rows)}
         return [found[i] for i in wanted if i in found]
 
+    async def newest_version_id(self) -> int:
+        """The highest version id, 0 if none. Versions are only ever added, with ids that only grow:
+        while this stays the same, so does every device's latest version (but for last_verified)."""
+        rows = await self._rows("SELECT IFNULL(MAX(id), 0) FROM versions")
+        return int(rows[0][0])
+
     async def count_versions(self, site: str, device: str) -> int:
         rows = await self._rows(f"SELECT COUNT(*) FROM versions WHERE device_id = {DEVICE_ID}",
                                 {"site": site, "device": device})

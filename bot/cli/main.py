@@ -16,13 +16,16 @@ from typing import Any, TextIO
 from bot.cli import terminal
 from bot.app import Backend, open_backend
 from bot.config.load import load_settings
-from bot.core.errors import BackupbotError, ConfigError, SchemaTooNew, StartupError
+from bot.core.errors import BackupbotError, ConfigError, SchemaTooNew, StartupError, UserError
 from bot.core.kinds import Trigger
 from bot.core.logs import configure_logging, register_secret
 from bot.core.secrets import SECRET_ENV
 from bot.core.text import diffs_text
 from bot.serve.listen import Listen
 from bot.core.models import DeviceResult, Settings
+from bot.backup.grep import CLI_LINES, Reading, targets
+from bot.backup.grepresult import history_text, result_text
+from bot.routeros.grep import Query, compile_query
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 DEFAULT_CONFIG = "backupbot.yml"
@@ -96,6 +99,16 @@ def build_parser() -> argparse.ArgumentParser:
     d = cmd("diff", "unified diff of two versions' normalized configs")
     d.add_argument("id1", type=int, metavar="ID1", help="older version id")
     d.add_argument("id2", type=int, metavar="ID2", help="newer version id")
+    g = cmd("grep", "search the latest backup of every device for a pattern (--history: every version)",
+            json_flag=True)
+    g.add_argument("pattern", metavar="PATTERN",
+                   help="plain text; a regular expression (Python re) with -E or a regex: prefix")
+    g.add_argument("site", nargs="?", metavar="SITE", help="only this site (default: every site)")
+    g.add_argument("device", nargs="?", metavar="DEVICE", help="only this device of SITE")
+    g.add_argument("-E", "--regex", action="store_true", help="PATTERN is a regular expression")
+    g.add_argument("-i", "--ignore-case", action="store_true", help="ignore upper and lower case")
+    g.add_argument("--history", action="store_true",
+                   help="when each matching line appeared in the device's versions, and when it went")
     t = cmd("trust", "accept a device's changed SSH host key")
     t.add_argument("site", metavar="SITE", help="site name")
     t.add_argument("device", metavar="DEVICE", help="device name")
@@ -256,6 +269,29 @@ async def cmd_trust(b: Backend, args: argparse.Namespace, out: TextIO, err: Text
     return EXIT_OK
 
 
+async def cmd_grep(b: Backend, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Every line that matches, with secrets (whoever runs the CLI holds the database). Like grep:
+    exit 1 when nothing matches, 2 for a pattern that can't be used."""
+    query = Query.of(args.pattern, regex=args.regex, ignore_case=args.ignore_case)
+    try:
+        compile_query(query)
+    except UserError as exc:  # a malformed argument, like grep's exit 2
+        print(f"backupbot: {exc}", file=err)
+        return EXIT_CONFIG
+    if args.device:
+        b.catalog.device(args.site, args.device)  # NotFound, with the closest names
+    elif args.site:
+        b.catalog.site(args.site)
+    devices = targets(b.settings, dict.fromkeys(b.settings.sites, Reading.REAL), args.site, args.device)
+    if args.history:
+        history = await b.grep.history(query, devices, show_secrets=True)
+        _emit(args, out, lambda: terminal.history_json(history), lambda: history_text(history).rstrip("\n"))
+        return EXIT_OK if history.devices else EXIT_FAILED
+    result = await b.grep.search(query, devices, show_secrets=True, limit=CLI_LINES)
+    _emit(args, out, lambda: terminal.grep_json(result), lambda: result_text(result).rstrip("\n"))
+    return EXIT_OK if result.devices else EXIT_FAILED
+
+
 Command = Callable[[Backend, argparse.Namespace, TextIO, TextIO], Awaitable[int]]
 COMMANDS: dict[str, Command] = {"backup": cmd_backup, "sites": cmd_sites, "list": cmd_list, "show": cmd_show,
-            "diff": cmd_diff, "trust": cmd_trust}
+            "diff": cmd_diff, "grep": cmd_grep, "trust": cmd_trust}

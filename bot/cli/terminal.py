@@ -12,6 +12,8 @@ from bot.core.models import Attempt, DeviceResult, DeviceStatus, RunSummary, Sta
 
 if TYPE_CHECKING:  # keeps this module pure: no import of the I/O layers at run time
     from bot.backup.catalog import SiteOverview
+    from bot.backup.grepresult import GrepResult, HistoryResult
+    from bot.routeros.grep import Hit, Query, Span
 
 RED, GREEN, CYAN, BOLD, RESET = "\x1b[31m", "\x1b[32m", "\x1b[36m", "\x1b[1m", "\x1b[0m"
 
@@ -125,3 +127,30 @@ def devices_json(statuses: Sequence[DeviceStatus]) -> list[dict[str, Any]]:
     return [{"site": s.device.site, "device": s.device.name, "host": s.device.host,
              "latest": version_json(s.latest), "last_attempt": attempt_json(s.last_attempt),
              "last_success_at": iso(s.last_success_at)} for s in statuses]
+
+
+def hit_json(h: Hit) -> dict[str, Any]:
+    return {"line": h.number, "section": h.section, "text": h.line, "before": list(h.before), "after": list(h.after)}
+
+
+def grep_json(r: GrepResult) -> dict[str, Any]:
+    return {"query": query_json(r.query), "searched": r.searched, "without_backup": r.unbacked,
+            "devices_matched": len(r.devices), "lines": r.lines, "listed": r.listed, "complete": r.complete,
+            "devices": [{"site": d.version.site, "device": d.version.device, "version": version_json(d.version),
+                         "count": d.count, "hits": [hit_json(h) for h in d.hits]} for d in r.devices]}
+
+
+def history_json(r: HistoryResult) -> dict[str, Any]:
+    def span(s: Span) -> dict[str, Any]:
+        return {"since": version_json(s.since), "until": version_json(s.until)}
+
+    return {"query": query_json(r.query), "searched": r.searched, "without_backup": r.unbacked,
+            "devices": [{"site": d.site, "device": d.device, "versions": d.versions,
+                         "first": version_json(d.first), "last": version_json(d.last),
+                         "lines": [{"text": x.line, "section": x.section, "line": x.number,
+                                    "spans": [span(s) for s in x.spans]} for x in d.lines]}
+                        for d in r.devices]}
+
+
+def query_json(q: Query) -> dict[str, Any]:
+    return {"pattern": q.pattern, "regex": q.regex, "ignore_case": q.ignore_case}

@@ -31,6 +31,7 @@ __all__ = [
     "describe_meta_change",
     "export_command",
     "major_version",
+    "menu_path",
     "normalize",
     "parse_header",
     "release_major",
@@ -339,7 +340,7 @@ _VERBS: Final = frozenset(
 )
 
 
-def _menu_path(line: str) -> str:
+def menu_path(line: str) -> str:
     """`/ip firewall filter` from `/ip firewall filter add chain=input ...` (or the bare path)."""
     path: list[str] = []
     for word in line.split(" "):
@@ -384,7 +385,7 @@ class Sections:
         if header < 0:
             return None
         if header not in self._names:
-            self._names[header] = _menu_path(self._lines[header])
+            self._names[header] = menu_path(self._lines[header])
         return self._names[header]
 
 

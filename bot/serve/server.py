@@ -212,7 +212,7 @@ async def bolt_ctx(app: web.Application) -> AsyncIterator[None]:
     ui = app.get(WEB_UI)
     linker = Linker(settings, ui[UI].secret, options.clock) if ui is not None else None
     handlers.register(bolt, Deps(settings=settings, catalog=backend.catalog, service=backend.service,
-                                 tasks=app[TASKS], clock=options.clock,
+                                 grep=backend.grep, tasks=app[TASKS], clock=options.clock,
                                  next_runs=lambda: next_runs(settings, options.clock()), web=linker))
     app[BOLT] = bolt
     yield

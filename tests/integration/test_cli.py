@@ -249,8 +249,8 @@ async def test_documented_commands_work_on_the_demo_database(demo: Path) -> None
     samples = {**SAMPLES, "SITE": "hq", "DEVICE": "core-1", "ID": str(newer), "ID1": str(older), "ID2": str(newer),
                "DIR": str(demo), "FILE": cfg}
     runnable = [(where, argv) for where, argv in documented_commands(samples)
-                if argv[0] in {"sites", "list", "show", "diff", "check-config"}]
-    assert {argv[0] for _, argv in runnable} == {"sites", "list", "show", "diff", "check-config"}
+                if argv[0] in {"sites", "list", "show", "diff", "check-config", "grep"}]
+    assert {argv[0] for _, argv in runnable} == {"sites", "list", "show", "diff", "check-config", "grep"}
     for where, argv in runnable:
         code, out, err = await backupbot(*argv, "--config", cfg)
         assert code == 0 and out and "Traceback" not in err, (where, argv, err)
@@ -293,3 +293,41 @@ async def test_demo_takes_no_config_and_usage_errors_exit_2() -> None:
     assert code == 2 and "unrecognized arguments: --config mine.yml" in err
     code, _, err = await backupbot("serve", "--no-such-option")
     assert code == 2 and "unrecognized arguments" in err
+
+
+async def test_grep_prints_every_match_with_secrets_and_exits_like_grep(tmp_path: Path, simulator: Simulator) -> None:
+    """`backupbot grep` searches the real text (the CLI holds the database), prints each device's
+    lines with numbers, sections and context, `--json` for scripts; exit 1 when nothing matches,
+    2 for a pattern that can't be used; `--history` names the version a line appeared in."""
+    r1, r2 = SimDevice("r1"), SimDevice("r2", ros_version="6.49.7")
+    cfg = str(await site(tmp_path, simulator, r1, r2))
+    assert (await backupbot("--config", cfg, "backup"))[0] == 0
+
+    code, out, err = await backupbot("--config", cfg, "grep", "-E", r"password=l2tp-[0-9a-f]{8}")
+    assert code == 0, err
+    assert out.startswith("grep regex “password=l2tp-[0-9a-f]{8}”: 2 devices, 2 lines — searched the latest "
+                          "backups of 2 devices\n")
+    assert out.count("- /ppp secret\n") == 2  # the section's own line, just above the match
+    assert out.count(": add local-address=10.99.0.1 name=branch-office password=l2tp-") == 2
+
+    code, out, _ = await backupbot("--config", cfg, "grep", "-i", "WINBOX", "lab", "r2", "--json")
+    found = json.loads(out)
+    assert code == 0 and (found["devices_matched"], found["lines"], found["complete"]) == (1, 1, True)
+    (device,) = found["devices"]
+    (hit,) = device["hits"]
+    assert (device["device"], hit["section"], len(hit["before"]), len(hit["after"])) == ("r2", "/ip firewall filter", 2, 2)
+    assert "winbox" in hit["text"] and device["version"]["routeros"] == "6.49.7"
+
+    assert (await backupbot("--config", cfg, "grep", "no-such-text"))[0] == 1
+    code, _, err = await backupbot("--config", cfg, "grep", "-E", "(a+")
+    assert code == 2 and err.strip() == (
+        "backupbot: Not a valid regular expression: missing ), unterminated subpattern at position 0.")
+    code, _, err = await backupbot("--config", cfg, "grep", "winbox", "lab", "r9")
+    assert code == 1 and 'Unknown device "r9"' in err
+
+    r1.change(1)
+    await backupbot("--config", cfg, "backup")
+    versions = json.loads((await backupbot("--config", cfg, "list", "lab", "r1", "--json"))[1])
+    code, out, _ = await backupbot("--config", cfg, "grep", "--history", "block scanner", "lab", "r1")
+    assert code == 0
+    assert f"appeared in #{versions[0]['id']} (" in out and "still there (line" in out

@@ -6,12 +6,14 @@
     run    messages about runs: started, the digest, change notices, the host-key alert
     diff   diffs as a snippet or a short inline message
     views  /backup's answers (sites, a site's devices, versions, search) and the App Home
+    grep   /backup grep's answers: inline when the result fits, else the first devices and a file
 
 Every builder checks its output against kit's limits: a message Slack would reject is a ValueError
 here. No I/O, no asyncio, no clock: `now` is passed in; user- and device-provided text is escaped.
 """
 
 from bot.slack.blocks.diff import diff_inline, diff_text
+from bot.slack.blocks.grep import grep_file_name, grep_inline, grep_started, grep_summary
 from bot.slack.blocks.ids import (
     BACKUP_DEVICE,
     BACKUP_SITE,
@@ -73,6 +75,10 @@ __all__ = [
     "diff_note",
     "diff_text",
     "error",
+    "grep_file_name",
+    "grep_inline",
+    "grep_started",
+    "grep_summary",
     "host_key_alert",
     "open_in_browser",
     "page_value",

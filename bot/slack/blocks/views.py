@@ -61,6 +61,8 @@ USAGE = [
     ("diff 120 123", "what changed between two backups"),
     ("diff site-a core-1", "the device's latest change"),
     ("search 10.0.0", "devices whose site, name or address contains the text"),
+    ("grep winbox", "config lines containing the text in every latest backup you may see (-E regex, -i any case)"),
+    ("grep --history \"block scanner\" site-a core-1", "when the matching lines appeared and went, version by version"),
     ("help", "this list"),
 ]
 

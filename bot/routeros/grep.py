@@ -1,0 +1,591 @@
+"""Searching normalized RouterOS configs line by line (like `grep -n -C2`), and the history of the
+matching lines across a device's versions ("blame"). PURE: bytes in, hits out; no I/O.
+
+What matches: a line that contains the pattern (plain text, the default), or in which the regular
+expression (Python `re`, `-E` or a `regex:` prefix) matches somewhere; `-i` ignores case. A line is a
+line of the normalized config (bot.routeros.export.normalize): wrapped lines are joined, so a match
+is never split across a `\\` continuation, and line numbers are those `backupbot show ID` prints.
+`^` and `$` are the line's start and end; nothing matches across lines.
+
+Speed (benchmarks/grep_speed.py): a fleet search reads every device's latest config, hundreds of
+MB, so the work per byte has to be C's, as in grep:
+- a plain pattern, and a regex with a run of literal characters every match must contain
+  (`dst-port=\\d+,8291` must contain `,8291`), is looked for with bytes.find in the UTF-8 text; only
+  the lines found are decoded and, for a regex, matched by `re`. With -i the text is lowercased
+  first when it is ASCII (RouterOS escapes other bytes in exports), which is exact.
+- any other regex runs over the whole decoded text at once (MULTILINE), and the line of each match
+  is then matched on its own. A regex whose result could depend on the neighbouring lines (\\A,
+  \\Z, lookarounds, atomic groups, possessive repeats) is tried on every line instead: slower,
+  never wrong.
+
+Python's `re` cannot be interrupted: a pattern that backtracks catastrophically (`(a+)+$` against a
+long line of "a"s) runs practically forever. Callers run scan() in a process they can kill
+(bot.backup.grepworker); this module only bounds the pattern's length.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import json
+import operator
+import re
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Final, Generic, TypeVar
+
+from bot.core.errors import UserError
+from bot.core.models import Version
+from bot.routeros.export import Sections, menu_path
+
+__all__ = [
+    "CONTEXT",
+    "MAX_PATTERN",
+    "Found",
+    "Hit",
+    "LineHistory",
+    "LineIndex",
+    "Matcher",
+    "Query",
+    "Span",
+    "blame",
+    "compile_query",
+    "scan",
+]
+
+MAX_PATTERN: Final = 200  # characters: a search is typed, and a long regex is a slow one
+CONTEXT: Final = 2  # lines shown either side of a matching line
+_MIN_LITERAL: Final = 3  # bytes: a shorter required literal finds too many candidate lines to pay
+REGEX_PREFIX: Final = "regex:"
+
+Text = TypeVar("Text", str, bytes)  # a config, decoded or not
+
+
+@dataclass(frozen=True)
+class Query:
+    """What to look for. `regex:` in front of the pattern is the same as regex=True."""
+
+    pattern: str
+    regex: bool = False
+    ignore_case: bool = False
+
+    @classmethod
+    def of(cls, text: str, *, regex: bool = False, ignore_case: bool = False) -> Query:
+        if text.startswith(REGEX_PREFIX):
+            return cls(text[len(REGEX_PREFIX):], True, ignore_case)
+        return cls(text, regex, ignore_case)
+
+    def describe(self) -> str:
+        """`“winbox”`, `regex “dst-port=\\d+”`, with `(ignoring case)` when -i."""
+        kind = "regex " if self.regex else ""
+        case = " (ignoring case)" if self.ignore_case else ""
+        return f"{kind}“{self.pattern}”{case}"
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """A compiled Query (compile_query): how scan() finds its lines."""
+
+    query: Query
+    regex: re.Pattern[str]  # matches a line (also run over a whole text: MULTILINE)
+    literal: bytes | None  # every matching line contains these bytes (lowercase if `fold`)
+    fold: bool  # `literal` is compared ignoring ASCII case
+    exact: bool  # finding `literal` in a line is the match (plain text): no `re` needed
+    line_safe: bool  # a search over the whole text finds every matching line (see module doc)
+    bregex: re.Pattern[bytes] | None  # the same on bytes, for ASCII texts (see _bytes_regex)
+
+
+def compile_query(query: Query) -> Matcher:
+    """The Matcher for `query`; UserError with a clear message for a pattern that can't be used."""
+    pattern = query.pattern
+    if not pattern:
+        raise UserError("Search for what? Give a pattern: plain text, or a regular expression with -E.")
+    if len(pattern) > MAX_PATTERN:
+        raise UserError(f"The pattern is {len(pattern):,} characters long; at most {MAX_PATTERN} are allowed.")
+    if "\n" in pattern or "\r" in pattern:
+        raise UserError("A pattern is matched against one line at a time: it can't contain a line break.")
+    flags = re.MULTILINE | (re.IGNORECASE if query.ignore_case else 0)
+    if not query.regex:
+        literal = pattern.encode()
+        fold = query.ignore_case
+        if fold and not literal.isascii():
+            literal_or_none: bytes | None = None  # non-ASCII case folding is re's job
+        else:
+            literal_or_none = literal.lower() if fold else literal
+        escaped = re.escape(pattern)
+        return Matcher(query, re.compile(escaped, flags), literal_or_none, fold,
+                       exact=literal_or_none is not None, line_safe=True, bregex=_bytes_regex(escaped, flags))
+    try:
+        regex = re.compile(pattern, flags)
+    except re.error as exc:
+        where = f" at position {exc.pos}" if exc.pos is not None else ""
+        raise UserError(f"Not a valid regular expression: {exc.msg}{where}.") from None
+    except (OverflowError, RecursionError):
+        raise UserError("The regular expression is too complex.") from None
+    literal_, fold, line_safe = _analyse(pattern, flags)
+    return Matcher(query, regex, literal_, fold, exact=False, line_safe=line_safe,
+                   bregex=_bytes_regex(pattern, flags))
+
+
+# `\s` and `\S` are the only classes that differ between str and bytes patterns on ASCII text: str's
+# `\s` also matches the ASCII separators \x1c-\x1f. (`\w`, `\d`, `\b` and case folding differ only on
+# non-ASCII characters.) An escaped backslash before the "s" is a literal backslash.
+_WHITESPACE_CLASS: Final = re.compile(r"(?<!\\)(?:\\\\)*\\[sS]")
+
+
+def _bytes_regex(pattern: str, flags: int) -> re.Pattern[bytes] | None:
+    """The pattern compiled for bytes, when it matches an ASCII text exactly as the str pattern
+    matches its decoded text; None otherwise (the text is then decoded)."""
+    if not pattern.isascii() or _WHITESPACE_CLASS.search(pattern):
+        return None
+    try:
+        return re.compile(pattern.encode(), flags)
+    except re.error:  # e.g. a str-only escape such as \N{...}
+        return None
+
+
+# Constructs that can make a match at a place in a line depend on the lines around it, when the
+# pattern runs over a whole text (re's parse tree names them).
+_UNSAFE: Final = frozenset({"ASSERT", "ASSERT_NOT", "ATOMIC_GROUP", "POSSESSIVE_REPEAT",
+                            "AT_BEGINNING_STRING", "AT_END_STRING"})
+
+
+def _analyse(pattern: str, flags: int) -> tuple[bytes | None, bool, bool]:
+    """(required literal, whether it folds case, whether the pattern is line-safe), from re's own
+    parser. The parser is internal to `re`: if it is missing or changes shape, the answer is the
+    slow and always-right one (no literal, not line-safe)."""
+    try:
+        from re import _parser  # type: ignore[attr-defined]
+
+        tree = _parser.parse(pattern, flags)
+        fold = bool(tree.state.flags & re.IGNORECASE)
+        runs: list[str] = []
+        run = ""
+        for op, arg in tree:
+            if str(op) == "LITERAL":
+                run += chr(arg)
+                continue
+            runs.append(run)
+            run = ""
+        runs.append(run)
+        safe = not any(name in _UNSAFE for name in _nodes(tree))
+    except Exception:  # noqa: BLE001 - an internal API: any surprise means "use the slow path"
+        return None, False, False
+    best = max(runs, key=lambda r: len(r.encode()))
+    literal = best.encode()
+    if len(literal) < _MIN_LITERAL or (fold and not literal.isascii()):
+        return None, fold, safe
+    return (literal.lower() if fold else literal), fold, safe
+
+
+def _nodes(node: object) -> Iterator[str]:
+    """The names of every opcode and constant in a parse tree, sub-patterns included."""
+    if type(node).__name__ == "_NamedIntConstant":
+        yield str(node)
+        return
+    items = getattr(node, "data", node)
+    if isinstance(items, (list, tuple)):
+        for item in items:
+            yield from _nodes(item)
+
+
+# --- scanning -------------------------------------------------------------------------------------
+
+CHECKPOINT: Final = 1 << 16  # bytes between the line numbers a LineIndex keeps
+
+
+@dataclass(frozen=True)
+class LineIndex:
+    """Where a config's lines are, so that a match deep in a 1 MB config needs neither counting the
+    lines above it nor walking back to its section's header: the line number at about every
+    CHECKPOINT bytes, and where each section header ("/...") starts. Made once per file kept for
+    searching (bot.backup.textcache); a search uses it only for the config it was made of (`size`)."""
+
+    size: int
+    checkpoints: tuple[tuple[int, int], ...]  # (offset of a line's start, its 0-based number)
+    headers: tuple[int, ...]  # offsets of the lines that start with "/"
+
+    @classmethod
+    def of(cls, data: bytes) -> LineIndex:
+        headers = [0] if data[:1] == b"/" else []
+        pos = data.find(b"\n/")
+        while pos >= 0:
+            headers.append(pos + 1)
+            pos = data.find(b"\n/", pos + 1)
+        checkpoints, start, number = [(0, 0)], 0, 0
+        while (nxt := data.find(b"\n", start + CHECKPOINT)) >= 0 and nxt + 1 < len(data):
+            number += data.count(b"\n", start, nxt + 1)
+            start = nxt + 1
+            checkpoints.append((start, number))
+        return cls(len(data), tuple(checkpoints), tuple(headers))
+
+    def encode(self) -> bytes:
+        return json.dumps({"size": self.size, "checkpoints": self.checkpoints, "headers": self.headers}).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes | None) -> LineIndex | None:
+        """None for anything but a well-formed index (the search then reads the text itself)."""
+        try:
+            d = json.loads(raw or b"")
+            return cls(int(d["size"]), tuple((int(a), int(b)) for a, b in d["checkpoints"]),
+                       tuple(int(h) for h in d["headers"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def line_before(self, pos: int) -> tuple[int, int]:
+        """(offset, number) of the last checkpoint at or before `pos`."""
+        return self.checkpoints[max(bisect.bisect_right(self.checkpoints, (pos, 1 << 62)) - 1, 0)]
+
+    def header_at(self, pos: int) -> int:
+        """The offset of the last header line starting at or before `pos`; -1 if none."""
+        i = bisect.bisect_right(self.headers, pos)
+        return self.headers[i - 1] if i else -1
+
+
+Index = Callable[[], "LineIndex | None"]  # loads the LineIndex of the text searched, when it pays
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One matching line: 1-based number, RouterOS section (`/ip firewall filter`), the line and
+    up to CONTEXT lines either side. `secret`: the line matched only in the real text, inside a value
+    the shown (redacted) line hides."""
+
+    number: int
+    section: str | None
+    line: str
+    before: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    secret: bool = False
+
+
+@dataclass(frozen=True)
+class Found:
+    """One config searched: how many lines match, and the first of them in detail."""
+
+    count: int
+    hits: tuple[Hit, ...]
+
+
+def _decode(piece: bytes) -> str:
+    return piece.decode("utf-8", errors="replace")
+
+
+def scan(data: bytes, matcher: Matcher, *, shown: bytes | None = None, limit: int | None = None,
+         context: int = CONTEXT, index: Index | None = None) -> Found:
+    """Every line of `data` (a normalized config, UTF-8) that `matcher` matches: how many, and the
+    first `limit` of them (all if None) with their section and `context` lines either side. The
+    lines given back come from `shown` when given: the same config as it may be shown (redacted),
+    line for line. `index` loads data's LineIndex; it is called only for a match far into it."""
+    ascii_text = data.isascii()
+    lines_at = _Lazy(index, len(data)) if index is not None else None
+    bregex = matcher.bregex if ascii_text else None
+    if matcher.literal is not None and (not matcher.fold or ascii_text):
+        hay = data.lower() if matcher.fold else data
+        if matcher.exact:
+            count, places = _lines(data, b"\n", _finder(hay, matcher.literal), None, limit,
+                                   _literal_counter(hay, matcher.literal), lines_at)
+        else:
+            regex = matcher.regex
+            check: Callable[[bytes], object] = (
+                bregex.search if bregex is not None else lambda line: regex.search(_decode(line)))
+            at, verify = _adaptive(data, hay, matcher.literal, check, bregex if matcher.line_safe else None)
+            count, places = _lines(data, b"\n", at, verify, limit, index=lines_at)
+        return Found(count, tuple(_details(data, b"\n", b"/", places, matcher, shown, context, _decode, lines_at)))
+    if bregex is not None and matcher.line_safe:
+        count, places = _lines(data, b"\n", _searcher(data, bregex), bregex.search, limit, index=lines_at)
+        return Found(count, tuple(_details(data, b"\n", b"/", places, matcher, shown, context, _decode, lines_at)))
+    text = _decode(data)
+    at_ = _searcher(text, matcher.regex) if matcher.line_safe else (lambda pos: pos)
+    same = lines_at if ascii_text else None  # byte offsets are character offsets only in ASCII
+    count, places_ = _lines(text, "\n", at_, matcher.regex.search, limit, index=same)
+    return Found(count, tuple(_details(text, "\n", "/", places_, matcher, shown, context, str, same)))
+
+
+class _Lazy:
+    """A LineIndex loaded on first need, and only if it describes the text searched."""
+
+    def __init__(self, load: Index, size: int) -> None:
+        self._load, self._size = load, size
+        self._index: LineIndex | None = None
+        self._loaded = False
+
+    def __call__(self) -> LineIndex | None:
+        if not self._loaded:
+            self._loaded = True
+            index = self._load()
+            self._index = index if index is not None and index.size == self._size else None
+        return self._index
+
+
+def _finder(hay: bytes, literal: bytes) -> Callable[[int], int]:
+    return lambda pos: hay.find(literal, pos)
+
+
+def _searcher(src: Text, regex: re.Pattern[Text]) -> Callable[[int], int]:
+    """The start of the next match over the whole text (a candidate: its line is then checked)."""
+    search = regex.search
+
+    def at(pos: int) -> int:
+        m = search(src, pos)
+        return -1 if m is None else m.start()
+
+    return at
+
+
+_TRIAL: Final = 64  # candidate lines looked at before deciding whether the literal is worth it
+
+
+def _adaptive(data: bytes, hay: bytes, literal: bytes, check: Callable[[bytes], object],
+              bregex: re.Pattern[bytes] | None) -> tuple[Callable[[int], int], Callable[[bytes], bool]]:
+    """Candidates from the required literal, checked by the regex line by line; when most of them
+    fail (a literal as common as `address=`) and the regex can run over the whole text, the rest of
+    the text is searched by the regex itself, in C, and only its matches are checked."""
+    tried = passed = 0
+    find = hay.find
+    search = bregex.search if bregex is not None else None
+
+    def at(pos: int) -> int:
+        if tried >= _TRIAL and search is not None and passed * 4 < tried:
+            m = search(data, pos)
+            return -1 if m is None else m.start()
+        return find(literal, pos)
+
+    def verify(line: bytes) -> bool:
+        nonlocal tried, passed
+        tried += 1
+        ok = check(line) is not None
+        passed += ok
+        return ok
+
+    return at, verify
+
+
+_COUNT_BY_LINES: Final = 256  # more occurrences than this left: count line by line, in C
+
+
+def _literal_counter(hay: bytes, literal: bytes) -> Callable[[int], int]:
+    """How many lines from `pos` on contain `literal` (once the lines listed are enough): as many as
+    it occurs, unless a line has it twice (then the lines are split and counted)."""
+    twice = re.compile(re.escape(literal) + b"[^\n]*" + re.escape(literal))
+
+    def count(pos: int) -> int:
+        occurrences = hay.count(literal, pos)
+        if 0 < occurrences <= _COUNT_BY_LINES:
+            return -1  # few: the caller's loop is quicker
+        if not occurrences or twice.search(hay, pos) is None:
+            return occurrences
+        return sum(map(operator.contains, hay[pos:].split(b"\n"), itertools.repeat(literal)))
+
+    return count
+
+
+def _lines(src: Text, nl: Text, at: Callable[[int], int], verify: Callable[[Text], object] | None,
+           limit: int | None, rest: Callable[[int], int] | None = None, index: Index | None = None,
+           ) -> tuple[int, list[tuple[int, int, int]]]:
+    """(matching lines, [(0-based number, start, end) of the first `limit`]): each candidate's line
+    is checked once, then the search goes on from the next line. `rest(pos)` may count the matching
+    lines from pos on at once, when no more are listed (-1: it declines)."""
+    size = len(src)
+    stop = size if src.endswith(nl) else size + 1  # a match after the final newline is on no line
+    count, pos, number, counted = 0, 0, 0, 0
+    places: list[tuple[int, int, int]] = []
+    while pos < stop:
+        if rest is not None and limit is not None and len(places) >= limit:
+            more = rest(pos)
+            if more >= 0:
+                return count + more, places
+            rest = None
+        found = at(pos)
+        if found < 0 or found >= stop:
+            break
+        start = src.rfind(nl, 0, found) + 1
+        end = src.find(nl, found)
+        if end < 0:
+            end = size
+        if verify is None or verify(src[start:end]):
+            count += 1
+            if limit is None or len(places) < limit:
+                if index is not None and start - counted > CHECKPOINT and (known := index()) is not None:
+                    offset, at_number = known.line_before(start)
+                    if offset > counted:
+                        number, counted = at_number, offset
+                number += src.count(nl, counted, start)
+                counted = start
+                places.append((number, start, end))
+        pos = end + 1
+    return count, places
+
+
+_DENSE: Final = 32  # more matching lines than this in one config: split it into lines once
+
+
+def _details(src: Text, nl: Text, slash: Text, places: list[tuple[int, int, int]], matcher: Matcher,
+             shown: bytes | None, context: int, text: Callable[[Text], str], index: Index | None = None,
+             ) -> Iterator[Hit]:
+    if len(places) > _DENSE:
+        yield from _dense_details(text(src), places, matcher, shown, context)
+        return
+    section = _SectionFinder(src, nl, slash, text, index)
+    cursor = _Cursor(shown) if shown is not None else None
+    for number, start, end in places:
+        line = text(src[start:end])
+        if cursor is None:
+            before, after = _around(src, nl, start, end, context, text)
+            yield Hit(number + 1, section.at(start), line, before, after)
+            continue
+        lines = [cursor.line(n) for n in range(max(number - context, 0), number + context + 1)]
+        own = min(number, context)
+        visible = lines[own]
+        if visible is None:
+            raise ValueError(f"the shown text has no line {number + 1}: it must match the searched one line for line")
+        # Matched in the real text but not in what is shown: the match is inside a hidden value.
+        secret = visible != line and matcher.regex.search(visible) is None
+        yield Hit(number + 1, section.at(start), visible, tuple(x for x in lines[:own] if x is not None),
+                  tuple(x for x in lines[own + 1:] if x is not None), secret)
+
+
+def _dense_details(src: str, places: list[tuple[int, int, int]], matcher: Matcher, shown: bytes | None,
+                   context: int) -> Iterator[Hit]:
+    """_details for many lines of one config: every line split once, sections from export.Sections."""
+    lines = src.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    sections = Sections(lines)
+    visible = lines if shown is None else _decode(shown).split("\n")
+    if visible is not lines and visible and visible[-1] == "":
+        visible.pop()
+    if len(visible) < len(lines):
+        raise ValueError("the shown text has fewer lines than the searched one: they must match line for line")
+    search = matcher.regex.search
+    for number, _, _ in places:
+        line = lines[number]
+        own = visible[number]
+        secret = own is not line and own != line and search(own) is None
+        first = number - context if number > context else 0
+        yield Hit(number + 1, sections.of(number), own, tuple(visible[first:number]),
+                  tuple(visible[number + 1:number + 1 + context]), secret)
+
+
+def _around(src: Text, nl: Text, start: int, end: int, context: int,
+            text: Callable[[Text], str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    before: list[str] = []
+    pos = start
+    while len(before) < context and pos > 0:
+        prev = src.rfind(nl, 0, pos - 1) + 1
+        before.append(text(src[prev:pos - 1]))
+        pos = prev
+    after: list[str] = []
+    pos = end
+    while len(after) < context and pos + 1 < len(src):
+        nxt = src.find(nl, pos + 1)
+        if nxt < 0:
+            nxt = len(src)
+        after.append(text(src[pos + 1:nxt]))
+        pos = nxt
+    return tuple(reversed(before)), tuple(after)
+
+
+class _SectionFinder(Generic[Text]):
+    """The menu path of the line starting at `start`: the nearest line at or above it that starts with
+    "/" (bot.routeros.export.Sections' rule), found with rfind back to the previous lookup only, since
+    lookups come in order: all of them together read the text once."""
+
+    def __init__(self, src: Text, nl: Text, slash: Text, text: Callable[[Text], str],
+                 index: Index | None = None) -> None:
+        self._index = index
+        self._src: Text = src
+        self._nl: Text = nl
+        self._slash: Text = slash
+        self._header_mark: Text = nl + slash
+        self._text: Callable[[Text], str] = text
+        self._since = 0
+        self._header = -1
+        self._names: dict[int, str] = {}
+
+    def at(self, start: int) -> str | None:
+        src = self._src
+        if src[start:start + 1] == self._slash:
+            header = start
+        elif self._index is not None and start - self._since > CHECKPOINT and (known := self._index()) is not None:
+            header = known.header_at(start)  # instead of walking back through a long section
+        else:
+            found = src.rfind(self._header_mark, self._since, start)
+            if found >= 0:
+                header = found + 1
+            elif self._since == 0:
+                header = 0 if src[:1] == self._slash else -1
+            else:
+                header = self._header
+        self._since, self._header = start, header
+        if header < 0:
+            return None
+        if header not in self._names:
+            end = src.find(self._nl, header)
+            self._names[header] = menu_path(self._text(src[header:end if end >= 0 else len(src)]))
+        return self._names[header]
+
+
+class _Cursor:
+    """Lines of a UTF-8 text by number, walking from the previous one (asked for mostly in order)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._number, self._start = 0, 0
+
+    def line(self, number: int) -> str | None:
+        data = self._data
+        while self._number < number:
+            nxt = data.find(b"\n", self._start)
+            if nxt < 0 or nxt + 1 >= len(data):
+                return None
+            self._number, self._start = self._number + 1, nxt + 1
+        while self._number > number:
+            self._start = data.rfind(b"\n", 0, self._start - 1) + 1
+            self._number -= 1
+        end = data.find(b"\n", self._start)
+        return _decode(data[self._start:end if end >= 0 else len(data)])
+
+
+# --- history ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Span:
+    """A line was in every version from `since` up to (not including) `until`; None: still there."""
+
+    since: Version
+    until: Version | None
+
+
+@dataclass(frozen=True)
+class LineHistory:
+    """One distinct matching line across a device's versions (its text as shown)."""
+
+    line: str
+    section: str | None
+    spans: tuple[Span, ...]
+    number: int  # its line number in the last version that has it
+
+
+def blame(history: Sequence[tuple[Version, Sequence[Hit]]]) -> list[LineHistory]:
+    """When each matching line appeared and disappeared, from each version's hits, oldest version
+    first. A line is known by its text: an edited line is one that went and another that came."""
+    since: dict[str, Version] = {}
+    spans: dict[str, list[Span]] = {}
+    first: dict[str, tuple[int, int]] = {}  # where a line was first seen: (version index, number)
+    last: dict[str, Hit] = {}
+    for index, (version, hits) in enumerate(history):
+        present: dict[str, Hit] = {}
+        for hit in hits:
+            present.setdefault(hit.line, hit)
+        for line, hit in present.items():
+            since.setdefault(line, version)
+            first.setdefault(line, (index, hit.number))
+            last[line] = hit
+        for line in [x for x in since if x not in present]:
+            spans.setdefault(line, []).append(Span(since.pop(line), version))
+    for line, version in since.items():
+        spans.setdefault(line, []).append(Span(version, None))
+    return [LineHistory(line, last[line].section, tuple(spans[line]), last[line].number)
+            for line in sorted(first, key=first.__getitem__)]
