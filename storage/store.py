@@ -7,7 +7,8 @@ Store is assembled from parts that share one connection (storage.db.Database): t
 runs, versions and attempts; storage.trust host keys and the instance key; storage.outbox the
 Slack outbox; storage.blobs the configs themselves (delta chains). Every write is one
 transaction: a version is committed whole (blob + version + attempt + its outbox messages) or not
-at all, and a stored version never changes except its last_verified.
+at all, and a stored version never changes except its last_verified. storage.history reads the
+history whole (runs in order, versions by date), for copying it elsewhere.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from storage.records import (
     run_from_row,
     version_from_row,
 )
+from storage.history import HistoryStore
 from storage.trust import TrustStore
 
 __all__ = ["OutboxItem", "OutboxStatus", "RunInfo", "RunStatus", "Store"]
@@ -88,7 +90,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
 _FINISH_RUN = "UPDATE runs SET status = 'finished', finished_at = ? WHERE id = ? AND status <> 'finished'"
 
 
-class Store(TrustStore, OutboxStore):
+class Store(TrustStore, OutboxStore, HistoryStore):
     """Async access to backupbot's SQLite database. Open with `await Store.open(path)`."""
 
     @classmethod

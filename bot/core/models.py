@@ -81,6 +81,16 @@ class ScheduleSettings:
 
 
 @dataclass(frozen=True)
+class GitSettings:
+    """The git mirror (bot.interop.mirror): every new version committed as SITE/DEVICE.rsc, one commit per run."""
+
+    path: Path  # a repository backupbot owns, created if missing
+    remote: str | None = None  # pushed to after each commit; a URL or a local path
+    redact: bool = True  # commit the normalized config with secrets fingerprinted, not the raw export
+    author: str = "backupbot <backupbot@localhost>"  # author and committer of every commit
+
+
+@dataclass(frozen=True)
 class Settings:
     storage_path: Path
     sites: dict[str, Site]
@@ -89,6 +99,7 @@ class Settings:
     stale_after: timedelta = timedelta(hours=24)
     slack: SlackSettings = SlackSettings()
     schedule: ScheduleSettings = ScheduleSettings()
+    git: GitSettings | None = None  # no mirror unless the file has a git section
 
     def quiet(self, site: str) -> bool:
         """Whether the site's all-clear alone is not worth a digest (its own `quiet`, else schedule.quiet)."""

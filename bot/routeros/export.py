@@ -51,6 +51,11 @@ HEADER_RULES: Final[tuple[Rule, ...]] = (
     (re.compile(r"# model =.*"), "board model: metadata"),
     (re.compile(r"# serial number =.*"), "board serial: metadata"),
     (re.compile(r"#"), "empty comment: the header separator, it carries nothing"),
+    (re.compile(r"#\s+(?:routerboard|model|revision|serial-number|firmware-type|factory-firmware"
+                r"|current-firmware|upgrade-firmware|board-name): .*"),
+     "Oxidized's copy of `/system routerboard print` above the export (imported history): the board"),
+    (re.compile(r"#\s+(?:channel|installed-version|latest-version|status): .*"),
+     "Oxidized's copy of `/system package update print`: latest-version and status move with MikroTik's releases"),
 )
 
 # Comment lines RouterOS prints from the device's live STATE, not from its configuration.
@@ -127,6 +132,7 @@ def _normalized(lines: list[str]) -> str:
 
 _VERSION_LINE: Final = re.compile(r"#(?: .*? by)? RouterOS (\d+(?:\.\d+)*\S*)(?: .*)?")
 _META_LINE: Final = re.compile(r"# (software id|model|serial number) =(.*)")
+_INSTALLED_LINE: Final = re.compile(r"#\s+installed-version: (\d+(?:\.\d+)*\S*)")  # Oxidized, when it cut the date line
 _HEADER_SPAN: Final = 4096  # the header is 5 short lines; never scan a whole 1 MB export for it
 
 
@@ -139,7 +145,7 @@ def parse_header(text: str) -> ExportMeta:
             continue
         if not line.startswith("#"):
             break  # the header is the leading run of comment lines
-        if version is None and (m := _VERSION_LINE.fullmatch(line)):
+        if version is None and (m := _VERSION_LINE.fullmatch(line) or _INSTALLED_LINE.fullmatch(line)):
             version = m.group(1)
         elif m := _META_LINE.fullmatch(line):
             found[m.group(1)] = m.group(2).strip() or None
