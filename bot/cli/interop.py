@@ -144,7 +144,7 @@ def import_report(report: ImportReport, unit: str) -> str:
                   "(dry run: nothing written)")
     else:
         written = sum(d.stored for d in report.devices)
-        stored = f"{plural(written, 'version')} of {plural(devices, 'device')} stored"
+        stored = f"{plural(written, 'version')} of {plural(devices, 'device')} stored" if written else "nothing new"
         if report.run_id is not None:
             stored += f" (run #{report.run_id})"
     totals = [f"{report.source}: {plural(files, 'file')}", stored, f"{len(report.skipped)} skipped",
