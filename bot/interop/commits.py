@@ -107,12 +107,13 @@ def _what(a: Attempt) -> str:
 
 
 def run_message(commit: RunCommit) -> str:
-    named = [f"{a.site}/{a.device} {a.status.value}" for a in commit.attempts[:NAMED_IN_SUBJECT]]
-    more = len(commit.attempts) - len(named)
+    attempts = sorted(commit.attempts, key=lambda a: (a.site, a.device))
+    named = [f"{a.site}/{a.device} {a.status.value}" for a in attempts[:NAMED_IN_SUBJECT]]
+    more = len(attempts) - len(named)
     subject = f"{Trigger.words_for(commit.trigger)} #{commit.run_id}: {', '.join(named)}"
     if more:
         subject += f" and {more} more"
-    body = "\n".join(f"{a.site}/{a.device}: {_what(a)}" for a in commit.attempts)
+    body = "\n".join(f"{a.site}/{a.device}: {_what(a)}" for a in attempts)
     mark = commit.bookmark
     return f"{subject}\n\n{body}\n\nBackupbot-Run: {mark.run}\nBackupbot-Version: {mark.version}\n"
 
