@@ -145,12 +145,14 @@ def parse_header(text: str) -> ExportMeta:
             continue
         if not line.startswith("#"):
             break  # the header is the leading run of comment lines
-        if version is None and (m := _VERSION_LINE.fullmatch(line) or _INSTALLED_LINE.fullmatch(line)):
+        if version is None and (m := _VERSION_LINE.fullmatch(line)):
             version = m.group(1)
         elif m := _META_LINE.fullmatch(line):
             found[m.group(1)] = m.group(2).strip() or None
+        elif m := _INSTALLED_LINE.fullmatch(line):
+            found.setdefault("installed", m.group(1))
     return ExportMeta(
-        ros_version=version,
+        ros_version=version or found.get("installed"),
         model=found.get("model"),
         serial=found.get("serial number"),
         software_id=found.get("software id"),
