@@ -3,15 +3,20 @@ backend after each one, its state in /healthz/ready, a push that fails and then 
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
+from datetime import datetime, timezone
 from pathlib import Path
 
 from bot.core.kinds import Trigger
+from bot.core.models import Status
+from bot.interop.importing import examine
 from bot.routeros import export as routeros
 from bot.serve.server import BACKEND
 from bot.ssh.simulator import SimDevice, Simulator
 from tests.helpers import secrets_in, until
-from tests.integration.helpers import add_routers, config_for, run_bot
+from storage.store import Store
+from tests.integration.helpers import GENERAL, add_routers, config_for, run_bot
 from tests.integration.slack_fake import FakeSlack
 
 
@@ -67,3 +72,22 @@ async def _pushed_or_failed(part: object) -> bool:
 async def _pushed(part: object) -> bool:
     body = await part()  # type: ignore[operator]
     return bool(body.get("ok") and body.get("pushed_at"))
+
+
+async def test_an_import_cut_short_tells_the_channel_nothing(tmp_path: Path, simulator: Simulator,
+                                                             slack: FakeSlack) -> None:
+    """A run left unfinished is announced at the next start (its changes would go unheard otherwise),
+    but not an import's: that history is old news."""
+    (r1,) = await add_routers(simulator, SimDevice("r1"))
+    settings = config_for(tmp_path, {"lab": [r1]})
+    async with await Store.open(settings.storage_path) as store:
+        run = await store.start_run(Trigger.IMPORT, datetime(2024, 5, 1, tzinfo=timezone.utc), "lab")
+        for n, text in enumerate([b"/system identity\nset name=a\n", b"/system identity\nset name=b\n"]):
+            ex = examine(text)
+            await store.add_version(run, "lab", "r1", datetime(2024, 1, 1 + n, tzinfo=timezone.utc), text,
+                                    ex.norm_hash, ex.meta, Status.CHANGED if n else Status.NEW, n, n, None)
+    async with run_bot(settings, slack) as bot:
+        store = bot.app[BACKEND].store
+        assert (await store.run(run)).status == "interrupted"  # type: ignore[union-attr]
+        await asyncio.sleep(0.5)  # a message queued at start-up would be posted by now
+    assert slack.posts(GENERAL) == []
