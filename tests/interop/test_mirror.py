@@ -5,7 +5,9 @@ tests.helpers.FakeCollector: SSH is not the point here; tests/integration/test_g
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+import sys
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -269,3 +271,75 @@ async def test_an_existing_repository_of_its_own_is_used_as_it_is(tmp_path: Path
     await site.synced()
     assert [c.files for c in log(tmp_path / "mirror", "backups")] == [("lab/r1.rsc", "lab/r2.rsc")]
 
+
+
+KILLED_SYNC = """
+import asyncio, sys
+from pathlib import Path
+from bot.config.load import parse_settings
+from bot.interop import mirror
+from storage.store import Store
+
+mirror.COMMITS_PER_IMPORT = 2  # many small batches: more moments to be killed in
+
+async def main():
+    git = parse_settings({"sites": {"lab": {"devices": [{"name": "r1", "host": "h", "username": "u",
+                          "password": "${P}"}]}}, "git": {"path": sys.argv[2]}}, {"P": "x"}, Path("/")).git
+    async with await Store.open(sys.argv[1]) as store:
+        await mirror.GitMirror(git, store).sync()
+
+if __name__ == "__main__":
+    asyncio.run(main())
+"""
+
+
+def exited_or(proc: asyncio.subprocess.Process, condition: Callable[[], bool]) -> Callable[[], bool]:
+    return lambda: proc.returncode is not None or condition()
+
+
+async def test_a_sync_killed_at_any_moment_ends_where_an_uninterrupted_one_does(tmp_path: Path, store: Store) -> None:
+    """A real process syncing a long history, SIGKILLed again and again (before it starts, while it
+    creates the repository, between and inside its commits): the repository stays sound, what it holds
+    is always a beginning of the right history, and the next sync ends with the very commits an
+    uninterrupted sync makes."""
+    site = lab(tmp_path, store)
+    site.mirror = None
+    for n in range(1, 41):
+        site.exports["r1"] = whole("seq-sara-951-1.rsc" if n % 2 else "seq-sara-951-2.rsc")
+        site.exports["r2"] = fixture("seq-tvroom-1.rsc" if n % 3 else "seq-tvroom-2.rsc")
+        await site.run(n)
+    await store.instance_key()  # made now, so the killed processes only read the database
+    reference = settings(tmp_path, {"lab": ["r1"]}, git_section={"path": "reference"}).git
+    await GitMirror(reference, store, site.clock).sync()  # type: ignore[arg-type]
+    expected = [c.sha for c in log(tmp_path / "reference")]
+    assert len(expected) == 40
+
+    mirror = tmp_path / "mirror"
+    root = Path(__file__).resolve().parents[2]
+
+    def committed() -> list[str]:
+        if not (mirror / ".git" / "HEAD").exists() or not git(mirror, "branch", "--list", "main").strip():
+            return []
+        return [c.sha for c in log(mirror)]
+
+    partial = 0
+    for moment in ("at once", "repository", "commits", "commits", "commits", "commits"):
+        before = len(committed())
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", KILLED_SYNC, str(tmp_path / "backups.db"), str(mirror), cwd=root,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        if moment == "repository":
+            await until(exited_or(proc, lambda: (mirror / ".git").exists()))
+        elif moment == "commits":
+            await until(exited_or(proc, lambda n=before: len(committed()) > n), timeout=60)
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        now = committed()
+        assert now == expected[:len(now)]  # whatever was committed is right, in order
+        partial += 0 < len(now) < len(expected)
+
+    assert partial  # some kill landed in the middle of the history
+    await GitMirror(site.config.git, store, site.clock).sync()  # type: ignore[arg-type]
+    assert [c.sha for c in log(mirror)] == expected
+    assert git(mirror, "fsck", "--no-dangling").strip() == "" and git(mirror, "status", "--porcelain") == ""
