@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from bot.ssh.simulator import SimDevice, Simulator
-from tests.helpers import SAMPLES, documented_commands
+from tests.helpers import SAMPLES, documented_commands, until
 from tests.interop.repos import Commit, day, fixture, oxidized_repo, oxidized_text
 
 PASSWORD = "cli-Pa55"
@@ -396,3 +396,41 @@ async def test_backup_with_a_git_mirror(tmp_path: Path, simulator: Simulator) ->
     files = subprocess.run(["git", "ls-files"], cwd=tmp_path / "mirror", capture_output=True, text=True,
                            check=True).stdout
     assert files == "lab/r1.rsc\n"
+
+
+async def test_an_import_killed_midway_is_finished_by_running_it_again(tmp_path: Path) -> None:
+    """SIGKILL an import while it stores a long history: what it stored is a sound beginning of it, and
+    the same command again stores the rest, ending where an uninterrupted import does."""
+    ox = oxidized_text
+    commits = [Commit(day(n), {"ap-1": ox(fixture("seq-capxl-1.rsc" if n % 2 else "seq-capxl-2.rsc")),
+                               "riga/gw": ox(fixture(f"seq-praze-{n % 3 + 1}.rsc"))}) for n in range(1, 41)]
+    repo = str(oxidized_repo(tmp_path / "oxidized.git", commits))
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    code, _, err = await backupbot("import", "oxidized", repo, "--config", history_config(reference))
+    assert code == 0, err
+    db = reference / "db" / "backups.db"
+    want = sql_rows(db, "SELECT d.name, v.first_seen, hex(v.norm_hash) FROM versions v JOIN devices d"
+                        " ON d.id = v.device_id ORDER BY v.id")
+    assert len(want) == 80
+
+    cfg = history_config(tmp_path)
+    proc = await spawn("import", "oxidized", repo, "--config", cfg)
+    await until(lambda: stored_versions(tmp_path / "db" / "backups.db") >= 10 or proc.returncode is not None)
+    proc.kill()
+    await proc.wait()
+    got = sql_rows(tmp_path / "db" / "backups.db", "SELECT d.name, v.first_seen, hex(v.norm_hash) FROM versions v"
+                   " JOIN devices d ON d.id = v.device_id ORDER BY v.id")
+    assert proc.returncode == -signal.SIGKILL and 10 <= len(got) < 80
+    assert got == want[:len(got)]  # a beginning of the history, in the order an uninterrupted import stores it
+
+    code, out, err = await backupbot("import", "oxidized", repo, "--config", cfg)
+    assert code == 0, err
+    assert "not imported" not in out
+    assert sql_rows(tmp_path / "db" / "backups.db", "SELECT d.name, v.first_seen, hex(v.norm_hash) FROM versions v"
+                    " JOIN devices d ON d.id = v.device_id ORDER BY v.id") == want
+
+
+def sql_rows(db: Path, query: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return conn.execute(query).fetchall()
