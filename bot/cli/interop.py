@@ -70,10 +70,10 @@ async def cmd_import(b: Backend, args: argparse.Namespace, out: TextIO, err: Tex
         source = Folder(Path(args.dir), _zone(b.settings, site))
     show = err.isatty()
 
-    def progress(phase: str, done: int, total: int, refused: int) -> None:
+    def progress(phase: str, done: int, total: int, troubled: int) -> None:
         if show:
-            unit = "devices read" if phase == "reading" else "versions stored"
-            err.write(terminal.progress(done, total, refused, unit=unit))
+            unit, failures = ("devices read", "refused") if phase == "reading" else ("versions stored", "stopped")
+            err.write(terminal.progress(done, total, troubled, unit=unit, failures=failures))
             if done == total:
                 err.write("\n")
             err.flush()

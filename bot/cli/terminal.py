@@ -26,9 +26,10 @@ def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     return "\n".join([fmt(header), fmt(["-" * w for w in widths]), *map(fmt, cells)])
 
 
-def progress(done: int, total: int, failed: int, width: int = 30, unit: str = "devices") -> str:
+def progress(done: int, total: int, failed: int, width: int = 30, unit: str = "devices", failures: str = "failed"
+             ) -> str:
     filled = width * done // total if total else width
-    return f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {unit}, {failed} failed"
+    return f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {unit}, {failed} {failures}"
 
 
 def result_row(r: DeviceResult) -> list[str]:

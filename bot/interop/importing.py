@@ -241,7 +241,7 @@ class ImportReport:
         return sum(len(d.timeline.new) for d in self.devices)
 
 
-# (phase "reading"/"storing", done, total, refused so far)
+# (phase "reading"/"storing", done, total, devices refused (reading) or stopped (storing) so far)
 Progress = Callable[[str, int, int, int], None]
 
 
@@ -297,14 +297,18 @@ class Importer:
         latest = {id(d): d.timeline.latest.id if d.timeline.latest else None for d in report.devices}
         try:
             for done, (d, planned) in enumerate(queue):
-                self.progress("storing", done, len(queue), 0)
+                self.progress("storing", done, len(queue), self._stopped(report))
                 if d.interrupted is None:
                     await self._store(source, run_id, d, planned, latest)
-            self.progress("storing", len(queue), len(queue), 0)
+            self.progress("storing", len(queue), len(queue), self._stopped(report))
         except BaseException:
             await self.store.interrupt_run(run_id, self.clock())
             raise
         await self.store.finish_run(run_id, self.clock())
+
+    @staticmethod
+    def _stopped(report: ImportReport) -> int:
+        return sum(d.interrupted is not None for d in report.devices)
 
     async def _store(self, source: Source, run_id: int, d: DeviceImport, planned: Planned,
                      latest: dict[int, int | None]) -> None:

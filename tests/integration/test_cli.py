@@ -434,3 +434,12 @@ async def test_an_import_killed_midway_is_finished_by_running_it_again(tmp_path:
 def sql_rows(db: Path, query: str) -> list[tuple[object, ...]]:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         return conn.execute(query).fetchall()
+
+
+async def test_import_shows_progress_on_a_terminal(tmp_path: Path) -> None:
+    repo = str(oxidized_history(tmp_path))
+    code, drawn, out = await on_a_terminal("import", "oxidized", repo, "--config", history_config(tmp_path),
+                                           stream="stderr")
+    assert code == 1
+    assert b"] 3/3 devices read, 1 refused" in drawn and b"] 4/4 versions stored, 0 stopped" in drawn
+    assert b"\r" not in out and b"SOURCE" in out  # the report itself goes to stdout, clean
