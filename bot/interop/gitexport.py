@@ -19,7 +19,7 @@ from bot.core.errors import UserError
 from bot.core.models import Version
 from bot.interop import git
 from bot.interop.commits import file_content, path_of, version_message
-from bot.interop.mirror import DEFAULT_BRANCH
+from bot.interop.repository import DEFAULT_BRANCH
 
 BATCH = 500  # versions per fast-import process and per page read from the store
 

@@ -17,8 +17,8 @@ Crash consistency: commits are written by `git fast-import`, which moves the bra
 has written everything, and refuses if the branch moved meanwhile; a process killed before that
 leaves unreferenced objects (git's own gc drops them), never a half commit. A lock file git leaves
 behind when killed (`index.lock`, `refs/heads/main.lock`) is removed by the next sync, which holds
-an exclusive lock of its own on the repository first (so no git command of backupbot's is running
-there), and the work tree of a non-bare repository is reset to HEAD after every sync.
+an exclusive lock of its own on the repository first (bot.interop.repository), and the work tree of
+a non-bare repository is reset to HEAD after every sync.
 
 A run still in progress (in this process or another) is committed once it ends; one left
 `running` by a process that was killed is taken as ended after RUN_SETTLES.
@@ -28,14 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import logging
-import os
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, Protocol
 
 from bot.backup.offload import cpu
@@ -45,6 +42,7 @@ from bot.core.logs import log_event
 from bot.core.models import Attempt, GitSettings
 from bot.interop import git
 from bot.interop.commits import Bookmark, RunCommit, bookmark_of, file_content, path_of, run_commits
+from bot.interop.repository import Repository
 from storage.records import RunInfo, RunStatus
 
 log = logging.getLogger(__name__)
@@ -54,10 +52,6 @@ CLOSE_TIMEOUT = 300.0  # at exit, how long the last sync may still run before it
 RUN_SETTLES = timedelta(hours=6)  # a run "running" for longer was left by a killed process
 COMMITS_PER_IMPORT = 200  # commits per fast-import process: progress is kept after each batch
 RUNS_PER_READ = 100
-DEFAULT_BRANCH = "main"
-_LOCK_FILE = "backupbot-mirror.lock"  # in the git directory
-# Lock files a killed git process leaves; under our own lock nothing of ours is running there.
-_GIT_LOCKS = ("index.lock", "HEAD.lock", "packed-refs.lock", "config.lock")
 _CREDENTIALS = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://)[^/@\s]+@")
 
 
@@ -92,6 +86,7 @@ class GitMirror:
                  timeout: float = git.TIMEOUT, push_timeout: float = PUSH_TIMEOUT) -> None:
         self.settings, self.store, self.clock = settings, store, clock
         self.timeout, self.push_timeout = timeout, push_timeout
+        self.repository = Repository(settings.path, timeout)
         self.status = MirrorStatus()
         self._task: asyncio.Task[None] | None = None
         self._again = False
@@ -158,19 +153,17 @@ class GitMirror:
                 log.exception("git mirror crashed")
 
     async def _sync(self) -> None:
-        async with self._repository() as (bare, branch):
-            head = await self._head(branch)
-            bookmark = bookmark_of(await self._message(head)) if head else Bookmark()
+        async with self.repository.held() as (bare, branch):
+            head = await self.repository.head(branch)
+            bookmark = bookmark_of(await self.repository.message(head)) if head else Bookmark()
             if head is not None and bookmark is None:
                 raise GitError(f"{self.settings.path}: the last commit on {branch} was not made by backupbot; "
                                "give the mirror a repository of its own")
             assert bookmark is not None
             head = await self._catch_up(head, bookmark, branch)
             if not bare:
-                # The work tree follows HEAD: also repairs one a killed sync left half updated.
-                await git.run("reset", "--hard", "--quiet", cwd=self.settings.path, timeout=self.timeout)
-            await git.run("-c", "gc.autoDetach=false", "gc", "--auto", "--quiet", cwd=self.settings.path,
-                          timeout=self.timeout * 5)
+                await self.repository.reset_work_tree()
+            await self.repository.collect_garbage()
             self.status.head = head
         self.status.error, self.status.synced_at = None, self.clock()
         if self.settings.remote is not None and head is not None:
@@ -219,7 +212,7 @@ class GitMirror:
                 await stream.commit(self.settings.author, commit.at, commit.message, files)
             await stream.done()
         self.status.commits += len(commits)
-        new_head = await self._head(branch)
+        new_head = await self.repository.head(branch)
         assert new_head is not None
         log_event(log, logging.INFO, "git mirror committed", commits=len(commits), head=new_head[:12])
         return new_head
@@ -238,80 +231,3 @@ class GitMirror:
                       remote=scrub(remote), error=self.status.push_error)
             return
         self._pushed, self.status.push_error, self.status.pushed_at = head, None, self.clock()
-
-    # -- the repository --------------------------------------------------------------------------
-
-    @contextlib.asynccontextmanager
-    async def _repository(self) -> AsyncIterator[tuple[bool, str]]:
-        """The repository (created if missing), held exclusively, stale git locks removed: (bare?, branch)."""
-        path = self.settings.path
-        bare = await self._prepare(path)
-        git_dir = path if bare else path / ".git"
-        async with _exclusive(git_dir / _LOCK_FILE, self.timeout):
-            branch = await self._branch()
-            for name in (*_GIT_LOCKS, f"refs/heads/{branch}.lock"):
-                stale = git_dir / name
-                if stale.exists():
-                    log_event(log, logging.WARNING, "removing a lock file a killed git process left",
-                              file=str(stale))
-                    stale.unlink(missing_ok=True)
-            yield bare, branch
-
-    async def _prepare(self, path: Path) -> bool:
-        """Whether the repository at `path` is bare, creating a new (non-bare) one if needed."""
-        if path.exists() and not path.is_dir():
-            raise GitError(f"git.path {path} is a file; give the mirror a missing or empty folder")
-        if path.is_dir():
-            bare = await git.repository_at(path, self.timeout)
-            if bare is not None:
-                return bare
-            if any(p.name != ".git" for p in path.iterdir()):
-                raise GitError(f"git.path {path} is a folder that is not a git repository of its own; "
-                               "give the mirror a missing or empty folder")
-        path.mkdir(parents=True, exist_ok=True)
-        # Also re-run over a .git a killed `git init` left half made: git init is safe to repeat.
-        await git.run("init", "--quiet", f"--initial-branch={DEFAULT_BRANCH}", str(path), timeout=self.timeout)
-        log_event(log, logging.INFO, "git mirror repository created", path=str(path))
-        return False
-
-    async def _branch(self) -> str:
-        try:
-            ref = (await git.run("symbolic-ref", "--quiet", "HEAD", cwd=self.settings.path,
-                                 timeout=self.timeout)).decode().strip()
-        except GitError:
-            raise GitError(f"{self.settings.path}: HEAD is not on a branch; check out the branch to mirror to"
-                           ) from None
-        return ref.removeprefix("refs/heads/")
-
-    async def _head(self, branch: str) -> str | None:
-        try:
-            out = await git.run("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}",
-                                cwd=self.settings.path, timeout=self.timeout)
-        except GitError:
-            return None  # no commit yet
-        return out.decode().strip()
-
-    async def _message(self, commit: str) -> str:
-        return (await git.run("log", "-1", "--format=%B", commit, cwd=self.settings.path,
-                              timeout=self.timeout)).decode("utf-8", "replace")
-
-
-@contextlib.asynccontextmanager
-async def _exclusive(path: Path, timeout: float) -> AsyncIterator[None]:
-    """An exclusive lock on `path` across processes (a CLI run and `serve` may both sync), waited for
-    without blocking the event loop. The kernel drops it when the process dies."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if asyncio.get_running_loop().time() > deadline:
-                    raise GitError(f"another backupbot process kept the mirror {path.parent} busy for "
-                                   f"{timeout:.0f} s") from None
-                await asyncio.sleep(0.1)
-        yield
-    finally:
-        os.close(fd)  # releases the lock

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bot.core.kinds import Trigger
 from bot.core.models import Status
-from bot.interop.importing import examine
+from bot.interop.planning import examine
 from bot.routeros import export as routeros
 from bot.serve.server import BACKEND
 from bot.ssh.simulator import SimDevice, Simulator

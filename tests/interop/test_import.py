@@ -15,7 +15,8 @@ import pytest
 from bot.backup.service import BackupService
 from bot.core.kinds import Trigger
 from bot.core.models import Settings, Status
-from bot.interop.importing import Importer, ImportReport, examine, match_files
+from bot.interop.importing import Importer, ImportReport
+from bot.interop.planning import examine, match_files
 from bot.interop.sources import Folder, OxidizedRepo, SourceFile, dated_name, parse_log
 from bot.routeros import export as routeros
 from storage.store import Store
