@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from bot.app import Backend
 from bot.cli import terminal
-from bot.core.models import Settings
+from bot.core.models import DEFAULT_GIT_AUTHOR, Settings
 from bot.core.text import plural, when
 from bot.interop.gitexport import export_git
 from bot.interop.importing import DeviceImport, Importer, ImportReport
@@ -95,7 +95,7 @@ async def cmd_export(b: Backend, args: argparse.Namespace, out: TextIO, err: Tex
             err.write(f"\r{plural(done, 'version')} written")
             err.flush()
 
-    author = b.settings.git.author if b.settings.git is not None else "backupbot <backupbot@localhost>"
+    author = b.settings.git.author if b.settings.git is not None else DEFAULT_GIT_AUTHOR
     exported = await export_git(b.store, Path(args.dir), author, raw=args.raw, progress=progress)
     if show and exported.versions:
         err.write("\n")

@@ -80,6 +80,9 @@ class ScheduleSettings:
     quiet: bool = False  # no digest without a change, new device, failure, stale device or site not started
 
 
+DEFAULT_GIT_AUTHOR = "backupbot <backupbot@localhost>"
+
+
 @dataclass(frozen=True)
 class GitSettings:
     """The git mirror (bot.interop.mirror): every new version committed as SITE/DEVICE.rsc, one commit per run."""
@@ -87,7 +90,7 @@ class GitSettings:
     path: Path  # a repository backupbot owns, created if missing
     remote: str | None = None  # pushed to after each commit; a URL or a local path
     redact: bool = True  # commit the normalized config with secrets fingerprinted, not the raw export
-    author: str = "backupbot <backupbot@localhost>"  # author and committer of every commit
+    author: str = DEFAULT_GIT_AUTHOR  # author and committer of every commit (and of `export git`'s)
 
 
 @dataclass(frozen=True)

@@ -357,6 +357,8 @@ async def test_import_oxidized_as_documented(tmp_path: Path) -> None:
     code, out, _ = await backupbot("list", "lab", "ap-1", "--config", cfg)
     assert code == 0 and out.splitlines()[0].split()[-1] == "FROM"
     assert [line.split()[-1] for line in out.splitlines()[2:]] == ["import", "import"]
+    code, out, _ = await backupbot("list", "lab", "ap-1", "--json", "--config", cfg)
+    assert [v["origin"] for v in json.loads(out)] == ["import", "import"]
 
     for argv, exit_code, message in [
         (["import", "oxidized", repo, "--site", "lb"], 1, 'Unknown site "lb". Did you mean: lab?'),
