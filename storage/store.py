@@ -8,7 +8,8 @@ runs, versions and attempts; storage.trust host keys and the instance key; stora
 Slack outbox; storage.blobs the configs themselves (delta chains). Every write is one
 transaction: a version is committed whole (blob + version + attempt + its outbox messages) or not
 at all, and a stored version never changes except its last_verified and undated_sha256 (the
-undated hash of the last export that confirmed it: migration 0004).
+undated hash of the last export that confirmed it: migration 0004). storage.history reads the
+history whole (runs in order, versions by date), for copying it elsewhere.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from storage.records import (
     run_from_row,
     version_from_row,
 )
+from storage.history import HistoryStore
 from storage.sessions import SessionStore, WebSession
 from storage.trust import TrustStore
 
@@ -103,7 +105,7 @@ _INLINE_PACK = 16 * 1024
 _INTERRUPT_RUN = "UPDATE runs SET status = 'interrupted', finished_at = ? WHERE id = ? AND status = 'running'"
 
 
-class Store(TrustStore, OutboxStore, SessionStore):
+class Store(TrustStore, OutboxStore, SessionStore, HistoryStore):
     """Async access to backupbot's SQLite database. Open with `await Store.open(path)`."""
 
     @classmethod

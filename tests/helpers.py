@@ -160,7 +160,8 @@ def secrets_in(text: str) -> tuple[list[str], str]:
 # -- the backupbot commands README.md and docs/ show -------------------------------------------------
 
 SAMPLES = {"SITE": "site-a", "DEVICE": "core-1", "ID": "12", "ID1": "12", "ID2": "15", "DIR": "/tmp/backupbot-demo",
-           "FILE": "backupbot.yml", "COMMAND": "sites", "PATTERN": "winbox"}
+           "FILE": "backupbot.yml", "COMMAND": "sites", "PATTERN": "winbox",
+           "GIT_REPO": "/srv/oxidized/oxidized.git"}
 FENCE = re.compile(r"^[ \t]*(?:[-*+]|\d+\.)?[ \t]*```[^\n]*\n(.*?)^[ \t]*```", re.S | re.M)  # also after "4. "
 SPAN = re.compile(r"`(backupbot (?![\w-]+:)[^`]+)`")  # not quoted output ("backupbot serve: …")
 PLACEHOLDER = re.compile(r"[A-Z][A-Z0-9_]*")

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.cli import terminal
+from bot.cli import interop, terminal
 from bot.app import Backend, open_backend
 from bot.config.load import load_settings
 from bot.core.errors import BackupbotError, ConfigError, SchemaTooNew, StartupError, UserError
@@ -77,8 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND",
                            help="one of these; `backupbot COMMAND -h` shows its options")
 
-    def cmd(name: str, help: str, json_flag: bool = False, takes_config: bool = True) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help, description=help, formatter_class=_Help)
+    def cmd(name: str, help: str, json_flag: bool = False, takes_config: bool = True,
+            parent: argparse._SubParsersAction[argparse.ArgumentParser] = sub) -> argparse.ArgumentParser:
+        sp = parent.add_parser(name, help=help, description=help, formatter_class=_Help)
         _global_options(sp, config=takes_config)
         if json_flag:
             sp.add_argument("--json", action="store_true", help="machine-readable output (default: text)")
@@ -121,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="then serve the browser pages on 127.0.0.1 until Ctrl-C and print a signed link to the "
                            "comparison of the changed router")
     demo.add_argument("--port", type=int, default=0, help="port for --web (default: a free one)")
+    interop.add_parsers(sub, lambda parent, name, help: cmd(name, help, parent=parent))
     serve = cmd("serve", "run the Slack bot and the daily schedule")
     serve.add_argument("--port", type=int, default=LISTEN.port, help="port for POST /slack/events and GET /healthz")
     serve.add_argument("--host", default=LISTEN.host, help="address to listen on")
@@ -231,8 +233,10 @@ async def cmd_sites(b: Backend, args: argparse.Namespace, out: TextIO, err: Text
 async def cmd_list(b: Backend, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.device:
         versions = await b.catalog.versions(args.site, args.device, limit=args.limit)
-        _emit(args, out, lambda: [terminal.version_json(v) for v in versions],
-              lambda: terminal.versions(versions) if versions else f"{args.site}/{args.device}: no versions yet")
+        origins = await b.store.version_origins(args.site, args.device, [v.id for v in versions])
+        none = f"{args.site}/{args.device}: no versions yet"
+        _emit(args, out, lambda: [{**terminal.version_json(v), "origin": origins.get(v.id)} for v in versions],
+              lambda: terminal.versions(versions, origins) if versions else none)
         return EXIT_OK
     statuses = await b.catalog.device_statuses(args.site)
     _emit(args, out, lambda: terminal.devices_json(statuses), lambda: terminal.devices(statuses))
@@ -294,4 +298,5 @@ async def cmd_grep(b: Backend, args: argparse.Namespace, out: TextIO, err: TextI
 
 Command = Callable[[Backend, argparse.Namespace, TextIO, TextIO], Awaitable[int]]
 COMMANDS: dict[str, Command] = {"backup": cmd_backup, "sites": cmd_sites, "list": cmd_list, "show": cmd_show,
-            "diff": cmd_diff, "grep": cmd_grep, "trust": cmd_trust}
+            "diff": cmd_diff, "grep": cmd_grep, "trust": cmd_trust, "import": interop.cmd_import,
+            "export": interop.cmd_export}

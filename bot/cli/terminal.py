@@ -28,9 +28,10 @@ def table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     return "\n".join([fmt(header), fmt(["-" * w for w in widths]), *map(fmt, cells)])
 
 
-def progress(done: int, total: int, failed: int, width: int = 30) -> str:
+def progress(done: int, total: int, failed: int, width: int = 30, unit: str = "devices", failures: str = "failed"
+             ) -> str:
     filled = width * done // total if total else width
-    return f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} devices, {failed} failed"
+    return f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {unit}, {failed} {failures}"
 
 
 def result_row(r: DeviceResult) -> list[str]:
@@ -62,10 +63,12 @@ def devices(statuses: Sequence[DeviceStatus]) -> str:
     return table(["DEVICE", "HOST", "LATEST", "TAKEN", "VERIFIED", "ROUTEROS", "LAST ATTEMPT"], map(row, statuses))
 
 
-def versions(items: Sequence[Version]) -> str:
-    return table(["ID", "FIRST SEEN", "LAST VERIFIED", "ROUTEROS", "SIZE", "HASH"],
-                 ([v.id, when(v.first_seen), when(v.last_verified), v.meta.ros_version or "?", v.size, v.hash[:12]]
-                  for v in items))
+def versions(items: Sequence[Version], origins: Mapping[int, str] | None = None) -> str:
+    """`origins`: the trigger of the run that recorded each version (schedule, slack, cli, import…)."""
+    found = origins or {}
+    return table(["ID", "FIRST SEEN", "LAST VERIFIED", "ROUTEROS", "SIZE", "HASH", "FROM"],
+                 ([v.id, when(v.first_seen), when(v.last_verified), v.meta.ros_version or "?", v.size, v.hash[:12],
+                   found.get(v.id, "?")] for v in items))
 
 
 def colour_wanted(stream: TextIO, env: Mapping[str, str]) -> bool:

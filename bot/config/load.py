@@ -20,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.core.errors import ConfigError
-from bot.core.models import Device, ScheduleSettings, Settings, Site, SlackSettings, WebSettings
+from bot.core.models import Device, GitSettings, ScheduleSettings, Settings, Site, SlackSettings, WebSettings
 from bot.config.yamlfile import read_yaml
 
 _VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")  # "$${" is a literal "${"
@@ -29,6 +29,9 @@ _PASSWORD_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _TOKEN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # The browser pages' base URL: scheme and host (and port, path), nothing the links would drop or repeat.
 _BASE_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::\d{1,5})?(?:/[A-Za-z0-9._~/-]*)?")
+_AUTHOR = re.compile(r"[^<>\n]*[^<>\s] <[^<>\s]+>")  # what git takes as an identity: Name <email>
+# A git URL (scheme://…, or scp-like host:path with no slash before the colon); anything else is a local path.
+_GIT_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://.*|[^/:]+:.*")
 _HHMM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 _SLACK_ID = {"channel": (re.compile(r"[CG][A-Z0-9]{6,}"), "C0123456789"),
              "user": (re.compile(r"[UW][A-Z0-9]{6,}"), "U0123456789")}
@@ -251,6 +254,31 @@ class _Checker:
             return frozenset(i for i in ids if i is not _BAD)
         return check
 
+    def git_remote(self, loc: str, value: object) -> str:
+        remote = self.text(loc, value)
+        if _GIT_URL.fullmatch(remote):
+            return remote
+        return str(self.base_dir / Path(remote).expanduser())  # a local repository, like storage.path
+
+    def git_author(self, loc: str, value: object) -> str:
+        author = self.text(loc, value)
+        if not _AUTHOR.fullmatch(author):
+            raise _Invalid(f'{_show(author)} is not a git identity: write it as "Name <email>", '
+                           'e.g. "backupbot <backupbot@example.net>"')
+        return author
+
+    def git(self, loc: str, value: object) -> GitSettings | None:
+        fields = self.fields(loc, value, {"path": self.text, "remote": self.git_remote, "redact": self.boolean,
+                                          "author": self.git_author})
+        if not fields:  # absent, not a mapping (reported), or every key commented out: no mirror
+            return None
+        if "path" not in fields:
+            self.fail(f"{loc}.path", "required (the mirror repository, created if missing)")
+        if any(v is _BAD for v in fields.values()) or "path" not in fields:
+            return None
+        path = self.base_dir / Path(fields.pop("path")).expanduser()
+        return GitSettings(path=path, **fields)
+
     # -- the structure --
 
     def settings(self, data: object) -> Settings | None:
@@ -272,6 +300,7 @@ class _Checker:
             "stale_after_hours": lambda loc, v: self.integer(v, 1),
             # a broken defaults section counts as "set" so devices don't also report missing keys
             "defaults": lambda loc, v: self.fields(loc, v, self.conn) or dict.fromkeys(_CONN_KEYS, _BAD),
+            "git": self.git,
             "sites": lambda loc, v: v,  # checked below, once defaults are known
         }) or {}
         storage = top.get("storage", {}).get("path", "data/backups.db")
@@ -283,6 +312,8 @@ class _Checker:
             given["concurrency"] = top["concurrency"]
         if isinstance(top.get("stale_after_hours"), int):
             given["stale_after"] = timedelta(hours=top["stale_after_hours"])
+        if isinstance(top.get("git"), GitSettings):
+            given["git"] = top["git"]
         return Settings(storage_path=storage_path, sites=sites, slack=SlackSettings(**top.get("slack", {})),
                         schedule=ScheduleSettings(**top.get("schedule", {})),
                         web=WebSettings(**top.get("web", {})), **given)

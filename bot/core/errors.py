@@ -8,6 +8,7 @@ into them at the boundary where they arise (asyncssh, SQLite, Slack's Web API).
     ├── StorageError           the database cannot be used as it is
     │   ├── SchemaTooNew       written by a newer backupbot
     │   └── CorruptBlob        a stored config no longer matches its sha256
+    ├── GitError               a git command failed or timed out, or git is missing (import, mirror, export)
     ├── UserError              a person asked for something that cannot be done; message is shown as-is
     │   ├── NotFound           unknown site, device or version (may name close matches)
     │   ├── Forbidden          the requester may not see or act on that site / download raw configs
@@ -65,6 +66,10 @@ class SchemaTooNew(StorageError):
 
 class CorruptBlob(StorageError):
     """A stored config no longer decodes to the bytes whose sha256 addresses it."""
+
+
+class GitError(BackupbotError):
+    """git answered with an error, took too long, or is not installed; the message says which command."""
 
 
 class UserError(BackupbotError):

@@ -19,6 +19,7 @@ class Trigger(StrEnum):
     CLI = "cli"
     INTERRUPTED = "interrupted"  # a run found unfinished at start-up: what it recorded is announced then
     DEMO = "demo"
+    IMPORT = "import"  # history read from Oxidized or a folder (bot.interop): its attempts carry the old dates
 
     @property
     def words(self) -> str:
@@ -43,6 +44,7 @@ _TRIGGER_WORDS = {
     Trigger.CLI: "Run from the server",
     Trigger.INTERRUPTED: "Run cut short by a restart",
     Trigger.DEMO: "Demo run",
+    Trigger.IMPORT: "History import",
 }
 _BY_VALUE = frozenset(t.value for t in Trigger)
 

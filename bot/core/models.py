@@ -81,6 +81,19 @@ class ScheduleSettings:
     quiet: bool = False  # no digest without a change, new device, failure, stale device or site not started
 
 
+DEFAULT_GIT_AUTHOR = "backupbot <backupbot@localhost>"
+
+
+@dataclass(frozen=True)
+class GitSettings:
+    """The git mirror (bot.interop.mirror): every new version committed as SITE/DEVICE.rsc, one commit per run."""
+
+    path: Path  # a repository backupbot owns, created if missing
+    remote: str | None = None  # pushed to after each commit; a URL or a local path
+    redact: bool = True  # commit the normalized config with secrets fingerprinted, not the raw export
+    author: str = DEFAULT_GIT_AUTHOR  # author and committer of every commit (and of `export git`'s)
+
+
 @dataclass(frozen=True)
 class WebSettings:
     """The browser pages (bot.web). Off unless `base_url` is set."""
@@ -99,6 +112,7 @@ class Settings:
     slack: SlackSettings = SlackSettings()
     schedule: ScheduleSettings = ScheduleSettings()
     web: WebSettings = WebSettings()
+    git: GitSettings | None = None  # no mirror unless the file has a git section
 
     def quiet(self, site: str) -> bool:
         """Whether the site's all-clear alone is not worth a digest (its own `quiet`, else schedule.quiet)."""

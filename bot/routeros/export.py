@@ -55,6 +55,11 @@ HEADER_RULES: Final[tuple[Rule, ...]] = (
     (re.compile(r"# model =.*"), "board model: metadata"),
     (re.compile(r"# serial number =.*"), "board serial: metadata"),
     (re.compile(r"#"), "empty comment: the header separator, it carries nothing"),
+    (re.compile(r"#\s+(?:routerboard|model|revision|serial-number|firmware-type|factory-firmware"
+                r"|current-firmware|upgrade-firmware|board-name): .*"),
+     "Oxidized's copy of `/system routerboard print` above the export (imported history): the board"),
+    (re.compile(r"#\s+(?:channel|installed-version|latest-version|status): .*"),
+     "Oxidized's copy of `/system package update print`: latest-version and status move with MikroTik's releases"),
 )
 
 # Comment lines RouterOS prints from the device's live STATE, not from its configuration.
@@ -175,6 +180,7 @@ def _normalized(lines: list[str]) -> str:
 
 _VERSION_LINE: Final = re.compile(r"#(?: .*? by)? RouterOS (\d+(?:\.\d+)*\S*)(?: .*)?")
 _META_LINE: Final = re.compile(r"# (software id|model|serial number) =(.*)")
+_INSTALLED_LINE: Final = re.compile(r"#\s+installed-version: (\d+(?:\.\d+)*\S*)")  # Oxidized, when it cut the date line
 _HEADER_SPAN: Final = 4096  # the header is 5 short lines; never scan a whole 1 MB export for it
 
 
@@ -195,8 +201,10 @@ def parse_header(text: str) -> ExportMeta:
             version = m.group(1)
         elif m := _META_LINE.fullmatch(line):
             found[m.group(1)] = m.group(2).strip() or None
+        elif m := _INSTALLED_LINE.fullmatch(line):
+            found.setdefault("installed", m.group(1))
     return ExportMeta(
-        ros_version=version,
+        ros_version=version or found.get("installed"),
         model=found.get("model"),
         serial=found.get("serial number"),
         software_id=found.get("software id"),

@@ -17,6 +17,9 @@ Slack or the database.)
                when, the last error, checks so far, the next one) and who the bot is once known.
                Unhealthy: the token was refused, or Slack has been unreachable since start-up for
                more than SLACK_UNREACHABLE (15 min, as the outbox: a blip at boot is not news).
+    git        (with a `git:` mirror) its HEAD, the last good sync, the last push and their errors.
+               Unhealthy: the last sync or the last push failed (each is retried after the next run;
+               a person should look before the mirror falls further behind).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from bot.core.clock import Clock
 from bot.slack.deliver import Deliverer
 from bot.core.models import Settings
 from bot.backup.scheduler import Scheduler, site_schedule
+from bot.interop.mirror import GitMirror
 from bot.slack.link import SlackLink
 from storage.store import Store
 
@@ -105,4 +109,10 @@ def slack(link: SlackLink, clock: Clock) -> Check:
             body.update(team=link.identity.team, team_id=link.identity.team_id,
                         bot_user_id=link.identity.user_id, bot_id=link.identity.bot_id)
         return body
+    return check
+
+
+def git(mirror: GitMirror) -> Check:
+    async def check() -> dict[str, Any]:
+        return mirror.health()
     return check

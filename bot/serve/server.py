@@ -3,7 +3,7 @@
 `create_app` returns the aiohttp application with every resource tied to its life by a cleanup
 context, started in this order and stopped in reverse:
 
-    backend      SQLite store, BackupService, Catalog            (ready: database)
+    backend      SQLite store, BackupService, Catalog, git mirror (ready: database, git)
     slack        one aiohttp ClientSession, the Web API clients,  (ready: slack)
                  auth.test (bot.slack.link: a refused token stops start-up, an unreachable
                  Slack does not; it is asked again in the background)
@@ -51,6 +51,7 @@ from bot.ssh.collector import Collector
 from bot.slack.deliver import Deliverer, Tuning
 from bot.core.kinds import Trigger
 from bot.core.logs import log_event
+from bot.core.messages import OutboxMessage
 from bot.core.models import NotStarted, RunSummary, Settings
 from bot.backup.scheduler import Scheduler, next_runs
 from bot.core.errors import BackupbotError, StartupError
@@ -150,7 +151,7 @@ def _observer(app: web.Application) -> Callable[[RunSummary], None]:
 
 
 async def backend_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Store, service and catalog (bot.app); runs left unfinished are closed; ready: database."""
+    """Store, service, catalog and git mirror (bot.app); runs left unfinished are closed; ready: database, git."""
     options, metrics = app[OPTIONS], app[METRICS]
     async with open_backend(app[SETTINGS], clock=options.clock, collector=options.collector,
                             observe=_observer(app)) as backend:
@@ -162,6 +163,9 @@ async def backend_ctx(app: web.Application) -> AsyncIterator[None]:
             metrics.set_outbox_depth(await backend.store.outbox_depth())
 
         add_ready_check(app, "database", health.database(backend.store, options.clock))
+        if backend.mirror is not None:
+            add_ready_check(app, "git", health.git(backend.mirror))
+            backend.mirror.kick()  # catch up on what happened while serve was down
         add_metrics_refresher(app, outbox_depth)
         yield
 
@@ -280,12 +284,15 @@ async def socket_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def close_unfinished_runs(backend: Backend, clock: Clock) -> None:
     """Runs a previous process left unfinished are marked interrupted, each together with the
-    messages about the changes it recorded (bot.slack.notify), so the channel still hears of them."""
+    messages about the changes it recorded (bot.slack.notify), so the channel still hears of them
+    (not of an import's: that is history, told to nobody)."""
     for run in await backend.store.unfinished_runs():
         attempts = await backend.store.run_attempts(run.id)
         now = clock()
+        messages: list[OutboxMessage] = []
         try:
-            messages = await backend.announce.interrupted(run.id, run.started_at, attempts, now)
+            if run.trigger != Trigger.IMPORT:
+                messages = await backend.announce.interrupted(run.id, run.started_at, attempts, now)
         except Exception:
             log.exception("announcing the changes of interrupted run %d failed", run.id)
             messages = []

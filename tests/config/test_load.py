@@ -13,6 +13,7 @@ import yaml
 
 from bot.config.load import load_settings, parse_settings
 from bot.core.errors import ConfigError
+from bot.core.models import GitSettings
 
 SECRET = "s3cr3t-Pa55"
 ENV = {"ROUTER_PASSWORD": SECRET}
@@ -421,3 +422,35 @@ def test_web_section(tmp_path: Path, example: dict[str, Any]) -> None:
     assert (web.base_url, web.link_minutes) == ("https://backupbot.example.com:8443/ops", 15)
     example["web"]["link_minutes"] = 5
     assert parse_settings(example, ENV, tmp_path).web.link_minutes == 5
+
+
+def test_git_section(tmp_path: Path, example: dict[str, Any]) -> None:
+    """The mirror's settings: a relative path and a local remote resolve against the config's folder,
+    URLs are kept as written; no section (or one with every key commented out), no mirror."""
+    assert parse_settings(example, ENV, tmp_path).git is None
+    example["git"] = None
+    assert parse_settings(example, ENV, tmp_path).git is None
+    example["git"] = {"path": "mirror", "remote": "../upstream.git", "redact": False, "author": "Ops <ops@example.net>"}
+    assert parse_settings(example, ENV, tmp_path / "conf").git == GitSettings(
+        tmp_path / "conf" / "mirror", str(tmp_path / "conf" / "../upstream.git"), False, "Ops <ops@example.net>")
+    for url in ("git@gitlab.example.net:net/backups.git", "https://gitlab.example.net/net/backups.git",
+                "ssh://git@10.0.0.5:2222/backups.git"):
+        example["git"] = {"path": "/srv/mirror", "remote": url}
+        git = parse_settings(example, ENV, tmp_path).git
+        assert git is not None and git.remote == url and git.redact is True and git.path == Path("/srv/mirror")
+        assert git.author == "backupbot <backupbot@localhost>"
+
+
+@pytest.mark.parametrize(("section", "expected"), [
+    ({"remote": "x.git"}, ["git.path: required (the mirror repository, created if missing)"]),
+    ({"path": "m", "redact": "yes"}, ['git.redact: must be true or false, got "yes"']),
+    ({"path": "m", "author": "ops"},
+     ['git.author: "ops" is not a git identity: write it as "Name <email>", e.g. "backupbot <backupbot@example.net>"']),
+    ({"path": "m", "branch": "main"}, ["git.branch: unknown key"]),
+    ({"path": "", "remote": ""}, ['git.path: must be a non-empty string, got ""',
+                                  'git.remote: must be a non-empty string, got ""']),
+    ("mirror", ['git: must be a mapping, got "mirror"']),
+])
+def test_git_problems(tmp_path: Path, example: dict[str, Any], section: object, expected: list[str]) -> None:
+    example["git"] = section
+    assert problems(tmp_path, example) == expected

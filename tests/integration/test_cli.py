@@ -17,7 +17,8 @@ import pytest
 import yaml
 
 from bot.ssh.simulator import SimDevice, Simulator
-from tests.helpers import SAMPLES, documented_commands
+from tests.helpers import SAMPLES, documented_commands, until
+from tests.interop.repos import Commit, day, fixture, oxidized_repo, oxidized_text
 
 PASSWORD = "cli-Pa55"
 ENV = {"PATH": "/usr/bin:/bin", "ROUTER_PASSWORD": PASSWORD}
@@ -331,3 +332,154 @@ async def test_grep_prints_every_match_with_secrets_and_exits_like_grep(tmp_path
     code, out, _ = await backupbot("--config", cfg, "grep", "--history", "block scanner", "lab", "r1")
     assert code == 0
     assert f"appeared in #{versions[0]['id']} (" in out and "still there (line" in out
+
+
+# -- import and export (bot.interop) ------------------------------------------------------------------
+
+
+def history_config(tmp_path: Path, **top: object) -> str:
+    config = {
+        "storage": {"path": "db/backups.db"},
+        "defaults": {"username": "backup", "password": "${ROUTER_PASSWORD}"},
+        "sites": {"lab": {"devices": [{"name": "ap-1", "host": "10.0.0.2"}, {"name": "edge-1", "host": "10.0.0.3"}]},
+                  "riga": {"devices": [{"name": "gw", "host": "10.1.0.1"}]}},
+        **top,
+    }
+    path = tmp_path / "backupbot.yml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def oxidized_history(tmp_path: Path) -> Path:
+    """An Oxidized repository of real fixture sequences: a noise commit (capxl-3: only the date line),
+    a group folder, an unknown node, and a node whose file is RouterOS's error message."""
+    ox = oxidized_text
+    return oxidized_repo(tmp_path / "oxidized.git", [
+        Commit(day(1), {"ap-1": ox(fixture("seq-capxl-1.rsc"), keep_date=True), "riga/gw": ox(fixture("seq-praze-1.rsc")),
+                        "printer": ox(fixture("v6-ccr1009-sunny.rsc")),
+                        "edge-1": b"expected end of command (line 1 column 9)\n"}),
+        Commit(day(2), {"ap-1": ox(fixture("seq-capxl-2.rsc"), keep_date=True)}),
+        Commit(day(3), {"ap-1": ox(fixture("seq-capxl-3.rsc"), keep_date=True)}),
+        Commit(day(4), {"riga/gw": ox(fixture("seq-praze-2.rsc"))})])
+
+
+async def test_import_oxidized_as_documented(tmp_path: Path) -> None:
+    """`backupbot import oxidized`: a dry run, the import (with a git mirror getting it), the same again,
+    `list` naming where versions came from, and the mistakes a person makes."""
+    repo = str(oxidized_history(tmp_path))
+    cfg = history_config(tmp_path, git={"path": "mirror"})
+
+    code, out, err = await backupbot("import", "oxidized", repo, "--dry-run", "--config", cfg)
+    assert code == 1 and "Traceback" not in err  # edge-1's file is refused
+    assert "2 versions to store (2024-01-01 02:00 → 2024-01-02 02:00); 1 commit without a change" in out
+    assert "dry run: nothing written" in out and stored_versions(tmp_path / "db" / "backups.db") == 0
+
+    code, out, _ = await backupbot("--config", cfg, "import", "oxidized", repo)
+    rows = {line.split()[0]: line for line in out.splitlines()[2:] if line.strip()}
+    assert code == 1
+    assert "lab/ap-1" in rows["ap-1"] and "2 versions stored" in rows["ap-1"]
+    assert "riga/gw" in rows["riga/gw"] and "2 versions stored" in rows["riga/gw"]
+    assert "refused: RouterOS error: expected end of command (line 1 column 9)" in rows["edge-1"]
+    assert 'skipped: no device named "printer" in the config' in rows["printer"]
+    assert "4 versions of 2 devices stored (run #1); 1 skipped; 1 refused" in out
+    assert stored_versions(tmp_path / "db" / "backups.db") == 4
+    # The mirror got the history, date by date, before the command returned.
+    mirrored = subprocess.run(["git", "log", "--reverse", "--format=%ad %s", "--date=short"], cwd=tmp_path / "mirror",
+                              capture_output=True, text=True, check=True).stdout.splitlines()
+    assert [line.split(" History import #1: ")[0] for line in mirrored] == ["2024-01-01", "2024-01-02", "2024-01-04"]
+
+    code, out, _ = await backupbot("import", "oxidized", repo, "--config", cfg)
+    assert "2 versions already stored" in out and "nothing new" in out
+    assert stored_versions(tmp_path / "db" / "backups.db") == 4
+
+    code, out, _ = await backupbot("list", "lab", "ap-1", "--config", cfg)
+    assert code == 0 and out.splitlines()[0].split()[-1] == "FROM"
+    assert [line.split()[-1] for line in out.splitlines()[2:]] == ["import", "import"]
+    code, out, _ = await backupbot("list", "lab", "ap-1", "--json", "--config", cfg)
+    assert [v["origin"] for v in json.loads(out)] == ["import", "import"]
+
+    for argv, exit_code, message in [
+        (["import", "oxidized", repo, "--site", "lb"], 1, 'Unknown site "lb". Did you mean: lab?'),
+        (["import", "oxidized", str(tmp_path), "--site", "lab"], 1, "is not a git repository"),
+        (["import", "oxidized", repo, "--site", "lab", "--site-from", "group"], 2, "not allowed with argument"),
+        (["import", "files", str(tmp_path)], 2, "the following arguments are required: --site"),
+    ]:
+        code, _, err = await backupbot(*argv, "--config", cfg)
+        assert code == exit_code and message in err and "Traceback" not in err, (argv, err)
+
+
+async def test_import_files_then_export_git_as_documented(tmp_path: Path) -> None:
+    cfg = history_config(tmp_path)
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    (folder / "gw_20240101-0300.rsc").write_bytes(fixture("seq-praze-1.rsc"))
+    (folder / "gw_20240301-0300.rsc").write_bytes(fixture("seq-praze-2.rsc"))
+    code, out, err = await backupbot("import", "files", str(folder), "--site", "riga", "--config", cfg)
+    assert code == 0, err
+    assert "riga/gw" in out and "2 versions stored (2024-01-01 03:00 → 2024-03-01 03:00)" in out  # UTC: no zone set
+
+    code, out, err = await backupbot("export", "git", str(tmp_path / "moved"), "--raw", "--config", cfg)
+    assert code == 0, err
+    assert out == f"{tmp_path / 'moved'}: 2 versions of 1 device, one commit each (exact exports, secrets included)\n"
+    assert (tmp_path / "moved" / "riga" / "gw.rsc").read_bytes() == fixture("seq-praze-2.rsc")
+    code, _, err = await backupbot("export", "git", str(tmp_path / "moved"), "--config", cfg)
+    assert code == 1 and "is not empty" in err
+
+
+async def test_backup_with_a_git_mirror(tmp_path: Path, simulator: Simulator) -> None:
+    """`backupbot backup` (from cron, without serve) commits its run to the mirror before it exits."""
+    cfg = await site(tmp_path, simulator, SimDevice("r1"))
+    config = yaml.safe_load(cfg.read_text())
+    cfg.write_text(yaml.safe_dump({**config, "git": {"path": "mirror"}}))
+    code, _, err = await backupbot("backup", "--config", str(cfg))
+    assert code == 0, err
+    files = subprocess.run(["git", "ls-files"], cwd=tmp_path / "mirror", capture_output=True, text=True,
+                           check=True).stdout
+    assert files == "lab/r1.rsc\n"
+
+
+async def test_an_import_killed_midway_is_finished_by_running_it_again(tmp_path: Path) -> None:
+    """SIGKILL an import while it stores a long history: what it stored is a sound beginning of it, and
+    the same command again stores the rest, ending where an uninterrupted import does."""
+    ox = oxidized_text
+    commits = [Commit(day(n), {"ap-1": ox(fixture("seq-capxl-1.rsc" if n % 2 else "seq-capxl-2.rsc")),
+                               "riga/gw": ox(fixture(f"seq-praze-{n % 3 + 1}.rsc"))}) for n in range(1, 41)]
+    repo = str(oxidized_repo(tmp_path / "oxidized.git", commits))
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    code, _, err = await backupbot("import", "oxidized", repo, "--config", history_config(reference))
+    assert code == 0, err
+    db = reference / "db" / "backups.db"
+    want = sql_rows(db, "SELECT d.name, v.first_seen, hex(v.norm_hash) FROM versions v JOIN devices d"
+                        " ON d.id = v.device_id ORDER BY v.id")
+    assert len(want) == 80
+
+    cfg = history_config(tmp_path)
+    proc = await spawn("import", "oxidized", repo, "--config", cfg)
+    await until(lambda: stored_versions(tmp_path / "db" / "backups.db") >= 10 or proc.returncode is not None)
+    proc.kill()
+    await proc.wait()
+    got = sql_rows(tmp_path / "db" / "backups.db", "SELECT d.name, v.first_seen, hex(v.norm_hash) FROM versions v"
+                   " JOIN devices d ON d.id = v.device_id ORDER BY v.id")
+    assert proc.returncode == -signal.SIGKILL and 10 <= len(got) < 80
+    assert got == want[:len(got)]  # a beginning of the history, in the order an uninterrupted import stores it
+
+    code, out, err = await backupbot("import", "oxidized", repo, "--config", cfg)
+    assert code == 0, err
+    assert "not imported" not in out
+    assert sql_rows(tmp_path / "db" / "backups.db", "SELECT d.name, v.first_seen, hex(v.norm_hash) FROM versions v"
+                    " JOIN devices d ON d.id = v.device_id ORDER BY v.id") == want
+
+
+def sql_rows(db: Path, query: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return conn.execute(query).fetchall()
+
+
+async def test_import_shows_progress_on_a_terminal(tmp_path: Path) -> None:
+    repo = str(oxidized_history(tmp_path))
+    code, drawn, out = await on_a_terminal("import", "oxidized", repo, "--config", history_config(tmp_path),
+                                           stream="stderr")
+    assert code == 1
+    assert b"] 3/3 devices read, 1 refused" in drawn and b"] 4/4 versions stored, 0 stopped" in drawn
+    assert b"\r" not in out and b"SOURCE" in out  # the report itself goes to stdout, clean

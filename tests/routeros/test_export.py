@@ -169,6 +169,14 @@ def test_noise_line_inserted_into_real_export_changes_nothing(noise: str) -> Non
         "# software id = AB12-CD34 ",
         "# model = RB5009UPr+S+",
         "# serial number = HCY086PZ6XZ",
+        # Oxidized's copies of `/system routerboard print` and `/system package update print`
+        "#        routerboard: yes",
+        "#              model: RB5009UPr+S+",
+        "#      serial-number: HCY086PZ6XZ",
+        "#   current-firmware: 7.18.2",
+        "#  installed-version: 7.18.2",
+        "#     latest-version: 7.19",
+        "#             status: New version is available",
     ],
 )
 def test_header_variants_are_dropped(header: str) -> None:
@@ -770,3 +778,13 @@ def test_secret_names_have_one_home() -> None:
 
     assert redact_module.SECRET_PROPERTY is secrets.SECRET_PROPERTY is logs.SECRET_PROPERTY
     assert secrets.SECRET_PROPERTY.search("x password=abcd")
+
+
+def test_oxidized_header_gives_the_version_its_date_line_lost() -> None:
+    """Oxidized drops the export's date line (so its history has no version there) but keeps
+    `/system package update print` above it: the version is read from `installed-version`."""
+    raw = b"#  installed-version: 6.48.3\n#     latest-version: 6.49.18\n# software id = AB12-CD34\n#\n" \
+          b"# model = RBD53iG-5HacD2HnD\n/system identity\nset name=r1\n"
+    assert parse_header(raw.decode()) == ExportMeta("6.48.3", "RBD53iG-5HacD2HnD", None, "AB12-CD34")
+    dated = raw.replace(b"# software", b"# 2024-01-02 12:34:56 by RouterOS 7.12\n# software")
+    assert parse_header(dated.decode()).ros_version == "7.12"  # the export's own header line wins
