@@ -9,16 +9,21 @@ from datetime import datetime
 from bot.backup.service import BackupService
 from bot.core.clock import Clock
 from bot.backup.catalog import Catalog
+from bot.core.live import LiveSettings
 from bot.core.models import Settings
 from bot.slack.tasks import TaskTracker
 
 
 @dataclass(frozen=True)
 class Deps:
-    settings: Settings
+    live: LiveSettings  # the inventory in use: read `settings` at each use, it is swapped on refresh
     catalog: Catalog
     service: BackupService
     tasks: TaskTracker
     clock: Clock
     # Each site's next scheduled run (UTC), for the App Home; empty when nothing is scheduled.
     next_runs: Callable[[], Mapping[str, datetime]] = field(default=dict)
+
+    @property
+    def settings(self) -> Settings:
+        return self.live.settings

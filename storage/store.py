@@ -5,7 +5,8 @@ bot.core.models, never rows. Callers pass every time in (the clock is theirs).
 
 Store is assembled from parts that share one connection (storage.db.Database): this module holds
 runs, versions and attempts; storage.trust host keys and the instance key; storage.outbox the
-Slack outbox; storage.blobs the configs themselves (delta chains). Every write is one
+Slack outbox; storage.blobs the configs themselves (delta chains); storage.inventory the inventory
+source's last good list and retired devices. Every write is one
 transaction: a version is committed whole (blob + version + attempt + its outbox messages) or not
 at all, and a stored version never changes except its last_verified.
 """
@@ -40,6 +41,7 @@ from storage.records import (
     run_from_row,
     version_from_row,
 )
+from storage.inventory import InventoryStore
 from storage.trust import TrustStore
 
 __all__ = ["OutboxItem", "OutboxStatus", "RunInfo", "RunStatus", "Store"]
@@ -88,7 +90,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
 _FINISH_RUN = "UPDATE runs SET status = 'finished', finished_at = ? WHERE id = ? AND status <> 'finished'"
 
 
-class Store(TrustStore, OutboxStore):
+class Store(TrustStore, OutboxStore, InventoryStore):
     """Async access to backupbot's SQLite database. Open with `await Store.open(path)`."""
 
     @classmethod

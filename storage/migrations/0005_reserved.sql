@@ -1,0 +1,4 @@
+-- 0005: reserved on branch `inventory`, which adds step 0007 while other branches add 0004-0006.
+-- This placeholder keeps the steps numbered without gaps on that branch alone; it changes nothing.
+-- When the branch that owns step 0005 is merged, delete this file (two files numbered 0005
+-- make storage.migrate refuse to start, so it cannot be forgotten).
