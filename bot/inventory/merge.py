@@ -76,11 +76,11 @@ class Plan:
     without a person (`held_back` says why not)."""
 
     fetched: Fetched
-    added: tuple[SourceDevice, ...] = ()  # listed now, not in the last good list (new, or back)
+    added: tuple[SourceDevice, ...] = ()  # listed now, not in the last good list nor the file (new, or back)
     returned: tuple[SourceDevice, ...] = ()  # the added ones that were retired: un-retired
     retired: tuple[SourceDevice, ...] = ()  # in the last good list, not now: retired when applied
     kept_by_file: tuple[SourceDevice, ...] = ()  # gone from the source, but the file has them: not retired
-    changed: tuple[Change, ...] = ()
+    changed: tuple[Change, ...] = ()  # host or port moved (devices the file has are under `overrides`)
     overrides: tuple[Override, ...] = ()
     held_back: str | None = None
 
@@ -151,13 +151,16 @@ def plan(base: Settings, stored: StoredInventory, fetched: Fetched, rules: Inven
     old = {d.key: d for d in stored.listed}
     new = {d.key: d for d in fetched.devices}
     was_retired = {d.key for d, _ in stored.retired}
-    in_file = [d for d in old.values() if d.key not in new and _file_device(base.sites.get(d.site), d.name)]
-    added = tuple(d for k, d in new.items() if k not in old)
-    gone = tuple(d for k, d in old.items() if k not in new and d not in in_file)
+    def in_file(d: SourceDevice) -> bool:  # the file's device is used, whatever the source says
+        return _file_device(base.sites.get(d.site), d.name) is not None
+
+    kept = tuple(d for k, d in old.items() if k not in new and in_file(d))
+    added = tuple(d for k, d in new.items() if k not in old and not in_file(d))
+    gone = tuple(d for k, d in old.items() if k not in new and not in_file(d))
     changed: list[Change] = []
     for key, d in new.items():
         before = old.get(key)
-        if before is None:
+        if before is None or in_file(d):
             continue
         if before.host != d.host:
             changed.append(Change(d.site, d.name, "host", before.host, d.host))
@@ -172,7 +175,7 @@ def plan(base: Settings, stored: StoredInventory, fetched: Fetched, rules: Inven
         held_back = (f"it would retire {len(gone)} of {len(old)} devices at once, more than "
                      f"max_retire_percent ({rules.max_retire_percent} %) allows ({limit})")
     return Plan(fetched=fetched, added=added, returned=tuple(d for d in added if d.key in was_retired),
-                retired=gone, kept_by_file=tuple(in_file), changed=tuple(changed),
+                retired=gone, kept_by_file=kept, changed=tuple(changed),
                 overrides=merge(base, fetched.devices).overrides, held_back=held_back)
 
 

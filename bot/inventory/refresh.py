@@ -41,7 +41,9 @@ log = logging.getLogger(__name__)
 FIRST_RETRY = timedelta(minutes=1)  # after a failed read; doubled each time, up to inventory.refresh
 ACCEPT = "backupbot inventory --apply"
 
-# What the inventory in use came from (Status.using).
+# What the inventory in use came from (Status.using): the source's answer to the last read, the last
+# good list (the source's latest read failed or was held back; also after a restart until it answers),
+# or the config file alone (no good read ever).
 FROM_SOURCE, FROM_STORED, FROM_FILE = "source", "last good list", "config file only"
 
 
@@ -159,11 +161,13 @@ class Refresher:
 
     def _failed(self, now: datetime, error: str | None, held_back: str | None = None) -> None:
         s = self.status
+        if s.using == FROM_SOURCE:  # the same list, now the last good one
+            s.using = FROM_STORED
         s.state = "held back" if held_back else "failing"
         s.error, s.held_back = error, held_back
         s.failures += 1
         s.failing_since = s.failing_since or now
-        kept = (f"the last good list, read {when(s.list_read_at)} UTC" if s.using != FROM_FILE
+        kept = (f"the last good list, read {when(s.list_read_at)} UTC" if s.using == FROM_STORED
                 else "the config file's devices only")
         if held_back:
             log_event(log, logging.WARNING, "inventory held back: the devices in use are kept",
