@@ -145,7 +145,9 @@ def main(argv: Sequence[str], env: Mapping[str, str], out: TextIO = sys.stdout, 
             register_secret(settings.inventory.source.token)
         if args.command == "check-config":
             count = len(settings.devices())
-            print(f"{config}: OK ({len(settings.sites)} sites, {count} devices)", file=out)
+            more = "" if settings.inventory is None else (
+                f"; more come from {settings.inventory.source.describe} (`backupbot inventory` reads it)")
+            print(f"{config}: OK ({len(settings.sites)} sites, {count} devices{more})", file=out)
             return EXIT_OK
         if args.command == "serve":
             from bot.serve.server import serve

@@ -145,7 +145,15 @@ async def backend_ctx(app: web.Application) -> AsyncIterator[None]:
             log_event(log, logging.WARNING, "serve starts without a fresh inventory", note=backend.inventory_note)
         await close_unfinished_runs(backend, options.clock)
         app[BACKEND] = backend
-        metrics.load_last_successes(await backend.store.last_successes())
+        # Only devices in the inventory: a retired or removed one must not set off a staleness alert.
+        active = {d.key for d in backend.settings.devices()}
+        metrics.load_last_successes({k: at for k, at in (await backend.store.last_successes()).items() if k in active})
+
+        def forget_gone(old: Settings, new: Settings) -> None:
+            for site, device in {d.key for d in old.devices()} - {d.key for d in new.devices()}:
+                metrics.forget(site, device)
+
+        backend.live.subscribe(forget_gone)
 
         async def outbox_depth() -> None:
             metrics.set_outbox_depth(await backend.store.outbox_depth())

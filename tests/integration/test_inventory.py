@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from bot.config.load import load_settings, parse_settings
+from bot.core.kinds import Trigger
 from bot.core.models import Settings
 from bot.serve.server import BACKEND, SCHEDULER, Options
 from bot.slack import blocks
@@ -79,7 +80,7 @@ async def test_serve_retires_what_netbox_drops_keeps_it_browsable_and_survives_a
         backend = bot.app[BACKEND]
         assert [d.label for d in backend.settings.devices()] == ["lab/core-1", "lab/edge-1", "lab/old-1"]
         assert backend.settings.sites["lab"].device("core-1").host == "127.0.0.1"
-        summary = await backend.service.run(backend.settings.devices(), "test")
+        summary = await backend.service.run(backend.settings.devices(), Trigger.CLI)
         assert [r.status.value for r in summary.results] == ["new", "new", "new"]
         status, ready = await bot.admin_get("/healthz/ready")
         assert status == 200 and ready["inventory"]["state"] == "ok" and ready["inventory"]["overrides"] == 1
@@ -88,6 +89,8 @@ async def test_serve_retires_what_netbox_drops_keeps_it_browsable_and_survives_a
         assert (await backend.refresher.refresh()).applied
         lab = backend.settings.sites["lab"]
         assert [d.name for d in lab.devices] == ["core-1", "edge-1"] and [d.name for d in lab.retired] == ["old-1"]
+        _, metrics = await bot.admin_text("/metrics")  # no staleness alert waits on a retired device
+        assert 'device="old-1"' not in metrics and 'backupbot_last_success_timestamp_seconds{device="edge-1"' in metrics
 
         # Slack: still browsable, shown as retired, never backed up again.
         msg = await answer(slack, await bot.command("lab old-1"))
@@ -124,7 +127,7 @@ async def test_serve_starts_with_the_files_devices_when_netbox_is_down_and_nothi
     settings = parse_settings(config(netbox, core), ENV, tmp_path)
     async with run_bot(settings, slack) as bot:
         assert [d.label for d in bot.app[BACKEND].settings.devices()] == ["lab/core-1"]
-        status, ready = await bot.admin_get("/healthz/ready")
+        _, ready = await bot.admin_get("/healthz/ready")
         assert ready["inventory"]["using"] == "config file only" and ready["inventory"]["state"] == "failing"
         assert ready["inventory"]["note"] == ("no list from the source yet: only the devices in the config file "
                                               "are backed up")

@@ -72,9 +72,10 @@ def _site_line(o: SiteOverview, now: datetime, next_run: datetime | None = None)
     run = f"last run {when(o.last_run)} UTC ({ago(o.last_run, now)})" if o.last_run else "never run"
     mark = ":x:" if o.failed else ":white_check_mark:" if o.ok else ":grey_question:"
     never = f" · {o.never:,} never tried" if o.never else ""
+    retired = f" · {o.retired:,} retired" if o.retired else ""
     upcoming = f" · next run {when(next_run)} UTC" if next_run is not None else ""
     return (f"{mark} *{esc(o.site.name)}* · {plural(len(o.site.devices), 'device')} · {run}{upcoming} · "
-            f"{o.ok:,} ok · {o.changed:,} changed · {o.failed:,} failed{never}")
+            f"{o.ok:,} ok · {o.changed:,} changed · {o.failed:,} failed{never}{retired}")
 
 
 def _more_sites(n: int) -> str:
