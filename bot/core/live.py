@@ -36,10 +36,9 @@ class LiveSettings:
         return self._settings
 
     def replace(self, settings: Settings) -> None:
-        """Make `settings` the current one and tell every listener (nothing happens if it is the same)."""
+        """Make `settings` the current one and tell every listener. (Whether it differs is the caller's
+        question: comparing two inventories of thousands of devices is work for a thread, not the loop.)"""
         old = self._settings
-        if settings == old:
-            return
         self._settings = settings
         for listener in list(self._listeners):
             try:
