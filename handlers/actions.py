@@ -44,13 +44,13 @@ async def _backup(deps: Deps, who: Requester, reply: Reply, devices: list[Device
 
 
 def _backup_site(deps: Deps, who: Requester, reply: Reply, value: str, body: dict[str, Any]) -> Work:
-    site = work.site_for(deps, who, blocks.parse_site(value))
-    return _backup(deps, who, reply, list(site.devices), site.name)
+    devices = work.backup_targets(deps, who, blocks.parse_site(value))
+    return _backup(deps, who, reply, devices, devices[0].site)
 
 
 def _backup_device(deps: Deps, who: Requester, reply: Reply, value: str, body: dict[str, Any]) -> Work:
-    device = work.device_for(deps, who, *blocks.parse_device(value))
-    return _backup(deps, who, reply, [device], device.label)
+    devices = work.backup_targets(deps, who, *blocks.parse_device(value))
+    return _backup(deps, who, reply, devices, devices[0].label)
 
 
 def _open_device(deps: Deps, who: Requester, reply: Reply, value: str, body: dict[str, Any]) -> Work:

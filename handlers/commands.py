@@ -199,12 +199,8 @@ def _plan(deps: Deps, cmd: Command, who: Requester, reply: Reply) -> tuple[block
             device = work.device_for(deps, who, cmd.site or "", cmd.device or "")
             return None, work.latest_change(deps, who, reply, device)
         case Kind.BACKUP:
-            if cmd.device is not None:
-                devices = [work.device_for(deps, who, cmd.site or "", cmd.device)]
-                label = devices[0].label
-            else:
-                site = work.site_for(deps, who, cmd.site or "")
-                devices, label = list(site.devices), site.name
+            devices = work.backup_targets(deps, who, cmd.site or "", cmd.device)
+            label = devices[0].label if cmd.device is not None else devices[0].site
             started = blocks.backup_started(label, len(devices), deps.service.busy(devices))
             return started, work.backup(deps, who, reply, devices)
     raise AssertionError(cmd.kind)

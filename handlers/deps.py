@@ -11,6 +11,7 @@ from bot.backup.grep import Grep
 from bot.backup.service import BackupService
 from bot.core.clock import Clock
 from bot.backup.catalog import Catalog
+from bot.core.live import LiveSettings
 from bot.core.models import Settings, Version
 from bot.slack.tasks import TaskTracker
 
@@ -28,7 +29,7 @@ class WebLinks(Protocol):
 
 @dataclass(frozen=True)
 class Deps:
-    settings: Settings
+    live: LiveSettings  # the inventory in use: read `settings` at each use, it is swapped on refresh
     catalog: Catalog
     service: BackupService
     grep: Grep
@@ -37,3 +38,7 @@ class Deps:
     # Each site's next scheduled run (UTC), for the App Home; empty when nothing is scheduled.
     next_runs: Callable[[], Mapping[str, datetime]] = field(default=dict)
     web: WebLinks | None = None  # web.base_url set: "Open in browser" buttons
+
+    @property
+    def settings(self) -> Settings:
+        return self.live.settings

@@ -31,7 +31,8 @@ async def publish_home(deps: Deps, client: AsyncWebClient, user: str) -> None:
     statuses: list[DeviceStatus] = []
     for site in visible:
         statuses += await deps.catalog.device_statuses(site.name)
-    failing = [s for s in statuses if s.last_attempt is not None and s.last_attempt.status is Status.FAILED]
+    failing = [s for s in statuses if s.last_attempt is not None and s.last_attempt.status is Status.FAILED
+               and s.device.retired_at is None]  # a retired device is never tried again: nothing to fix
     stale = [s for s in statuses if deps.catalog.is_stale(s)]
     view = blocks.app_home(overviews, failing, stale, deps.clock(), deps.next_runs())
     await client.views_publish(user_id=user, view=view)

@@ -48,8 +48,15 @@ def site_for(deps: Deps, who: Requester, name: str) -> Site:
 
 
 def device_for(deps: Deps, who: Requester, site_name: str, name: str) -> Device:
+    """The named device (active or retired: its history may be browsed) if the requester may see its site."""
     site = site_for(deps, who, site_name)
     return deps.catalog.device(site.name, name)
+
+
+def backup_targets(deps: Deps, who: Requester, site_name: str, name: str | None = None) -> list[Device]:
+    """What backing up the site (or one device) takes, if the requester may see it; never a retired device."""
+    site = site_for(deps, who, site_name)
+    return deps.catalog.backup_targets(site.name, name)
 
 
 async def viewable_version(deps: Deps, who: Requester, version_id: int) -> Version:

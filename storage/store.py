@@ -5,7 +5,8 @@ bot.core.models, never rows. Callers pass every time in (the clock is theirs).
 
 Store is assembled from parts that share one connection (storage.db.Database): this module holds
 runs, versions and attempts; storage.trust host keys and the instance key; storage.outbox the
-Slack outbox; storage.blobs the configs themselves (delta chains). Every write is one
+Slack outbox; storage.sessions the browser pages' sessions; storage.blobs the configs themselves
+(delta chains); storage.inventory the inventory source's last good list and retired devices. Every write is one
 transaction: a version is committed whole (blob + version + attempt + its outbox messages) or not
 at all, and a stored version never changes except its last_verified and undated_sha256 (the
 undated hash of the last export that confirmed it: migration 0004). storage.history reads the
@@ -44,6 +45,7 @@ from storage.records import (
     version_from_row,
 )
 from storage.history import HistoryStore
+from storage.inventory import InventoryStore
 from storage.sessions import SessionStore, WebSession
 from storage.trust import TrustStore
 
@@ -105,7 +107,7 @@ _INLINE_PACK = 16 * 1024
 _INTERRUPT_RUN = "UPDATE runs SET status = 'interrupted', finished_at = ? WHERE id = ? AND status = 'running'"
 
 
-class Store(TrustStore, OutboxStore, SessionStore, HistoryStore):
+class Store(TrustStore, OutboxStore, SessionStore, HistoryStore, InventoryStore):
     """Async access to backupbot's SQLite database. Open with `await Store.open(path)`."""
 
     @classmethod

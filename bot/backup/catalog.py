@@ -1,8 +1,11 @@
 """Read-only questions about the inventory and what was recorded: the CLI and Slack both ask here.
 
 Resolves typed names (with close-match suggestions), lists sites, devices and versions, and
-produces views and diffs. Normalizing, diffing and redacting large configs runs in the CPU worker
-process (bot.backup.offload).
+produces views and diffs. The inventory is read from the LiveSettings holder at each call, so a
+refreshed inventory (bot.inventory) is seen at once. Retired devices (gone from the inventory
+source) are found, listed (after the active ones, marked) and browsable like any other; only
+`backup_targets` refuses them: they are never backed up again. Normalizing, diffing and redacting
+large configs runs in the CPU worker process (bot.backup.offload).
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from bot.routeros import export as routeros
 from bot.routeros import redact as redaction
 from bot.core.clock import Clock, utcnow
 from bot.core.stale import is_stale
+from bot.core.text import retired_phrase
 from bot.core.errors import NotFound, UserError
+from bot.core.live import LiveSettings
 from bot.backup.offload import cpu
 from bot.core.models import Attempt, Device, DeviceStatus, Diff, HostKey, Settings, Site, Status, Version
 
@@ -46,13 +51,18 @@ class SiteOverview:
     changed: int
     failed: int
     never: int  # devices never attempted
+    retired: int = 0  # devices gone from the inventory source (not counted above)
 
 
 class Catalog:
-    def __init__(self, settings: Settings, store: CatalogStore, clock: Clock = utcnow) -> None:
-        self.settings = settings
+    def __init__(self, settings: Settings | LiveSettings, store: CatalogStore, clock: Clock = utcnow) -> None:
+        self.live = LiveSettings.of(settings)
         self.store = store
         self.clock = clock
+
+    @property
+    def settings(self) -> Settings:
+        return self.live.settings
 
     # --- names -------------------------------------------------------------------------------
     def site(self, name: str) -> Site:
@@ -63,19 +73,37 @@ class Catalog:
         return site
 
     def device(self, site_name: str, name: str) -> Device:
+        """A device whose history may be browsed: active or retired."""
         site = self.site(site_name)
-        device = site.device(name)
+        device = site.known(name)
         if device is None:
-            close = difflib.get_close_matches(name, [d.name for d in site.devices], n=3, cutoff=0.5)
+            names = [d.name for d in (*site.devices, *site.retired)]
+            close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
             raise NotFound(f'Unknown device "{name}" in site "{site.name}".', close)
         return device
 
+    def backup_targets(self, site_name: str, name: str | None = None) -> list[Device]:
+        """The devices a backup of the site (or of one of its devices) takes; UserError for a retired
+        device or a site with none left to back up."""
+        if name is not None:
+            device = self.device(site_name, name)
+            if device.retired_at is not None:
+                raise UserError(retired_phrase(device) + "; it is not backed up any more. "
+                                "Its backups are kept and can still be listed, shown, compared and downloaded.")
+            return [device]
+        site = self.site(site_name)
+        if not site.devices:
+            raise UserError(f"{site.name} has no devices to back up"
+                            + (f" (its {len(site.retired)} retired ones are not backed up)." if site.retired else "."))
+        return list(site.devices)
+
     def search(self, text: str) -> list[Device]:
-        """Devices whose site, name or host contains `text` (case-insensitive)."""
+        """Devices, active then retired, whose site, name or host contains `text` (case-insensitive)."""
         needle = text.strip().lower()
         if not needle:
             raise UserError("Search for what? Give part of a site, device name or address.")
-        return [d for d in self.settings.devices()
+        everything = [*self.settings.devices(), *(d for s in self.settings.sites.values() for d in s.retired)]
+        return [d for d in everything
                 if needle in d.site.lower() or needle in d.name.lower() or needle in d.host.lower()]
 
     # --- listings ----------------------------------------------------------------------------
@@ -91,18 +119,23 @@ class Catalog:
                 changed=sum(a.status is Status.CHANGED for a in mine),
                 failed=sum(a.status is Status.FAILED for a in mine),
                 never=len(site.devices) - len(mine),
+                retired=len(site.retired),
             ))
         return out
 
     async def device_statuses(self, site_name: str) -> list[DeviceStatus]:
+        """The site's devices with their latest version and attempt: active ones, then retired ones."""
         site = self.site(site_name)
         latest = await self.store.latest_versions(site.name)
         attempts = await self.store.last_attempts(site.name)
         successes = await self.store.last_successes(site.name)
-        return [DeviceStatus(d, latest.get(d.key), attempts.get(d.key), successes.get(d.key)) for d in site.devices]
+        return [DeviceStatus(d, latest.get(d.key), attempts.get(d.key), successes.get(d.key))
+                for d in (*site.devices, *site.retired)]
 
     def is_stale(self, status: DeviceStatus) -> bool:
-        """bot.core.stale's definition, with the configured threshold, as of now."""
+        """bot.core.stale's definition, with the configured threshold, as of now (a retired device never is)."""
+        if status.device.retired_at is not None:
+            return False
         return is_stale(status.last_attempt is not None, status.last_success_at, self.clock(),
                         self.settings.stale_after)
 

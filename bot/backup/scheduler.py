@@ -29,6 +29,11 @@ digest per channel (bot.slack.notify groups a run's results by channel). Decisio
 - Jitter delays each slot's start (all its sites together) by up to `jitter` seconds; default 0.
 - misfire_grace_time=None with coalesce=True: a slot missed while the process was alive but stalled
   (host suspended, event loop blocked) runs once, however late, the same rule as the start-up catch-up.
+- A refreshed inventory (bot.core.live, bot.inventory) re-plans the slots at once: a slot no site
+  has any more loses its job, a new one gets its job, and a slot's sites are read when it fires.
+  A run in progress finishes with the devices it started with (run_sites takes them when it
+  starts); new devices and sites join their slot's next run (a new site is not caught up);
+  removed or retired devices are not in any later run.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from bot.core.clock import Clock
 from bot.core.kinds import Trigger
+from bot.core.live import LiveSettings
 from bot.core.logs import log_event
 from bot.core.models import NotStarted, Settings
 
@@ -167,21 +173,26 @@ class Scheduler:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: Settings | LiveSettings,
         run_sites: RunSites,
         store: ScheduleStore,
         clock: Clock,
         *,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
-        self.settings, self.run_sites, self.store, self.clock = settings, run_sites, store, clock
+        self.live, self.run_sites, self.store, self.clock = LiveSettings.of(settings), run_sites, store, clock
         self._sleep = sleep
-        self.slots = {slot.id: slot for slot in schedule_slots(settings)}
+        self.slots = {slot.id: slot for slot in schedule_slots(self.settings)}
         self.aps: AsyncIOScheduler | None = None
         self._stopping = False
         self._busy: dict[str, str] = {}  # site -> the run that holds it (waiting to start or running)
         self._coalesced: dict[str, datetime] = {}  # site -> when a slot came due during its run
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._unsubscribe = self.live.subscribe(lambda old, new: self.replan(new))
+
+    @property
+    def settings(self) -> Settings:
+        return self.live.settings
 
     @property
     def running(self) -> bool:
@@ -203,20 +214,44 @@ class Scheduler:
         self.aps = AsyncIOScheduler(timezone=ZoneInfo("UTC"))
         jitter = self.settings.schedule.jitter
         for slot in self.slots.values():
-            self.aps.add_job(
-                self._scheduled, DailyTrigger(slot.at, slot.zone, jitter), args=(slot.id,), id=slot.id,
-                name=f"backup {', '.join(slot.sites)} at {slot.id}", coalesce=True, max_instances=1,
-                misfire_grace_time=None, replace_existing=True)
+            self._add_job(slot)
         await self._plan_catch_up(self.clock(), jitter)
         self.aps.start()
         log_event(log, logging.INFO, "scheduler started", sites=len(self.settings.sites),
                   jobs=len(self.aps.get_jobs()), jitter=jitter)
+
+    def _add_job(self, slot: Slot) -> None:
+        assert self.aps is not None
+        self.aps.add_job(
+            self._scheduled, DailyTrigger(slot.at, slot.zone, self.settings.schedule.jitter), args=(slot.id,),
+            id=slot.id, name=f"backup at {slot.id}", coalesce=True, max_instances=1,
+            misfire_grace_time=None, replace_existing=True)
+
+    def replan(self, settings: Settings) -> None:
+        """The inventory changed: one job per slot of `settings`, each slot with its sites as they are now.
+        Runs in progress are left alone; sites are read from `self.slots` when a slot fires."""
+        slots = {slot.id: slot for slot in schedule_slots(settings)}
+        old, self.slots = self.slots, slots
+        if self.aps is None or self._stopping:
+            return
+        for slot_id in old.keys() - slots.keys():
+            self.aps.remove_job(slot_id)
+        for slot_id in slots.keys() - old.keys():
+            self._add_job(slots[slot_id])
+        before = {site for slot in old.values() for site in slot.sites}
+        after = {site for slot in slots.values() for site in slot.sites}
+        log_event(log, logging.INFO, "schedule re-planned", slots=len(slots),
+                  slots_added=",".join(sorted(slots.keys() - old.keys())),
+                  slots_removed=",".join(sorted(old.keys() - slots.keys())),
+                  sites_added=",".join(sorted(after - before)), sites_removed=",".join(sorted(before - after)),
+                  devices=len(settings.devices()))
 
     async def stop(self, grace: float = 0.0) -> None:
         """Start no new work; give in-flight runs `grace` seconds, then cancel them and wait."""
         if self._stopping:
             return
         self._stopping = True
+        self._unsubscribe()
         if self.aps is not None and self.aps.running:
             self.aps.shutdown(wait=False)
             await asyncio.sleep(0)  # AsyncIOScheduler shuts down in a loop callback
@@ -257,8 +292,10 @@ class Scheduler:
         task.add_done_callback(self._tasks.discard)
 
     async def _scheduled(self, slot_id: str) -> None:
-        """The APScheduler job: the daily slot `slot_id` is due for all its sites."""
-        slot = self.slots[slot_id]
+        """The APScheduler job: the daily slot `slot_id` is due for all its sites (as the inventory has them now)."""
+        slot = self.slots.get(slot_id)
+        if slot is None:  # re-planned away between APScheduler's decision and this call
+            return
         claim = self._claim(slot.sites, Trigger.SCHEDULE, f"{slot.id} run")
         if claim is None:
             return

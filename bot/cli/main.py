@@ -16,13 +16,13 @@ from typing import Any, TextIO
 from bot.cli import interop, terminal
 from bot.app import Backend, open_backend
 from bot.config.load import load_settings
-from bot.core.errors import BackupbotError, ConfigError, SchemaTooNew, StartupError, UserError
+from bot.core.errors import BackupbotError, ConfigError, InventoryError, SchemaTooNew, StartupError, UserError
 from bot.core.kinds import Trigger
 from bot.core.logs import configure_logging, register_secret
 from bot.core.secrets import SECRET_ENV
 from bot.core.text import diffs_text
 from bot.serve.listen import Listen
-from bot.core.models import DeviceResult, Settings
+from bot.core.models import DeviceResult, NetBoxSource, Settings
 from bot.backup.grep import CLI_LINES, Reading, targets
 from bot.backup.grepresult import history_text, result_text
 from bot.routeros.grep import Query, compile_query
@@ -110,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-i", "--ignore-case", action="store_true", help="ignore upper and lower case")
     g.add_argument("--history", action="store_true",
                    help="when each matching line appeared in the device's versions, and when it went")
+    inv = cmd("inventory", "read the inventory source (NetBox or CSV) and show what it gives and what would "
+                           "change; changes nothing unless --apply", json_flag=True)
+    inv.add_argument("--apply", action="store_true",
+                     help="save what the source gives as the inventory now, retiring the devices it no longer "
+                          "lists, also when serve holds it back for retiring too many at once")
     t = cmd("trust", "accept a device's changed SSH host key")
     t.add_argument("site", metavar="SITE", help="site name")
     t.add_argument("device", metavar="DEVICE", help="device name")
@@ -157,9 +162,14 @@ def main(argv: Sequence[str], env: Mapping[str, str], out: TextIO = sys.stdout, 
         settings = load_settings(config, env)
         for device in settings.devices():
             register_secret(device.password)
+        register_secret(settings.defaults.password)
+        if settings.inventory is not None and isinstance(settings.inventory.source, NetBoxSource):
+            register_secret(settings.inventory.source.token)
         if args.command == "check-config":
             count = len(settings.devices())
-            print(f"{config}: OK ({len(settings.sites)} sites, {count} devices)", file=out)
+            more = "" if settings.inventory is None else (
+                f"; more come from {settings.inventory.source.describe} (`backupbot inventory` reads it)")
+            print(f"{config}: OK ({len(settings.sites)} sites, {count} devices{more})", file=out)
             return EXIT_OK
         if args.command == "serve":
             from bot.serve.server import serve
@@ -188,8 +198,18 @@ def register_secrets(env: Mapping[str, str]) -> None:
             register_secret(value)
 
 
+# Commands that name sites or devices read the inventory source first (falling back to its last good
+# list); the others use the last good list without asking the source.
+READS_SOURCE = {"backup", "sites", "list", "trust"}
+
+
 async def _with_backend(settings: Settings, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    async with open_backend(settings) as backend:
+    if args.command == "inventory" and settings.inventory is None:
+        raise StartupError("no inventory source is configured: add an `inventory:` section with netbox or csv "
+                           "(README, \"Inventory from NetBox or a CSV file\")")
+    async with open_backend(settings, read_source=args.command in READS_SOURCE) as backend:
+        if backend.inventory_note is not None:
+            print(f"backupbot: {backend.inventory_note}", file=err)
         return await COMMANDS[args.command](backend, args, out, err)
 
 
@@ -203,9 +223,7 @@ def _emit(args: argparse.Namespace, out: TextIO, doc: Callable[[], Any], text: C
 
 
 async def cmd_backup(b: Backend, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    devices = b.settings.devices()
-    if args.site:
-        devices = [b.catalog.device(args.site, args.device)] if args.device else list(b.catalog.site(args.site).devices)
+    devices = b.catalog.backup_targets(args.site, args.device) if args.site else b.settings.devices()
     show_progress = err.isatty() and not args.json
     done = failed = 0
 
@@ -296,7 +314,30 @@ async def cmd_grep(b: Backend, args: argparse.Namespace, out: TextIO, err: TextI
     return EXIT_OK if result.devices else EXIT_FAILED
 
 
+async def cmd_inventory(b: Backend, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """What the source gives against the last good list; with --apply, save it (serve uses it at its next refresh)."""
+    refresher = b.refresher
+    assert refresher is not None  # _with_backend refused the command without a source
+    stored = await b.store.stored_inventory()
+    try:
+        if args.apply:
+            outcome = await refresher.refresh(accept=True)
+            if outcome.plan is None:
+                raise InventoryError(outcome.error or "unreadable")
+            change = outcome.plan
+        else:
+            change, stored = await refresher.preview()
+    except InventoryError as exc:
+        source, error = refresher.source.describe, str(exc)
+        _emit(args, out, lambda: terminal.inventory_failed_json(source, error, stored),
+              lambda: terminal.inventory_failed(source, error, stored))
+        return EXIT_FAILED
+    _emit(args, out, lambda: terminal.inventory_json(change, stored, applied=args.apply),
+          lambda: terminal.inventory(change, stored, applied=args.apply))
+    return EXIT_OK
+
+
 Command = Callable[[Backend, argparse.Namespace, TextIO, TextIO], Awaitable[int]]
 COMMANDS: dict[str, Command] = {"backup": cmd_backup, "sites": cmd_sites, "list": cmd_list, "show": cmd_show,
             "diff": cmd_diff, "grep": cmd_grep, "trust": cmd_trust, "import": interop.cmd_import,
-            "export": interop.cmd_export}
+            "export": interop.cmd_export, "inventory": cmd_inventory}

@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import os
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -20,13 +21,24 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.core.errors import ConfigError
-from bot.core.models import Device, GitSettings, ScheduleSettings, Settings, Site, SlackSettings, WebSettings
+from bot.core.names import RULE, host_problem, is_simple_name
+from bot.core.models import (
+    Connection,
+    CsvSource,
+    Device,
+    GitSettings,
+    InventorySettings,
+    NetBoxSource,
+    ScheduleSettings,
+    Settings,
+    Site,
+    SlackSettings,
+    WebSettings,
+)
 from bot.config.yamlfile import read_yaml
 
 _VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")  # "$${" is a literal "${"
 _PASSWORD_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-# Site and device names are typed in Slack commands and carried in button values (≤2,000 chars).
-_TOKEN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 # The browser pages' base URL: scheme and host (and port, path), nothing the links would drop or repeat.
 _BASE_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::\d{1,5})?(?:/[A-Za-z0-9._~/-]*)?")
 _AUTHOR = re.compile(r"[^<>\n]*[^<>\s] <[^<>\s]+>")  # what git takes as an identity: Name <email>
@@ -39,6 +51,12 @@ _CONN_KEYS = ("username", "password", "port", "timeout", "export", "key_file")
 # Precedence device > site > defaults > built-in; the built-in values are Device's own defaults.
 _BUILTIN = {f.name: f.default for f in dataclasses.fields(Device) if f.name in ("port", "timeout", "export")}
 _HINTS = {"address": "host", "adress": "host", "ip": "host", "hostname": "host", "user": "username"}
+_DURATION = re.compile(r"(\d+)\s*([smhd])")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MIN_REFRESH = timedelta(minutes=1)  # a source read more often than this is being hammered, not watched
+SITE_FROM = ("site", "region", "tenant")
+# Query parameters backupbot sets itself while paging through NetBox's list.
+_PAGING = ("limit", "offset", "brief", "fields", "exclude")
 _BAD = object()  # stands in for a value that was present but wrong (and already reported)
 Checker = Callable[[str, Any], Any]
 
@@ -87,12 +105,19 @@ def _suggest(key: object, allowed: Mapping[str, object]) -> str:
     return f' (did you mean "{hint}"?)' if hint else ""
 
 
+def _connection(inherited: Mapping[str, Any]) -> Connection:
+    """What a device without keys of its own gets (values already reported as bad are left out)."""
+    fields = {f.name for f in dataclasses.fields(Connection)}
+    return Connection(**{k: v for k, v in inherited.items() if k in fields and v is not _BAD})
+
+
 class _Checker:
     """Walks the parsed config in file order, collecting problems instead of stopping at one."""
 
     def __init__(self, env: Mapping[str, str], base_dir: Path) -> None:
         self.env, self.base_dir = env, base_dir
         self.problems: list[str] = []
+        self.from_source = False  # an `inventory` section is present
         self.conn: dict[str, Checker] = {  # the keys defaults, sites and devices all accept
             "username": self.text, "password": self.password,
             "port": lambda loc, v: self.integer(v, 1, 65535), "timeout": self.timeout,
@@ -154,23 +179,25 @@ class _Checker:
         return text
 
     def name(self, loc: str, value: object) -> str:
-        if isinstance(value, (str, int)) and not isinstance(value, bool) and _TOKEN.fullmatch(str(value)):
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and is_simple_name(str(value)):
             return str(value)
-        raise _Invalid(f"{_show(value)} is not a simple name: use up to 64 letters, digits, "
-                       '"-", "_" and "." (names are typed in Slack commands, separated by spaces)')
+        raise _Invalid(f"{_show(value)} is not a simple name: {RULE} "
+                       "(names are typed in Slack commands, separated by spaces)")
 
     def host(self, loc: str, value: object) -> str:
         host = self.text(loc, value)
-        if any(ch.isspace() for ch in host):
-            raise _Invalid(f"{_show(host)} is not a host name or IP address")
-        if host.count(":") == 1:
-            raise _Invalid(f'{_show(host)}: put the port in "port", not in the host')
+        problem = host_problem(host)
+        if problem is not None:
+            raise _Invalid(problem)
         return host
 
     def password(self, loc: str, value: object) -> str:
+        return self.secret(value, "password", "${ROUTER_PASSWORD}")
+
+    def secret(self, value: object, what: str, example: str) -> str:
         match = _PASSWORD_REF.fullmatch(value) if isinstance(value, str) else None
-        if match is None:  # the message never repeats the value: it may be a real password
-            raise _Invalid("password must come from the environment, e.g. ${ROUTER_PASSWORD}; "
+        if match is None:  # the message never repeats the value: it may be a real secret
+            raise _Invalid(f"{what} must come from the environment, e.g. {example}; "
                            "credentials are not kept in files")
         if not self.lookup(match.group(1)):
             raise _Invalid(f"environment variable {match.group(1)} is empty")
@@ -188,6 +215,9 @@ class _Checker:
         return command
 
     def key_file(self, loc: str, value: object) -> str:
+        return str(self.readable_file(loc, value))
+
+    def readable_file(self, loc: str, value: object) -> Path:
         path = self.base_dir / Path(self.text(loc, value)).expanduser()  # absolute paths stay as is
         if not path.exists():
             raise _Invalid(f"{path}: no such file")
@@ -195,7 +225,7 @@ class _Checker:
             raise _Invalid(f"{path}: is not a file")
         if not os.access(path, os.R_OK):
             raise _Invalid(f"{path}: is not readable by this process")
-        return str(path)
+        return path
 
     def base_url(self, loc: str, value: object) -> str:
         url = self.text(loc, value)
@@ -279,6 +309,88 @@ class _Checker:
         path = self.base_dir / Path(fields.pop("path")).expanduser()
         return GitSettings(path=path, **fields)
 
+    def duration(self, loc: str, value: object) -> timedelta:
+        """"1h", "30m", "90s", "1d" or a number of seconds."""
+        seconds: int | None = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            seconds = value
+        elif isinstance(value, str) and (m := _DURATION.fullmatch(value.strip())):
+            seconds = int(m.group(1)) * _UNIT[m.group(2)]
+        if seconds is None:
+            raise _Invalid(f'must be a duration such as "1h", "30m" or "90s" (or seconds), got {_show(value)}')
+        if timedelta(seconds=seconds) < MIN_REFRESH:
+            raise _Invalid(f"must be at least 1 minute, got {_show(value)}")
+        return timedelta(seconds=seconds)
+
+    def url(self, loc: str, value: object) -> str:
+        url = self.text(loc, value).strip()
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise _Invalid(f'{_show(url)} is not an http(s) URL, e.g. "https://netbox.example.com"')
+        if parts.query or parts.fragment:
+            raise _Invalid(f'{_show(url)}: give the base URL only; filters go in "filter"')
+        if parts.path.rstrip("/").endswith("/api") or "/api/" in parts.path:
+            raise _Invalid(f'{_show(url)}: give NetBox\'s base URL, without "/api/..." (it is added)')
+        try:
+            parts.port  # noqa: B018 - raises on a port out of range
+        except ValueError:
+            raise _Invalid(f"{_show(url)} has a bad port") from None
+        return url.rstrip("/")
+
+    def query(self, loc: str, value: object) -> tuple[tuple[str, str], ...]:
+        """NetBox filters: name -> a value or a list of values (a list repeats the parameter)."""
+        if value is None:
+            return ()
+        if not isinstance(value, dict):
+            raise _Invalid(f"must be a mapping of NetBox filter to value, e.g. {{tag: backup}}, got {_show(value)}")
+        out: list[tuple[str, str]] = []
+        for key, raw in value.items():
+            where = f"{loc}.{key}"
+            if str(key) in _PAGING:
+                self.fail(where, f'backupbot sets "{key}" itself while reading every page; leave it out')
+                continue
+            for item in raw if isinstance(raw, list) else [raw]:
+                if isinstance(item, bool) or not isinstance(item, (str, int, float)) or str(item).strip() == "":
+                    self.fail(where, f"must be a value or a list of values, got {_show(raw)}")
+                    break
+                out.append((str(key), self.expand(item) if isinstance(item, str) else str(item)))
+        return tuple(out)
+
+    def netbox(self, loc: str, value: object) -> NetBoxSource | None:
+        fields = self.fields(loc, value, {
+            "url": self.url, "token": lambda _, v: self.secret(v, "token", "${NETBOX_TOKEN}"),
+            "filter": self.query, "site_from": self.site_from,
+            "port_field": self.name, "timeout": self.timeout})
+        if fields is None:
+            return None
+        for key in ("url", "token"):
+            if key not in fields:
+                self.fail(f"{loc}.{key}", "required")
+        if any(v is _BAD for v in fields.values()) or "url" not in fields or "token" not in fields:
+            return None
+        return NetBoxSource(**fields)
+
+    def site_from(self, loc: str, value: object) -> str:
+        if value in SITE_FROM:
+            return str(value)
+        raise _Invalid(f"must be one of {', '.join(SITE_FROM)} (whose slug names the site), got {_show(value)}")
+
+    def inventory(self, loc: str, value: object) -> InventorySettings | None:
+        fields = self.fields(loc, value, {
+            "netbox": self.netbox, "csv": lambda loc, v: CsvSource(self.readable_file(loc, v)),
+            "refresh": self.duration, "max_retire_percent": lambda loc, v: self.integer(v, 0, 100)})
+        if fields is None:
+            return None
+        sources = [k for k in ("netbox", "csv") if k in fields]
+        if len(sources) != 1:
+            self.fail(loc, "needs exactly one source: netbox or csv" + (" (both are given)" if sources else ""))
+            return None
+        source = fields.pop(sources[0])
+        if source is None or source is _BAD or any(v is _BAD for v in fields.values()):
+            return None
+        return InventorySettings(source=source, **fields)
+
+
     # -- the structure --
 
     def settings(self, data: object) -> Settings | None:
@@ -302,9 +414,17 @@ class _Checker:
             "defaults": lambda loc, v: self.fields(loc, v, self.conn) or dict.fromkeys(_CONN_KEYS, _BAD),
             "git": self.git,
             "sites": lambda loc, v: v,  # checked below, once defaults are known
+            "inventory": self.inventory,
         }) or {}
         storage = top.get("storage", {}).get("path", "data/backups.db")
-        sites = self.sites(data.get("sites"), {**_BUILTIN, **top.get("defaults", {})})
+        inventory = top.get("inventory")
+        self.from_source = "inventory" in data  # sites may then list no devices of their own
+        defaults = {**_BUILTIN, **top.get("defaults", {})}
+        sites = self.sites(data.get("sites"), defaults)
+        if isinstance(inventory, InventorySettings) and (
+                "username" not in defaults or not ({"password", "key_file"} & set(defaults))):
+            self.fail("inventory", "the devices it adds log in with `defaults`: set defaults.username and "
+                      "defaults.password (or defaults.key_file)")
         storage_path = self.base_dir / Path(storage if isinstance(storage, str) else ".").expanduser()
         # What the file leaves out keeps Settings' own default (the one place defaults live).
         given: dict[str, Any] = {}
@@ -314,11 +434,15 @@ class _Checker:
             given["stale_after"] = timedelta(hours=top["stale_after_hours"])
         if isinstance(top.get("git"), GitSettings):
             given["git"] = top["git"]
+        if isinstance(inventory, InventorySettings):
+            given["inventory"] = inventory
         return Settings(storage_path=storage_path, sites=sites, slack=SlackSettings(**top.get("slack", {})),
                         schedule=ScheduleSettings(**top.get("schedule", {})),
-                        web=WebSettings(**top.get("web", {})), **given)
+                        web=WebSettings(**top.get("web", {})), defaults=_connection(defaults), **given)
 
     def sites(self, value: object, inherited: dict[str, Any]) -> dict[str, Site]:
+        if not value and self.from_source:
+            return {}  # every site comes from the inventory source
         if not value:
             self.fail("sites", "at least one site is required")
             return {}
@@ -338,7 +462,9 @@ class _Checker:
         if fields is not None:
             inherited = {**inherited, **{k: v for k, v in fields.items() if k in _CONN_KEYS}}
             raw = fields.get("devices")
-            if not raw:
+            if not raw and self.from_source:
+                pass  # the site's settings, for the devices the inventory source lists in it
+            elif not raw:
                 self.fail(f"{loc}.devices", "at least one device is required")
             elif not isinstance(raw, list):
                 self.fail(f"{loc}.devices", f"must be a list of devices, got {_show(raw)}")
@@ -354,7 +480,7 @@ class _Checker:
                     first.setdefault(device.name, i)
                     devices.append(device)
         extras = {k: v for k, v in (fields or {}).items() if k not in _CONN_KEYS and k != "devices"}
-        return Site(name=name, devices=tuple(devices), **extras)
+        return Site(name=name, devices=tuple(devices), connection=_connection(inherited), **extras)
 
     def device(self, loc: str, site: str, body: object, inherited: dict[str, Any]) -> Device | None:
         fields = self.fields(loc, body, {"name": self.name, "host": self.host, **self.conn})

@@ -5,6 +5,8 @@ into them at the boundary where they arise (asyncssh, SQLite, Slack's Web API).
     ├── ConfigError            the YAML file is wrong; carries every problem, each naming its place
     ├── StartupError           `serve` cannot start: a Slack variable is missing or Slack refused a token
     ├── SlackUnreachable       Slack gave no verdict on a token (connection, timeout, 5xx, 429): retried
+    ├── InventoryError         the inventory source (NetBox, a CSV file) could not be read or answered
+    │                          garbage; the last good inventory is kept (bot.inventory)
     ├── StorageError           the database cannot be used as it is
     │   ├── SchemaTooNew       written by a newer backupbot
     │   └── CorruptBlob        a stored config no longer matches its sha256
@@ -54,6 +56,11 @@ class SlackUnreachable(BackupbotError):
     def __init__(self, code: str) -> None:
         super().__init__(code)
         self.code = code
+
+
+class InventoryError(BackupbotError):
+    """The inventory source could not be read, or what it gave is not an inventory; the message
+    says which (HTTP status, timeout, the bad row or field) and never contains the token."""
 
 
 class StorageError(BackupbotError):

@@ -1,6 +1,7 @@
 """Frozen value objects shared by every layer: inventory, exports, versions, attempts and runs.
 
-Nothing here does I/O. Datetimes are always timezone-aware UTC.
+Nothing here does I/O. Datetimes are always timezone-aware UTC. Settings never change once built:
+a refreshed inventory is a whole new Settings, swapped in by bot.core.live.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class Device:
     timeout: float = 120.0
     # "auto" picks by RouterOS major version; anything else is the literal command to run.
     export: str = "auto"
+    # Set when the inventory source stopped listing the device: never backed up again, its
+    # history stays browsable (bot.inventory).
+    retired_at: datetime | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -50,9 +54,27 @@ class Device:
 
 
 @dataclass(frozen=True)
+class Connection:
+    """How devices without settings of their own log in: `defaults` merged with a site's own keys.
+    The devices an inventory source adds (bot.inventory) are built from it; `username` None means
+    the file names none there."""
+
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    key_file: str | None = None
+    port: int = 22
+    timeout: float = 120.0
+    export: str = "auto"
+
+    def device(self, site: str, name: str, host: str, port: int | None = None) -> Device:
+        return Device(site, name, host, self.port if port is None else port, username=self.username or "",
+                      password=self.password, key_file=self.key_file, timeout=self.timeout, export=self.export)
+
+
+@dataclass(frozen=True)
 class Site:
     name: str
-    devices: tuple[Device, ...]
+    devices: tuple[Device, ...]  # the devices backed up (never a retired one)
     channel: str | None = None  # overrides slack.channel for this site's messages
     times: tuple[str, ...] | None = None  # overrides schedule.times ("HH:MM")
     timezone: str | None = None  # overrides schedule.timezone
@@ -60,9 +82,18 @@ class Site:
     allowed_channels: frozenset[str] = frozenset()  # empty = any channel
     download_users: frozenset[str] = frozenset()  # besides slack.admins
     quiet: bool | None = None  # overrides schedule.quiet for this site's digests
+    # Devices the inventory source no longer lists (Device.retired_at set): browsable, not backed up.
+    retired: tuple[Device, ...] = ()
+    # What the inventory source's devices in this site inherit (None: the global `defaults`).
+    connection: Connection | None = None
 
     def device(self, name: str) -> Device | None:
+        """An active device (one that is backed up) by name."""
         return next((d for d in self.devices if d.name == name), None)
+
+    def known(self, name: str) -> Device | None:
+        """An active or a retired device by name: everything whose history may be browsed."""
+        return self.device(name) or next((d for d in self.retired if d.name == name), None)
 
 
 @dataclass(frozen=True)
@@ -103,6 +134,69 @@ class WebSettings:
 
 
 @dataclass(frozen=True)
+class NetBoxSource:
+    """`inventory.netbox`: NetBox's /api/dcim/devices/, filtered (bot.inventory.netbox)."""
+
+    url: str  # NetBox's base URL, e.g. https://netbox.example.com
+    token: str = field(repr=False)
+    filter: tuple[tuple[str, str], ...] = ()  # query parameters, in file order; a list repeats its key
+    site_from: str = "site"  # site | region | tenant: whose slug names the backupbot site
+    port_field: str | None = None  # a custom field holding the SSH port; None: the site's/defaults' port
+    timeout: float = 30.0  # seconds for each HTTP request
+
+    @property
+    def describe(self) -> str:
+        query = "&".join(f"{k}={v}" for k, v in self.filter)
+        return f"NetBox {self.url.rstrip('/')}/api/dcim/devices/" + (f"?{query}" if query else "")
+
+
+@dataclass(frozen=True)
+class CsvSource:
+    """`inventory.csv`: a CSV file with columns site, name, host and optionally port (bot.inventory.csvfile)."""
+
+    path: Path
+
+    @property
+    def describe(self) -> str:
+        return f"CSV {self.path}"
+
+
+@dataclass(frozen=True)
+class InventorySettings:
+    source: NetBoxSource | CsvSource
+    refresh: timedelta = timedelta(hours=1)  # how often `serve` reads the source again
+    # A fetch that would retire more than this share of the source's devices at once is held back
+    # until a person accepts it (`backupbot inventory --apply`); at least one device may always go.
+    max_retire_percent: int = 10
+
+
+@dataclass(frozen=True)
+class SourceDevice:
+    """A router as an inventory source lists it: where it is and how to reach it, no credentials."""
+
+    site: str
+    name: str
+    host: str
+    port: int | None = None  # None: the site's or defaults' port
+    origin: str = ""  # where the source said so, for messages: "NetBox device 12", "routers.csv line 7"
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.site, self.name)
+
+
+@dataclass(frozen=True)
+class StoredInventory:
+    """What the database remembers of the inventory source: its last good list (used while the
+    source cannot be read) and the devices it stopped listing, with when (retired)."""
+
+    source: str | None = None  # the source's description when that list was read
+    fetched_at: datetime | None = None
+    listed: tuple[SourceDevice, ...] = ()
+    retired: tuple[tuple[SourceDevice, datetime], ...] = ()
+
+
+@dataclass(frozen=True)
 class Settings:
     storage_path: Path
     sites: dict[str, Site]
@@ -113,6 +207,9 @@ class Settings:
     schedule: ScheduleSettings = ScheduleSettings()
     web: WebSettings = WebSettings()
     git: GitSettings | None = None  # no mirror unless the file has a git section
+    # What the devices an inventory source adds to a site that is not in the file inherit.
+    defaults: Connection = Connection()
+    inventory: InventorySettings | None = None
 
     def quiet(self, site: str) -> bool:
         """Whether the site's all-clear alone is not worth a digest (its own `quiet`, else schedule.quiet)."""
@@ -120,6 +217,7 @@ class Settings:
         return self.schedule.quiet if own is None else own
 
     def devices(self, site: str | None = None, device: str | None = None) -> list[Device]:
+        """Active devices (the ones backed up), of every site or of one."""
         sites = [self.sites[site]] if site is not None else list(self.sites.values())
         return [d for s in sites for d in s.devices if device is None or d.name == device]
 

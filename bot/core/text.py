@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from bot.core.models import Diff
+from bot.core.models import Device, Diff
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:
@@ -40,3 +40,9 @@ def diffs_text(diffs: Sequence[Diff]) -> str:
     for d in diffs:
         out.append(d.text if not d.empty else f"--- {d.old_label}\n+++ {d.new_label}\n(no differences)\n")
     return "".join(out)
+
+
+def retired_phrase(device: Device) -> str:
+    """"site-a/core-9 was retired on 2026-05-01 (the inventory source no longer lists it)"; "" if active."""
+    at = device.retired_at
+    return f"{device.label} was retired on {at:%Y-%m-%d} (the inventory source no longer lists it)" if at else ""

@@ -13,6 +13,12 @@ Slack or the database.)
                message is older than OUTBOX_STUCK (15 min): long enough for rate limits and a short
                Slack outage, short enough that a channel the bot was removed from is noticed the
                same morning.
+    inventory  (with an `inventory:` source) where the devices in use come from (the source, its last
+               good list kept in the database, or the config file only), when that list was read,
+               the last error and since when reads fail, a fetch held back and how to accept it.
+               Unhealthy: a fetch is held back (a person must accept it), or the source has failed
+               for more than INVENTORY_FAILING (15 min, as Slack: one failed read is not news).
+               Devices are never dropped from the schedule for a failed read either way.
     slack      whether Slack accepted the bot token (state accepted / unreachable / refused, since
                when, the last error, checks so far, the next one) and who the bot is once known.
                Unhealthy: the token was refused, or Slack has been unreachable since start-up for
@@ -30,7 +36,7 @@ from typing import Any
 
 from bot.core.clock import Clock
 from bot.slack.deliver import Deliverer
-from bot.core.models import Settings
+from bot.inventory.refresh import FROM_FILE, Refresher
 from bot.backup.scheduler import Scheduler, site_schedule
 from bot.interop.mirror import GitMirror
 from bot.slack.link import SlackLink
@@ -39,6 +45,7 @@ from storage.store import Store
 SCHEDULE_OVERDUE = timedelta(hours=26)
 OUTBOX_STUCK = timedelta(minutes=15)
 SLACK_UNREACHABLE = timedelta(minutes=15)
+INVENTORY_FAILING = timedelta(minutes=15)
 
 Check = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -56,11 +63,12 @@ def database(store: Store, clock: Clock) -> Check:
     return check
 
 
-def scheduler(settings: Settings, sched: Scheduler, store: Store, clock: Clock) -> Check:
+def scheduler(sched: Scheduler, store: Store, clock: Clock) -> Check:
     async def check() -> dict[str, Any]:
         now = clock()
         last: dict[str, str | None] = {}
         overdue: list[str] = []
+        settings = sched.settings  # the inventory in use (it changes when the source is refreshed)
         for site in settings.sites:
             at = await store.last_scheduled(site)
             last[site] = at.isoformat() if at else None
@@ -115,4 +123,29 @@ def slack(link: SlackLink, clock: Clock) -> Check:
 def git(mirror: GitMirror) -> Check:
     async def check() -> dict[str, Any]:
         return mirror.health()
+    return check
+
+
+def inventory(refresher: Refresher, clock: Clock) -> Check:
+    async def check() -> dict[str, Any]:
+        now, s = clock(), refresher.status
+        failing_for = _age(now, s.failing_since)
+        ok = s.state == "ok" or (s.state == "failing" and (failing_for or 0.0) <= INVENTORY_FAILING.total_seconds())
+        body: dict[str, Any] = {
+            "ok": ok, "source": s.source, "state": s.state, "using": s.using,
+            "devices_from_source": s.devices, "list_read_at": s.list_read_at.isoformat() if s.list_read_at else None,
+            "list_age_s": _age(now, s.list_read_at), "overrides": s.overrides,
+            "last_attempt": s.last_attempt_at.isoformat() if s.last_attempt_at else None,
+            "next_refresh_in_s": _age(s.next_attempt_at, now) if s.next_attempt_at else None,
+        }
+        if s.state != "ok":
+            body.update(failing_since=s.failing_since.isoformat() if s.failing_since else None,
+                        failing_for_s=failing_for, failures=s.failures)
+        if s.error is not None:
+            body["error"] = s.error
+        if s.held_back is not None:
+            body.update(held_back=s.held_back, accept_with="backupbot inventory --apply")
+        if s.using == FROM_FILE and s.state != "ok":
+            body["note"] = "no list from the source yet: only the devices in the config file are backed up"
+        return body
     return check

@@ -3,11 +3,13 @@
 `Metrics` owns its own CollectorRegistry (never the process-global one), so tests and several
 apps in one process do not collide. Label values come from closed sets (statuses, error kinds,
 triggers, delivery reasons; anything else is counted as "other"), except `site`/`device` on the
-last-success gauge: one series per inventory device is the point of that gauge.
+last-success gauge: one series per inventory device is the point of that gauge, so a device that
+leaves the inventory (retired by the inventory source) loses its series.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from datetime import datetime
 
@@ -72,6 +74,11 @@ class Metrics:
 
     def set_last_success(self, site: str, device: str, at: datetime) -> None:
         self.last_success.labels(site=site, device=device).set(at.timestamp())
+
+    def forget(self, site: str, device: str) -> None:
+        """Drop a device's last-success series (it was retired or removed: no alert should wait on it)."""
+        with contextlib.suppress(KeyError):  # it never had one
+            self.last_success.remove(site, device)
 
     def load_last_successes(self, mapping: Mapping[tuple[str, str], datetime]) -> None:
         """Seed the gauge at start-up, e.g. from `store.last_successes()`."""

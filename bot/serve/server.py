@@ -3,7 +3,8 @@
 `create_app` returns the aiohttp application with every resource tied to its life by a cleanup
 context, started in this order and stopped in reverse:
 
-    backend      SQLite store, BackupService, Catalog, git mirror (ready: database, git)
+    backend      SQLite store, the inventory (read from its source  (ready: database, git)
+                 once, bot.inventory), BackupService, Catalog, git mirror
     slack        one aiohttp ClientSession, the Web API clients,  (ready: slack)
                  auth.test (bot.slack.link: a refused token stops start-up, an unreachable
                  Slack does not; it is asked again in the background)
@@ -13,6 +14,8 @@ context, started in this order and stopped in reverse:
     scheduler    one run per daily slot, catch-up at start-up     (ready: scheduler; live)
     web          only with web.base_url: the /ui/ pages (bot.web) get the backend, the tracker and
                  a way to tell a user in Slack (their DM)
+    inventory    with an `inventory:` source: read it again every  (ready: inventory; live)
+                 `inventory.refresh`; the scheduler re-plans
     socket mode  only with --socket-mode: handler + watchdog      (ready: socket_mode; live)
 
 So on shutdown the socket stops taking requests first; the scheduler starts nothing new and gives
@@ -94,6 +97,7 @@ SLACK_LINK = web.AppKey("slack_link", SlackLink)  # the token's state, and the b
 TASKS = web.AppKey("tasks", TaskTracker)
 SOCKET = web.AppKey("socket_mode", SocketModeRunner)
 WEB_UI = web.AppKey("web_ui", web.Application)  # the /ui/ sub-application, when web.base_url is set
+INVENTORY = web.AppKey("inventory", asyncio.Task[None])  # the refresh loop
 
 # A resource tied to the app's life (aiohttp's cleanup_ctx): set up before `yield`, torn down after.
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
@@ -124,7 +128,8 @@ def create_app(settings: Settings, credentials: Credentials, *, socket_mode: boo
     With web.base_url set, `web_secret` (BACKUPBOT_WEB_SECRET, bot.web.links) signs the pages' links."""
     app = build_web_app(slack_route=not socket_mode)
     app[SETTINGS], app[CREDENTIALS], app[OPTIONS] = settings, credentials, options
-    contexts: list[CleanupContext] = [backend_ctx, slack_ctx, tasks_ctx, bolt_ctx, deliverer_ctx, scheduler_ctx]
+    contexts: list[CleanupContext] = [backend_ctx, slack_ctx, tasks_ctx, bolt_ctx, deliverer_ctx, scheduler_ctx,
+                                      inventory_ctx]
     if settings.web.base_url is not None:
         if web_secret is None:
             raise StartupError(f"web.base_url is set but {links.SECRET_ENV} is not")
@@ -155,9 +160,19 @@ async def backend_ctx(app: web.Application) -> AsyncIterator[None]:
     options, metrics = app[OPTIONS], app[METRICS]
     async with open_backend(app[SETTINGS], clock=options.clock, collector=options.collector,
                             observe=_observer(app)) as backend:
+        if backend.inventory_note is not None:
+            log_event(log, logging.WARNING, "serve starts without a fresh inventory", note=backend.inventory_note)
         await close_unfinished_runs(backend, options.clock)
         app[BACKEND] = backend
-        metrics.load_last_successes(await backend.store.last_successes())
+        # Only devices in the inventory: a retired or removed one must not set off a staleness alert.
+        active = {d.key for d in backend.settings.devices()}
+        metrics.load_last_successes({k: at for k, at in (await backend.store.last_successes()).items() if k in active})
+
+        def forget_gone(old: Settings, new: Settings) -> None:
+            for site, device in {d.key for d in old.devices()} - {d.key for d in new.devices()}:
+                metrics.forget(site, device)
+
+        backend.live.subscribe(forget_gone)
 
         async def outbox_depth() -> None:
             metrics.set_outbox_depth(await backend.store.outbox_depth())
@@ -201,7 +216,7 @@ async def tasks_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def bolt_ctx(app: web.Application) -> AsyncIterator[None]:
     """Bolt with every listener registered (handlers), authorized by the SlackLink."""
-    settings, credentials, options, backend = app[SETTINGS], app[CREDENTIALS], app[OPTIONS], app[BACKEND]
+    credentials, options, backend = app[CREDENTIALS], app[OPTIONS], app[BACKEND]
     # process_before_response=True: Bolt awaits the listener and answers when it returns, instead of
     # running it as an untracked future and polling every 10 ms for the ack. Safe here because
     # every listener only parses, authorizes, acks and hands the rest to the TaskTracker (no Slack
@@ -209,15 +224,16 @@ async def bolt_ctx(app: web.Application) -> AsyncIterator[None]:
     # running): ack p50 15.7 -> 3.3 ms, p99 138 -> 79 ms.
     # Bolt's client has no token: given one, Bolt calls auth.test on the first request (failing
     # while Slack is unreachable). It authorizes each request from the SlackLink instead.
+    live = backend.live
     bolt = AsyncApp(client=build_client(credentials, app[SLACK_SESSION], with_token=False),
                     authorize=bolt_authorize(app[SLACK_LINK], credentials.bot_token),
                     signing_secret=credentials.signing_secret or "",
                     process_before_response=True, logger=logging.getLogger("slack_bolt"))
     ui = app.get(WEB_UI)
-    linker = Linker(settings, ui[UI].secret, options.clock) if ui is not None else None
-    handlers.register(bolt, Deps(settings=settings, catalog=backend.catalog, service=backend.service,
+    linker = Linker(live, ui[UI].secret, options.clock) if ui is not None else None
+    handlers.register(bolt, Deps(live=live, catalog=backend.catalog, service=backend.service,
                                  grep=backend.grep, tasks=app[TASKS], clock=options.clock,
-                                 next_runs=lambda: next_runs(settings, options.clock()), web=linker))
+                                 next_runs=lambda: next_runs(live.settings, options.clock()), web=linker))
     app[BOLT] = bolt
     yield
 
@@ -250,21 +266,39 @@ async def deliverer_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     """One run per daily slot, the catch-up at start-up (bot.backup.scheduler); ready and live: scheduler."""
-    settings, options, backend = app[SETTINGS], app[OPTIONS], app[BACKEND]
+    options, backend = app[OPTIONS], app[BACKEND]
 
     async def run_sites(sites: tuple[str, ...], trigger: Trigger, not_started: tuple[NotStarted, ...]) -> RunSummary:
-        devices = [d for site in sites for d in settings.devices(site)]
+        settings = backend.settings  # the devices as they are now; the run keeps them to its end
+        devices = [d for site in sites if site in settings.sites for d in settings.devices(site)]
         return await backend.service.run(devices, trigger, not_started=not_started)
 
-    scheduler = Scheduler(settings, run_sites, backend.store, options.clock)
+    scheduler = Scheduler(backend.live, run_sites, backend.store, options.clock)
     await scheduler.start()
     app[SCHEDULER] = scheduler
-    add_ready_check(app, "scheduler", health.scheduler(settings, scheduler, backend.store, options.clock))
+    add_ready_check(app, "scheduler", health.scheduler(scheduler, backend.store, options.clock))
     add_live_check(app, "scheduler", lambda: scheduler.running)
     try:
         yield
     finally:
         await scheduler.stop(grace=options.run_grace)
+
+
+async def inventory_ctx(app: web.Application) -> AsyncIterator[None]:
+    """With an `inventory:` source: refresh it on schedule (bot.inventory.refresh); ready: inventory."""
+    refresher = app[BACKEND].refresher
+    if refresher is None:
+        yield
+        return
+    task = asyncio.create_task(refresher.run(), name="inventory refresh")
+    app[INVENTORY] = task
+    add_ready_check(app, "inventory", health.inventory(refresher, app[OPTIONS].clock))
+    add_live_check(app, "inventory", lambda: not task.done())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def socket_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from bot.slack import blocks
 from bot.core.kinds import Trigger
+from bot.core.live import LiveSettings
 from bot.core.messages import OutboxMessage
 from bot.core.stale import is_stale
 from bot.core.models import Attempt, Device, DeviceResult, Diff, NotStarted, RunSummary, Settings, Status, Version
@@ -153,23 +154,29 @@ def run_messages(settings: Settings, summary: RunSummary, drifts: Mapping[tuple[
 
 # -- async: gathering the data ------------------------------------------------------------------
 class Announcer:
-    """BackupService's `announce` hook: gathers diffs and last successes, then builds the messages."""
+    """BackupService's `announce` hook: gathers diffs and last successes, then builds the messages
+    (with the inventory in use when the run ends: a site's channel as it is then)."""
 
-    def __init__(self, settings: Settings, store: NotifyStore, differ: Differ) -> None:
-        self.settings, self.store, self.differ = settings, store, differ
+    def __init__(self, settings: Settings | LiveSettings, store: NotifyStore, differ: Differ) -> None:
+        self.live, self.store, self.differ = LiveSettings.of(settings), store, differ
+
+    @property
+    def settings(self) -> Settings:
+        return self.live.settings
 
     async def __call__(self, summary: RunSummary) -> list[OutboxMessage]:
-        heard = [r for r in summary.results if channel_of(self.settings, r.device.site) is not None]
-        if not heard and not any(channel_of(self.settings, n.site) for n in summary.not_started):
+        settings = self.settings  # one inventory for the whole message, however long the diffs take
+        heard = [r for r in summary.results if channel_of(settings, r.device.site) is not None]
+        if not heard and not any(channel_of(settings, n.site) for n in summary.not_started):
             return []
         drifts = {r.device.key: await self._drift(r) for r in announced(summary) if needs_diff(r)
-                  and channel_of(self.settings, r.device.site) is not None}
+                  and channel_of(settings, r.device.site) is not None}
         last: dict[tuple[str, str], datetime] = {}
         if Trigger(summary.trigger).scheduled:
             for site in sorted({r.device.site for r in heard}):
                 last.update(await self.store.last_successes(site))
         # Rendering walks every diff line: off the event loop, like the diffing itself.
-        return await cpu(run_messages, self.settings, summary, drifts, last)
+        return await cpu(run_messages, settings, summary, drifts, last)
 
     async def interrupted(self, run_id: int, started_at: datetime, attempts: Sequence[Attempt],
                           now: datetime) -> list[OutboxMessage]:
@@ -178,7 +185,7 @@ class Announcer:
         results = []
         for a in attempts:
             site = self.settings.sites.get(a.site)
-            device = site.device(a.device) if site is not None else None
+            device = site.known(a.device) if site is not None else None
             if device is None or a.status is not Status.CHANGED or a.version_id is None:
                 continue
             version = await self.store.version(a.version_id)

@@ -31,6 +31,7 @@ from urllib.parse import urlencode
 from bot.core import access
 from bot.core.clock import Clock
 from bot.core.errors import Refused, StartupError
+from bot.core.live import LiveSettings
 from bot.core.models import Settings, Version
 from bot.web import paths
 
@@ -124,8 +125,13 @@ class Linker:
     offer: the pages are off (no web.base_url) or the user may not see that site in the browser
     (as in the App Home: a site kept to its channels is open there only to the users it names)."""
 
-    def __init__(self, settings: Settings, secret: bytes, clock: Clock) -> None:
-        self.settings, self.secret, self.clock = settings, secret, clock
+    def __init__(self, settings: Settings | LiveSettings, secret: bytes, clock: Clock) -> None:
+        self.live, self.secret, self.clock = LiveSettings.of(settings), secret, clock
+
+    @property
+    def settings(self) -> Settings:
+        """The inventory in use now: a site the inventory source added gets its links at once."""
+        return self.live.settings
 
     @property
     def enabled(self) -> bool:
@@ -133,15 +139,16 @@ class Linker:
 
     def url(self, user: str, site: str | None, page: str) -> str | None:
         """A link for `user` to `page` (of `site`), if they may see that site in the browser."""
-        base = self.settings.web.base_url
+        settings = self.settings  # one inventory for the whole decision
+        base = settings.web.base_url
         if base is None:
             return None
         if site is not None:
-            known = self.settings.sites.get(site)
-            if known is None or not access.can_view(self.settings, known, user, None):
+            known = settings.sites.get(site)
+            if known is None or not access.can_view(settings, known, user, None):
                 return None
         now = self.clock()
-        link = Link(user, site, page, now, now + timedelta(minutes=self.settings.web.link_minutes))
+        link = Link(user, site, page, now, now + timedelta(minutes=settings.web.link_minutes))
         return f"{base}{paths.open_link()}?{urlencode({'t': sign(self.secret, link)})}"
 
     def home(self, user: str) -> str | None:

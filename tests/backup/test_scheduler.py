@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -14,7 +15,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from apscheduler.triggers.cron import CronTrigger
 
-from bot.core.models import NotStarted, ScheduleSettings, Settings, Site
+from bot.core.live import LiveSettings
+from bot.core.models import Device, NotStarted, ScheduleSettings, Settings, Site
 from bot.backup.scheduler import DailyTrigger, Scheduler, Slot, missed, next_fire, previous_fire, schedule_slots, site_schedule
 from storage.store import Store
 from tests.helpers import Clock
@@ -465,3 +467,53 @@ async def test_shutdown_during_an_apscheduler_run_is_quiet_and_records_nothing(
     await yield_loop()
     assert run.cancelled == [("riga",)] and await store.last_scheduled("riga") == NOW
     assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+# -- a refreshed inventory ----------------------------------------------------------------------
+
+
+async def test_a_refreshed_inventory_re_plans_the_slots(tmp_path: Path, store: Store) -> None:
+    """The inventory changes while riga's 02:00 run is in progress: that run finishes with the devices
+    it started with; a new site with its own time gets a job at once; at the next 02:00 the retired
+    device is not backed up and the new one is; a slot no site has any more loses its job."""
+    def device(site: str, name: str) -> Device:
+        return Device(site, name, "10.0.0.1", username="backup")
+
+    live = LiveSettings(make_settings(tmp_path, riga=Site("riga", (device("riga", "r1"), device("riga", "r2")))))
+    gate = asyncio.Event()
+    started: list[list[str]] = []
+
+    async def run_sites(sites: tuple[str, ...], trigger: str, not_started: tuple[NotStarted, ...]) -> None:
+        settings = live.settings  # as bot.serve.server's run_sites: the devices as they are when the run starts
+        started.append([d.label for s in sites if s in settings.sites for d in settings.devices(s)])
+        await gate.wait()
+
+    clock = Clock(NOW)
+    sched = Scheduler(live, run_sites, store, clock)
+    await sched.start()
+    job = sched.aps.get_job("02:00 Europe/Riga")
+    first = asyncio.create_task(job.func(*job.args))
+    await yield_loop()
+    live.replace(make_settings(tmp_path, riga=Site("riga", (device("riga", "r2"), device("riga", "r3")),
+                                                  retired=(replace(device("riga", "r1"), retired_at=NOW),)),
+                               late=Site("late", (device("late", "l1"),), times=("05:00",))))
+    assert {j.id for j in sched.aps.get_jobs()} == {"02:00 Europe/Riga", "05:00 Europe/Riga"}
+    assert sched.next_runs()["late"] == riga(2024, 6, 11, 5, 0)
+    gate.set()
+    await first
+    assert started == [["riga/r1", "riga/r2"]], "the run in progress kept the devices it started with"
+
+    clock.now = NOW + timedelta(days=1)
+    await job.func(*job.args)
+    assert started[-1] == ["riga/r2", "riga/r3"], "r1 is retired: not backed up again; r3 joined"
+    late = sched.aps.get_job("05:00 Europe/Riga")
+    await late.func(*late.args)
+    assert started[-1] == ["late/l1"]
+
+    live.replace(make_settings(tmp_path, riga=Site("riga", (device("riga", "r2"),))))
+    assert {j.id for j in sched.aps.get_jobs()} == {"02:00 Europe/Riga"}
+    await late.func(*late.args)  # a fire APScheduler had already decided on: nothing runs
+    assert started[-1] == ["late/l1"] and len(started) == 3
+    await sched.stop()
+    live.replace(make_settings(tmp_path, riga=Site("riga", ())))  # after stop: nothing is re-planned
+    assert sched.slots["02:00 Europe/Riga"].sites == ("riga",)

@@ -454,3 +454,82 @@ def test_git_section(tmp_path: Path, example: dict[str, Any]) -> None:
 def test_git_problems(tmp_path: Path, example: dict[str, Any], section: object, expected: list[str]) -> None:
     example["git"] = section
     assert problems(tmp_path, example) == expected
+
+
+# -- inventory: NetBox or a CSV file ----------------------------------------------------------------
+
+NETBOX = {"url": "https://netbox.example.com/", "token": "${NETBOX_TOKEN}",
+          "filter": {"tag": "backup", "platform": ["routeros", "routeros-chr"]}, "site_from": "region"}
+NB_TOKEN = "0123456789abcdef0123456789abcdef01234567"
+
+
+def test_an_inventory_source_is_read_and_sites_may_list_no_devices(tmp_path: Path, example: dict[str, Any]) -> None:
+    """With `inventory:` a site may be settings only (its channel, access) for the source's devices;
+    the file may even have no sites at all."""
+    example["inventory"] = {"netbox": NETBOX, "refresh": "30m", "max_retire_percent": 25}
+    example["sites"]["vip"] = {"channel": "C0VIPCHAN1"}
+    settings = load_settings(write(tmp_path, example), {**ENV, "NETBOX_TOKEN": NB_TOKEN})
+    inventory = settings.inventory
+    assert inventory is not None and inventory.refresh == timedelta(minutes=30) and inventory.max_retire_percent == 25
+    source = inventory.source
+    assert source.url == "https://netbox.example.com" and source.token == NB_TOKEN  # type: ignore[union-attr]
+    assert source.filter == (("tag", "backup"), ("platform", "routeros"), ("platform", "routeros-chr"))  # type: ignore[union-attr]
+    assert NB_TOKEN not in repr(settings)
+    assert settings.sites["vip"].devices == () and settings.defaults.username == "backup"
+    del example["sites"]
+    assert load_settings(write(tmp_path, example), {**ENV, "NETBOX_TOKEN": NB_TOKEN}).sites == {}
+    example["inventory"] = {"csv": "routers.csv"}
+    (tmp_path / "routers.csv").write_text("site,name,host\n")
+    csv = load_settings(write(tmp_path, example), ENV).inventory
+    assert csv is not None and csv.source.path == tmp_path / "routers.csv" and csv.refresh == timedelta(hours=1)  # type: ignore[union-attr]
+
+
+INVENTORY_CASES: list[tuple[object, str]] = [
+    ({}, "inventory: needs exactly one source: netbox or csv"),
+    ({"netbox": NETBOX, "csv": "routers.csv"}, "inventory: needs exactly one source: netbox or csv (both are given)"),
+    ({"csv": "missing.csv"}, "inventory.csv: {tmp}/missing.csv: no such file"),
+    ({"netbox": {**NETBOX, "token": NB_TOKEN}},
+     "inventory.netbox.token: token must come from the environment, e.g. ${NETBOX_TOKEN}; credentials are not kept "
+     "in files"),
+    ({"netbox": {**NETBOX, "token": "${NO_SUCH_TOKEN}"}},
+     "inventory.netbox.token: environment variable NO_SUCH_TOKEN is not set"),
+    ({"netbox": {**NETBOX, "url": "netbox.example.com"}},
+     'inventory.netbox.url: "netbox.example.com" is not an http(s) URL, e.g. "https://netbox.example.com"'),
+    ({"netbox": {**NETBOX, "url": "https://netbox.example.com/api/dcim/devices/"}},
+     'inventory.netbox.url: "https://netbox.example.com/api/dcim/devices/": give NetBox\'s base URL, without '
+     '"/api/..." (it is added)'),
+    ({"netbox": {**NETBOX, "url": "https://nb/?tag=backup"}},
+     'inventory.netbox.url: "https://nb/?tag=backup": give the base URL only; filters go in "filter"'),
+    ({"netbox": {**NETBOX, "site_from": "location"}},
+     'inventory.netbox.site_from: must be one of site, region, tenant (whose slug names the site), got "location"'),
+    ({"netbox": {**NETBOX, "filter": {"limit": 10}}},
+     'inventory.netbox.filter.limit: backupbot sets "limit" itself while reading every page; leave it out'),
+    ({"netbox": {**NETBOX, "filter": {"tag": {"slug": "backup"}}}},
+     "inventory.netbox.filter.tag: must be a value or a list of values, got a mapping"),
+    ({"netbox": {k: v for k, v in NETBOX.items() if k != "url"}}, "inventory.netbox.url: required"),
+    ({"netbox": {**NETBOX, "tokn": "x"}}, 'inventory.netbox.tokn: unknown key (did you mean "token"?)'),
+    ({"netbox": NETBOX, "refresh": "10s"}, 'inventory.refresh: must be at least 1 minute, got "10s"'),
+    ({"netbox": NETBOX, "refresh": "hourly"},
+     'inventory.refresh: must be a duration such as "1h", "30m" or "90s" (or seconds), got "hourly"'),
+    ({"netbox": NETBOX, "max_retire_percent": 150}, "inventory.max_retire_percent: must be an integer 0-100, got 150"),
+]
+
+
+@pytest.mark.parametrize(("inventory", "expected"), INVENTORY_CASES, ids=[c[1].split(":")[0] + str(i)
+                                                                          for i, c in enumerate(INVENTORY_CASES)])
+def test_each_inventory_problem_is_reported_at_its_place(tmp_path: Path, example: dict[str, Any],
+                                                         inventory: object, expected: str) -> None:
+    (tmp_path / "routers.csv").write_text("site,name,host\n")
+    example["inventory"] = inventory
+    assert problems(tmp_path, example, {**ENV, "NETBOX_TOKEN": NB_TOKEN}) == [expected.replace("{tmp}", str(tmp_path))]
+
+
+def test_the_source_needs_login_defaults(tmp_path: Path, example: dict[str, Any]) -> None:
+    """The source's devices log in with `defaults`: without a username there, the file says so."""
+    example["inventory"] = {"netbox": NETBOX}
+    del example["defaults"]["username"]
+    for device in example["sites"]["site-a"]["devices"]:
+        device["username"] = "admin"
+    assert problems(tmp_path, example, {**ENV, "NETBOX_TOKEN": NB_TOKEN}) == [
+        "inventory: the devices it adds log in with `defaults`: set defaults.username and defaults.password "
+        "(or defaults.key_file)"]

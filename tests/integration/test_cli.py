@@ -115,7 +115,7 @@ async def test_backup_list_show_diff_round_trip(tmp_path: Path, simulator: Simul
 
     code, out, _ = await backupbot("--config", cfg, "sites", "--json")
     assert json.loads(out) == [{"site": "lab", "devices": 2, "last_run": json.loads(out)[0]["last_run"], "ok": 2,
-                                "changed": 1, "failed": 0, "never": 0}]
+                                "changed": 1, "failed": 0, "never": 0, "retired": 0}]
 
     code, out, _ = await backupbot("--config", cfg, "list", "lab", "--json")
     assert {d["device"]: d["latest"]["id"] for d in json.loads(out)}["r1"] == new_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -225,6 +226,28 @@ def test_site_devices_accepts_a_stale_predicate() -> None:
     m = blocks.site_devices(Site("site-a", (d,)), [DeviceStatus(d, ver(1, d), ok_attempt(d), NOW - timedelta(days=5))],
                             NOW, stale=stale_check)
     assert "no good backup for 5 days" in text_of(m)
+
+
+def test_a_retired_device_is_listed_marked_browsable_and_not_offered_a_backup() -> None:
+    """Gone from the inventory source: still listed (last, marked with the date), View · Download ·
+    Compare kept, no Back up now, not counted as needing attention even if its last attempt failed."""
+    live = dev(1, name="core-1")
+    gone = replace(dev(2, name="old-2"), retired_at=datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc))
+    statuses = [DeviceStatus(live, ver(12, live), ok_attempt(live), NOW - timedelta(hours=7)),
+                DeviceStatus(gone, ver(9, gone), failed_attempt(gone), NOW - timedelta(days=22))]
+    m = blocks.site_devices(Site("site-a", (live,), retired=(gone,)), statuses, NOW, stale=stale_check)
+    check_limits(m)
+    text = text_of(m)
+    assert "1 device · 1 backed up fine · 0 failed last time · 0 without a recent backup · 1 retired" in text
+    assert "*old-2* · `10.0.0.3` · :file_cabinet: retired 2026-11-01 09:00 UTC: no longer in the inventory source" in text
+    found = buttons(m)
+    assert ("View", blocks.VIEW_VERSION, "9") in found and ("Compare", blocks.OPEN_DEVICE, "site-a old-2") in found
+    assert ("Back up now", blocks.BACKUP_DEVICE, "site-a old-2") not in found
+    versions = blocks.device_versions(gone, [ver(9, gone)], total=1, page=0, now=NOW)
+    assert "retired 2026-11-01" in text_of(versions)
+    empty = blocks.device_versions(gone, [], total=0, page=0, now=NOW)
+    assert [b for b in buttons(empty) if b[1] == blocks.BACKUP_DEVICE] == []
+    assert "· retired" in text_of(blocks.search_results("old", [gone]))
 
 
 @pytest.mark.parametrize("count", [200, 2000])

@@ -96,8 +96,9 @@ def test_the_fixture_is_what_schema_2_wrote() -> None:
 
 
 async def test_a_schema2_database_migrates_in_place_and_every_version_reads_back(path: Path) -> None:
-    """Open with this backupbot: the newest schema, every version byte-identical, most blobs
-    re-encoded as deltas, nothing else in the file changed, and a second open does nothing more."""
+    """Open with this backupbot: the newest schema (3 re-encodes the blobs; later steps add tables of
+    their own), every version byte-identical, most blobs re-encoded as deltas, nothing else in the
+    file changed, and a second open does nothing more."""
     before = snapshot(path)
     size_before = sql(path, "SELECT SUM(length(data)) FROM blobs")[0][0]
     async with await Store.open(path) as store:

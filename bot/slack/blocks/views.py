@@ -88,9 +88,10 @@ def _site_line(o: SiteOverview, now: datetime, next_run: datetime | None = None)
     run = f"last run {when(o.last_run)} UTC ({ago(o.last_run, now)})" if o.last_run else "never run"
     mark = ":x:" if o.failed else ":white_check_mark:" if o.ok else ":grey_question:"
     never = f" · {o.never:,} never tried" if o.never else ""
+    retired = f" · {o.retired:,} retired" if o.retired else ""
     upcoming = f" · next run {when(next_run)} UTC" if next_run is not None else ""
     return (f"{mark} *{esc(o.site.name)}* · {plural(len(o.site.devices), 'device')} · {run}{upcoming} · "
-            f"{o.ok:,} ok · {o.changed:,} changed · {o.failed:,} failed{never}")
+            f"{o.ok:,} ok · {o.changed:,} changed · {o.failed:,} failed{never}{retired}")
 
 
 def _more_sites(n: int) -> str:
@@ -123,8 +124,14 @@ def _failed(s: DeviceStatus) -> bool:
     return s.last_attempt is not None and s.last_attempt.status is Status.FAILED
 
 
+def _retired(d: Device) -> str:
+    return f"retired {when(d.retired_at)} UTC: no longer in the inventory source, not backed up" if d.retired_at else ""
+
+
 def _problem(s: DeviceStatus, stale: bool, now: datetime) -> str | None:
-    """Why a device needs attention, in plain words (escaped), or None."""
+    """Why a device needs attention, in plain words (escaped), or None (never for a retired device)."""
+    if s.device.retired_at is not None:
+        return None
     if _failed(s):
         assert s.last_attempt is not None
         return esc(failure(s.last_attempt.error_kind, s.last_attempt.reason), REASON_CHARS)
@@ -137,7 +144,7 @@ def _device_entry(s: DeviceStatus, stale: bool, now: datetime, *, with_site: boo
     """A device: detail blocks (what its latest backup is, what went wrong, buttons) and a line."""
     d, v, a = s.device, s.latest, s.last_attempt
     name = esc(d.label if with_site else d.name)
-    lines = [f"*{name}* · `{esc(d.host)}`"]
+    lines = [f"*{name}* · `{esc(d.host)}`" + (f" · :file_cabinet: {_retired(d)}" if d.retired_at else "")]
     if v is not None:
         lines.append(f"#{v.id} · taken {when(v.first_seen)} UTC ({ago(v.first_seen, now)}) · "
                      f"verified {when(v.last_verified)} ({ago(v.last_verified, now)}) · "
@@ -159,6 +166,8 @@ def _device_entry(s: DeviceStatus, stale: bool, now: datetime, *, with_site: boo
     detail = (section("\n".join(lines)), *([actions(*buttons)] if buttons else []))
     if problem is not None:
         return Entry(f":x: `{name}` — {problem}" if _failed(s) else f":warning: `{name}` — {problem}", detail)
+    if d.retired_at is not None:
+        return Entry(f"`{name}` #{v.id if v else '?'} (retired)", detail)
     return Entry(f"`{name}` #{v.id if v else '?'}", detail)
 
 
@@ -173,10 +182,13 @@ def site_devices(site: Site, statuses: Sequence[DeviceStatus], now: datetime, st
     is_stale = _stale_check(stale)
     flagged = {s.device.key: is_stale(s) for s in statuses}
     need = [s for s in statuses if _problem(s, flagged[s.device.key], now) is not None]
-    failed = sum(map(_failed, statuses))
-    summary = (f"{plural(len(statuses), 'device')} · {len(statuses) - len(need):,} backed up fine · "
-               f"{failed:,} failed last time · {len(need) - failed:,} without a recent backup")
-    top = [header(f"{site.name} — {plural(len(statuses), 'device')}"),
+    active = [s for s in statuses if s.device.retired_at is None]
+    failed = sum(map(_failed, active))
+    retired = len(statuses) - len(active)
+    summary = (f"{plural(len(active), 'device')} · {len(active) - len(need):,} backed up fine · "
+               f"{failed:,} failed last time · {len(need) - failed:,} without a recent backup"
+               + (f" · {retired:,} retired (kept to browse, not backed up)" if retired else ""))
+    top = [header(f"{site.name} — {plural(len(active), 'device')}"),
            section(summary, button("Back up site now", BACKUP_SITE, site.name, style="primary"))]
     hint = context(f"`/backup {esc(site.name)} DEVICE` lists a device's versions · "
                    f"`/backup {esc(site.name)} DEVICE now` backs up one device")
@@ -213,12 +225,14 @@ def device_versions(device: Device, versions: Sequence[Version], *, total: int, 
         raise ValueError(f"{len(versions)} versions for a page of {page_size} (checkboxes hold {MAX_CHECKBOX_OPTIONS})")
     ref = device_value(device.site, device.name)
     top = [header(f"{device.label} — {plural(total, 'version')}")]
+    retired = f" · :file_cabinet: {_retired(device)}" if device.retired_at else ""
     if not versions:
-        text = f"No backups of *{esc(device.label)}*" + (" on this page." if page else " yet.")
-        return message(text, [*top, section(text, button("Back up now", BACKUP_DEVICE, ref))])
+        text = f"No backups of *{esc(device.label)}*" + (" on this page." if page else " yet.") + retired
+        backup = None if device.retired_at else button("Back up now", BACKUP_DEVICE, ref)
+        return message(text, [*top, section(text, backup)])
     first = page * page_size + 1
-    intro = (f"`{esc(device.host)}` · versions {first:,}–{first + len(versions) - 1:,} of {total:,}, newest first. "
-             "Tick one to view it, or several to compare them (oldest first), then *Compare selected*.")
+    intro = (f"`{esc(device.host)}`{retired} · versions {first:,}–{first + len(versions) - 1:,} of {total:,}, "
+             "newest first. Tick one to view it, or several to compare them (oldest first), then *Compare selected*.")
     options = [option(f"#{v.id} · {when(v.first_seen)} · {v.meta.ros_version or '?'}", str(v.id),
                       f"verified {when(v.last_verified)} ({ago(v.last_verified, now)}) · {v.size / 1024:.0f} KB")
                for v in versions]
@@ -243,7 +257,7 @@ def search_results(text: str, devices: Sequence[Device]) -> Message:
     title = f"{plural(len(devices), 'device')} match “{esc(text)}”:"
     entries = []
     for d in devices:
-        line = f"`{esc(d.site)}` · *{esc(d.name)}* · `{esc(d.host)}`"
+        line = f"`{esc(d.site)}` · *{esc(d.name)}* · `{esc(d.host)}`" + (" · retired" if d.retired_at else "")
         entries.append(Entry(f"{line} — `/backup {esc(d.site)} {esc(d.name)}`",
                              (section(line, button("Versions", OPEN_DEVICE, device_value(d.site, d.name))),)))
     body = group(title, entries, blocks=MAX_BLOCKS, chars=MAX_TEXT, max_detailed=SEARCH_BUTTONS,
