@@ -88,7 +88,7 @@ def _listener(deps: Deps, action_id: str, plan: Plan) -> Callable[..., Coroutine
         who = Requester(str(body["user"]["id"]), channel_of(body))
         reply = Reply(client, respond, who.user, who.channel)
         try:
-            job = plan(deps, who, reply, str(action.get("value", "")), body)
+            job = plan(deps.pinned(), who, reply, str(action.get("value", "")), body)
         except ValueError:
             log.warning("malformed %s value %r from %s", action_id, action.get("value"), who.user)
             job = reply.error("That button's value is not one I understand; run /backup again for a fresh list.")

@@ -216,7 +216,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
         who = Requester(command["user_id"], command.get("channel_id"))
         reply = Reply(client, respond, who.user, who.channel)
         try:
-            answer, job = _plan(deps, cmd, who, reply)
+            answer, job = _plan(deps.pinned(), cmd, who, reply)
         except UserError as exc:
             await ack(**blocks.error(str(exc)))
             return

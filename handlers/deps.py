@@ -1,9 +1,13 @@
-"""What every Slack listener needs, passed in explicitly by the composition root."""
+"""What every Slack listener needs, passed in explicitly by the composition root.
+
+`live` is the inventory in use, swapped when the inventory source is refreshed (bot.core.live). Each
+listener takes `pinned()` at its start: the request's checks, its answer and the work after the ack
+then see one inventory, whatever a refresh does meanwhile; the next request sees the new one."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -42,3 +46,8 @@ class Deps:
     @property
     def settings(self) -> Settings:
         return self.live.settings
+
+    def pinned(self) -> Deps:
+        """These dependencies on the inventory in use now, for one request from its start to its end."""
+        settings = self.settings
+        return replace(self, live=LiveSettings(settings), catalog=self.catalog.pinned(settings))

@@ -49,7 +49,7 @@ def register(app: AsyncApp, deps: Deps) -> None:
             await client.views_publish(user_id=user, view=view)
 
         try:
-            deps.tasks.spawn(publish_home(deps, client, user), name=f"app_home {user}", on_error=report)
+            deps.tasks.spawn(publish_home(deps.pinned(), client, user), name=f"app_home {user}", on_error=report)
         except Busy:
             log.warning("App Home for %s skipped: too busy", user)
 

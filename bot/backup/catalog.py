@@ -2,10 +2,11 @@
 
 Resolves typed names (with close-match suggestions), lists sites, devices and versions, and
 produces views and diffs. The inventory is read from the LiveSettings holder at each call, so a
-refreshed inventory (bot.inventory) is seen at once. Retired devices (gone from the inventory
-source) are found, listed (after the active ones, marked) and browsable like any other; only
-`backup_targets` refuses them: they are never backed up again. Normalizing, diffing and redacting
-large configs runs in the CPU worker process (bot.backup.offload).
+refreshed inventory (bot.inventory) is seen at once; `pinned` gives a request one inventory from
+its start to its end (the Slack handlers and the browser pages take one per request). Retired
+devices (gone from the inventory source) are found, listed (after the active ones, marked) and
+browsable like any other; only `backup_targets` refuses them: they are never backed up again.
+Normalizing, diffing and redacting large configs runs in the CPU worker process (bot.backup.offload).
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ class Catalog:
     def settings(self) -> Settings:
         return self.live.settings
 
+    def pinned(self, settings: Settings | None = None) -> Catalog:
+        """This catalog on one inventory (`settings`, or the one in use now) that a refresh does not
+        change: for a request or a run that must see one inventory from its start to its end."""
+        return Catalog(settings or self.settings, self.store, self.clock)
+
     # --- names -------------------------------------------------------------------------------
     def site(self, name: str) -> Site:
         site = self.settings.sites.get(name)
@@ -102,8 +108,8 @@ class Catalog:
         needle = text.strip().lower()
         if not needle:
             raise UserError("Search for what? Give part of a site, device name or address.")
-        everything = [*self.settings.devices(), *(d for s in self.settings.sites.values() for d in s.retired)]
-        return [d for d in everything
+        settings = self.settings
+        return [d for d in (*settings.devices(), *settings.retired_devices())
                 if needle in d.site.lower() or needle in d.name.lower() or needle in d.host.lower()]
 
     # --- listings ----------------------------------------------------------------------------

@@ -221,6 +221,11 @@ class Settings:
         sites = [self.sites[site]] if site is not None else list(self.sites.values())
         return [d for s in sites for d in s.devices if device is None or d.name == device]
 
+    def retired_devices(self, site: str | None = None) -> list[Device]:
+        """Retired devices (the inventory source stopped listing them: browsable, never backed up)."""
+        sites = [self.sites[site]] if site is not None else list(self.sites.values())
+        return [d for s in sites for d in s.retired]
+
 
 @dataclass(frozen=True)
 class ExportMeta:

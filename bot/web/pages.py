@@ -9,6 +9,7 @@ and bot.backup.offload; what is returned here is plain data for the templates, w
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -70,6 +71,14 @@ class UiDeps:
     def __post_init__(self) -> None:
         self.texts = Texts(self.catalog)
 
+    def pinned(self) -> UiDeps:
+        """These dependencies on the inventory in use now (bot.core.live), for one request: its access
+        checks, what it shows and a backup it starts all see one inventory, whatever a refresh of the
+        inventory source does meanwhile. The caches of texts are shared (a version never changes)."""
+        request = copy.copy(self)
+        request.catalog = self.catalog.pinned()
+        return request
+
 
 @dataclass(frozen=True)
 class Viewer:
@@ -112,12 +121,17 @@ async def home(deps: UiDeps, viewer: Viewer) -> dict[str, Any]:
     now = deps.clock()
     rows = [{"name": o.site.name, "href": paths.site(o.site.name), "devices": len(o.site.devices),
              "last_run": f"{when(o.last_run)} UTC ({ago(o.last_run, now)})" if o.last_run else "never run",
-             "ok": o.ok, "changed": o.changed, "failed": o.failed, "never": o.never} for o in overviews]
+             "ok": o.ok, "changed": o.changed, "failed": o.failed, "never": o.never, "retired": o.retired}
+            for o in overviews]
     return {"title": "Sites", "crumbs": [], "sites": rows}
 
 
 def _device_row(deps: UiDeps, viewer: Viewer, site: Site, s: DeviceStatus, now: datetime) -> dict[str, Any]:
+    """A device of the site page. A retired one (the inventory source no longer lists it) says so
+    instead of what would need attention: it is never backed up again, so neither its last failure
+    nor its age is news; its backups stay one click away."""
     v, a = s.latest, s.last_attempt
+    retired = s.device.retired_at
     stale = deps.catalog.is_stale(s)
     return {
         "name": s.device.name, "host": s.device.host, "href": paths.device(site.name, s.device.name),
@@ -125,7 +139,8 @@ def _device_row(deps: UiDeps, viewer: Viewer, site: Site, s: DeviceStatus, now: 
             "id": v.id, "href": paths.version(v.id), "taken": f"{when(v.first_seen)} UTC",
             "taken_ago": ago(v.first_seen, now), "verified": f"{when(v.last_verified)} UTC",
             "verified_ago": ago(v.last_verified, now), "ros": v.meta.ros_version or "?"},
-        "failure": None if a is None or a.status is not Status.FAILED else {
+        "retired": None if retired is None else f"{when(retired)} UTC",
+        "failure": None if retired is not None or a is None or a.status is not Status.FAILED else {
             "at": f"{when(a.at)} UTC", "ago": ago(a.at, now), "reason": failure(a.error_kind, a.reason)},
         "stale": stale_phrase(s.last_success_at, now) if stale else None,
         "never": a is None,
@@ -140,12 +155,14 @@ async def site(deps: UiDeps, viewer: Viewer, name: str, query: str = "", flash: 
     now = deps.clock()
     result = ("The result will be sent to you in Slack." if deps.tell is not None
               else "Reload this page in a moment to see the result.")
+    retired = sum(s.device.retired_at is not None for s in statuses)
     flashes = {"started": f"Backing up {found.name}: {plural(len(found.devices), 'device')}… {result}",
                "joined": f"A backup of {found.name} is already running. {result}",
                "busy": "backupbot is busy; please try again in a minute."}
     return {"title": found.name, "crumbs": [(found.name, None)], "site": found.name,
             "backup_action": paths.backup_site(found.name), "search_action": paths.site(found.name),
-            "query": query, "total": len(statuses), "flash": flashes.get(flash),
+            "query": query, "total": len(statuses), "flash": flashes.get(flash), "can_backup": bool(found.devices),
+            "retired": retired,
             "devices": [_device_row(deps, viewer, found, s, now) for s in shown]}
 
 
@@ -153,7 +170,7 @@ async def backup_site(deps: UiDeps, viewer: Viewer, name: str) -> str:
     """Start (or join) a backup of the site; its summary goes to the viewer's Slack DM as from
     `/backup SITE now`. Returns the flash to show ("started", "joined", "busy")."""
     found = visible_site(deps, viewer, name)
-    devices = list(found.devices)
+    devices = deps.catalog.backup_targets(found.name)  # never a retired device; UserError if none is left
     joined = deps.service.busy(devices)
 
     async def tell(message: blocks.Message) -> None:
@@ -213,6 +230,7 @@ async def device(deps: UiDeps, viewer: Viewer, site_name: str, name: str, page: 
     first = page * PAGE_SIZE + 1
     return {"title": dev.label, "crumbs": [(found.name, paths.site(found.name)), (dev.name, None)],
             "device": dev.name, "host": dev.host, "site": found.name, "total": total, "versions": rows,
+            "retired": f"{when(dev.retired_at)} UTC" if dev.retired_at else None,
             "range": f"{first:,}–{first + len(rows) - 1:,} of {total:,}" if rows else "",
             "newer": paths.device(found.name, dev.name, page - 1) if page > 0 else None,
             "older": paths.device(found.name, dev.name, page + 1) if page < last_page else None,

@@ -44,8 +44,10 @@ UI = web.AppKey("web_ui", WebUi)
 
 
 def _ui(request: web.Request) -> tuple[WebUi, UiDeps]:
+    """The application's state, and the pages' dependencies on the inventory in use now (one per
+    request: a refreshed inventory reaches the next request, never half of one)."""
     ui = request.app[UI]
-    return ui, ui.deps
+    return ui, ui.deps.pinned()
 
 
 async def viewer(request: web.Request) -> Viewer:
