@@ -79,7 +79,15 @@ class GrepStore(Protocol):
 def targets(settings: Settings, readings: Mapping[str, Reading], site: str | None = None,
             device: str | None = None) -> list[tuple[Device, Reading]]:
     """The devices of the sites in `readings` (of `site`, and named `device`, if given), in inventory
-    order, each with its site's reading."""
+    order, each with its site's reading. Pass one snapshot of the inventory (bot.core.live): a device
+    the inventory source added is searched once it has a backup.
+
+    Retired devices (gone from the inventory source) are left out of a search of the fleet or of a
+    site: their configs no longer run anywhere, and "which routers still allow X" must not name a
+    router that was taken out. One named with its site is searched (its history stays searchable)."""
+    if site is not None and device is not None and site in settings.sites:
+        named = settings.sites[site].known(device)
+        return [(named, readings[site])] if named is not None and site in readings else []
     return [(d, readings[d.site]) for d in settings.devices(site, device) if d.site in readings]
 
 
