@@ -199,8 +199,8 @@ def register_secrets(env: Mapping[str, str]) -> None:
 
 
 # Commands that name sites or devices read the inventory source first (falling back to its last good
-# list); the others use the last good list without asking the source.
-READS_SOURCE = {"backup", "sites", "list", "trust"}
+# list): `import` matches its files to them. The others use the last good list without asking the source.
+READS_SOURCE = {"backup", "sites", "list", "trust", "import"}
 
 
 async def _with_backend(settings: Settings, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -4,7 +4,9 @@ normalized text changed, dated when the source first saw it.
 
 The rules, and why:
 - A file belongs to the configured device named like it (case-insensitive), else to the one whose
-  `host` it is named after (Oxidized nodes are often named by address). A file matching no device,
+  `host` it is named after (Oxidized nodes are often named by address). Configured means the
+  inventory in use: the config file merged with the inventory source's devices (NetBox, CSV: the
+  CLI reads the source first); a retired device only when no active one has the name. A file matching no device,
   several devices, or a device another file also matches is skipped and listed, never guessed at.
 - A snapshot is refused (listed, never stored) when `check_export` refuses it, exactly as a live
   backup would be, with one exception: a missing final newline is accepted, because files kept in git

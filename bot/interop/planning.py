@@ -26,8 +26,9 @@ class Skipped:
 
 def match_files(files: Sequence[SourceFile], settings: Settings, *, site: str | None = None,
                 site_from_group: bool = False) -> tuple[list[tuple[Device, SourceFile]], list[Skipped]]:
-    """Each file's device, and the files left out with why. `site`: only that site's devices;
-    `site_from_group`: a file's group folder names its site."""
+    """Each file's device, and the files left out with why. `settings` is the inventory in use (the
+    config file merged with the inventory source's devices); a retired device is matched only when
+    no active one is. `site`: only that site's devices; `site_from_group`: a file's group folder names its site."""
     claimed: dict[tuple[str, str], list[SourceFile]] = {}
     devices: dict[tuple[str, str], Device] = {}
     skipped: list[Skipped] = []
@@ -39,8 +40,10 @@ def match_files(files: Sequence[SourceFile], settings: Settings, *, site: str | 
             if f.group not in settings.sites:
                 skipped.append(Skipped(f, f'no site "{f.group}" in the config'))
                 continue
-        candidates = settings.devices(f.group if site_from_group else site)
-        found = _named(candidates, f.name)
+        scope = f.group if site_from_group else site
+        # A retired device's history may be brought in too, but an active device of the same name
+        # wins: a router moved to another site is retired in the old one and listed in the new one.
+        found = _named(settings.devices(scope), f.name) or _named(settings.retired_devices(scope), f.name)
         if not found:
             where = f'site "{f.group if site_from_group else site}"' if site_from_group or site else "the config"
             skipped.append(Skipped(f, f'no device named "{f.name}" in {where}'))

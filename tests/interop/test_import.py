@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -192,6 +193,32 @@ def test_matching_by_name_host_and_site() -> None:
     matched, skipped = match_files([f("g/CORE-1"), f("10.0.0.7")], config, site="lab")
     assert [(d.label, s.path) for d, s in matched] == [("lab/core-1", "g/CORE-1"), ("lab/edge", "10.0.0.7")]
     assert skipped == []
+
+
+def retire(config: Settings, site: str, name: str) -> Settings:
+    """The inventory after the source stopped listing site/name (bot.inventory.merge does it for real)."""
+    old = config.sites[site]
+    gone = replace(old.device(name), retired_at=day(20))  # type: ignore[arg-type]
+    left = tuple(d for d in old.devices if d.name != name)
+    return replace(config, sites={**config.sites, site: replace(old, devices=left, retired=(*old.retired, gone))})
+
+
+def test_a_retired_devices_history_may_be_imported_but_an_active_namesake_wins() -> None:
+    """A router the inventory source stopped listing is retired, its history kept: a file named after
+    it still lands on it. A router moved to another site is retired in the old one and active in the
+    new one: its file goes to the active one, never refused as ambiguous."""
+    config = retire(retire(settings(Path("/tmp"), {"lab": ["core-1", "old-1"], "riga": ["core-1"]}),
+                           "lab", "old-1"), "lab", "core-1")
+
+    def f(name: str) -> SourceFile:
+        return SourceFile(name, name, None)
+
+    matched, skipped = match_files([f("old-1"), f("CORE-1"), f("nope")], config)
+    assert [(d.label, s.path) for d, s in matched] == [("lab/old-1", "old-1"), ("riga/core-1", "CORE-1")]
+    assert matched[0][0].retired_at == day(20)
+    assert [(s.file.path, s.reason) for s in skipped] == [("nope", 'no device named "nope" in the config')]
+    matched, _ = match_files([f("core-1")], config, site="lab")  # only lab's: the retired one is its core-1
+    assert [d.label for d, _ in matched] == ["lab/core-1"] and matched[0][0].retired_at == day(20)
 
 
 def test_examine_accepts_a_missing_final_newline_only_on_import() -> None:
