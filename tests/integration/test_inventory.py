@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import subprocess
 import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import yaml
 
@@ -24,7 +27,7 @@ from bot.core.models import Settings
 from bot.serve.server import BACKEND, SCHEDULER, Options
 from bot.slack import blocks
 from bot.ssh.simulator import SimDevice, Simulator
-from tests.helpers import Clock
+from tests.helpers import Clock, until
 from tests.integration.helpers import (
     ROUTER_PASSWORD,
     add_routers,
@@ -33,8 +36,10 @@ from tests.integration.helpers import (
     buttons,
     checkbox_values,
     fast_collector,
+    free_port,
     is_error,
     run_bot,
+    settle,
 )
 from tests.integration.slack_fake import FakeSlack
 from tests.inventory.netbox_fake import TOKEN, FakeNetBox
@@ -198,3 +203,118 @@ async def test_backupbot_inventory_shows_what_would_change_and_changes_nothing(
     assert code == 0 and "NetBox cannot be reached" in err and "using the last good list, read" in err
     settings: Settings = load_settings(tmp_path / "backupbot.yml", ENV)
     assert settings.inventory is not None
+
+
+# -- a refresh reaches everything that names devices: the pages, the links, the search, the mirror ----
+
+async def refreshed_lab(tmp_path: Path, simulator: Simulator, slack: FakeSlack, netbox: FakeNetBox
+                        ) -> tuple[dict[str, Any], dict[str, SimDevice], int]:
+    """core-1 (in the file), edge-1 and old-1 (from NetBox), each backed up once by `serve`; then NetBox
+    drops old-1 and lists new-1 in lab and gw-1 in a site the file does not have (oslo). Returns the
+    config (with the browser pages and a git mirror), the routers, and the pages' port."""
+    routers = await add_routers(simulator, *(SimDevice(n) for n in ("core-1", "edge-1", "old-1", "new-1", "gw-1")))
+    by_name = {d.name: d for d in routers}
+    listed(netbox, by_name["edge-1"])
+    listed(netbox, by_name["old-1"])
+    port = free_port()
+    data = {**config(netbox, by_name["core-1"]), "web": {"base_url": f"http://127.0.0.1:{port}"},
+            "git": {"path": "mirror"}}
+    return data, by_name, port
+
+
+async def refresh(bot: Any, netbox: FakeNetBox, routers: dict[str, SimDevice]) -> None:
+    backend = bot.app[BACKEND]
+    first = await backend.service.run(backend.settings.devices(), Trigger.CLI)
+    assert [r.device.name for r in first.results] == ["core-1", "edge-1", "old-1"] and not first.failed
+    netbox.remove("old-1")
+    listed(netbox, routers["new-1"])
+    listed(netbox, routers["gw-1"], site="oslo")
+    assert (await backend.refresher.refresh()).applied
+
+
+async def test_a_refresh_reaches_the_browser_pages_and_their_links(
+        tmp_path: Path, simulator: Simulator, slack: FakeSlack, netbox: FakeNetBox) -> None:
+    """After a refresh (no restart): the pages list the new site and the new device, mark the retired
+    one and keep its history browsable; Slack's "Open in browser" links exist for the new site; and
+    "Back up site now" backs up the devices as they are now, never the retired one."""
+    data, routers, port = await refreshed_lab(tmp_path, simulator, slack, netbox)
+    async with run_bot(parse_settings(data, ENV, tmp_path), slack, port=port) as bot:
+        await refresh(bot, netbox, routers)
+        [old_version] = await bot.app[BACKEND].catalog.versions("lab", "old-1")
+        base = f"http://127.0.0.1:{port}"
+        msg = await answer(slack, await bot.command("oslo"))  # a site only NetBox has: linked like any other
+        assert f"{base}/ui/open?t=" in blocks_text(msg) and "gw-1" in blocks_text(msg)
+        [url] = [u for u in re.findall(r'"url": "([^"]+)"', blocks_text(msg)) if "/ui/open?t=" in u]
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+            async with browser.get(url) as resp:
+                assert resp.status == 200 and "gw-1" in await resp.text() and resp.url.path == "/ui/site/oslo"
+            async with browser.get(f"{base}/ui/") as resp:
+                home = await resp.text()
+            assert 'href="/ui/site/oslo"' in home and "+ 1 retired" in home
+            async with browser.get(f"{base}/ui/site/lab") as resp:
+                site = await resp.text()
+            assert "/ui/device/lab/new-1" in site and "never backed up" in site
+            row = site[site.index("/ui/device/lab/old-1"):]
+            assert row.index("retired 20") < row.index("</tr>") and f"#{old_version.id}" in row
+            assert "1 retired device: no longer in the inventory source" in site and "Back up site now" in site
+            async with browser.get(f"{base}/ui/device/lab/old-1") as resp:
+                device = await resp.text()
+            assert resp.status == 200 and "Retired 20" in device and f'name="v" value="{old_version.id}"' in device
+
+            calls = routers["old-1"].connections
+            csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', site)[1]  # type: ignore[index]
+            async with browser.post(f"{base}/ui/site/lab/backup", data={"csrf": csrf}) as resp:
+                assert "Backing up lab: 3 devices…" in await resp.text()
+        await settle(bot)
+        await until(lambda: slack.posts("D0ALICE001"))
+        (summary,) = slack.posts("D0ALICE001")
+        assert "1 new" in summary["text"] and routers["old-1"].connections == calls
+        assert await bot.app[BACKEND].catalog.count_versions("lab", "new-1") == 1
+
+
+async def test_a_refresh_reaches_the_search_and_the_git_mirror(
+        tmp_path: Path, simulator: Simulator, slack: FakeSlack, netbox: FakeNetBox) -> None:
+    """The fleet search takes the devices as they are now: a device the source added is searched
+    once it has a backup, a retired one is left out unless named; the mirror gets the new devices'
+    files and keeps the retired one's."""
+    data, routers, _ = await refreshed_lab(tmp_path, simulator, slack, netbox)
+    async with run_bot(parse_settings(data, ENV, tmp_path), slack) as bot:
+        await refresh(bot, netbox, routers)
+        reply = await bot.command("grep winbox")
+        assert "Searching the latest backup of 4 devices" in reply.json["text"]  # old-1 is not one of them
+        found = blocks_text(await answer(slack, reply))
+        assert "lab/core-1" in found and "lab/edge-1" in found and "old-1" not in found and "new-1" not in found
+
+        backend = bot.app[BACKEND]
+        await backend.service.run(backend.settings.devices(), Trigger.SCHEDULE)
+        found = blocks_text(await answer(slack, await bot.command("grep winbox")))
+        assert "lab/new-1" in found and "oslo/gw-1" in found and "old-1" not in found
+        named = blocks_text(await answer(slack, await bot.command("grep winbox lab old-1")))
+        assert "lab/old-1" in named  # named on its own, a retired device's last backup is searched
+
+        def mirrored() -> set[str]:
+            listing = subprocess.run(["git", "ls-tree", "-r", "--name-only", "main"], cwd=tmp_path / "mirror",
+                                     capture_output=True, text=True)
+            return set(listing.stdout.split())
+
+        everything = {"lab/core-1.rsc", "lab/edge-1.rsc", "lab/old-1.rsc", "lab/new-1.rsc", "oslo/gw-1.rsc"}
+        await until(lambda: mirrored() == everything)
+
+
+async def test_backupbot_import_matches_files_to_the_sources_devices(
+        tmp_path: Path, simulator: Simulator, netbox: FakeNetBox) -> None:
+    """A team coming from Oxidized with its routers in NetBox imports before anything else ran: the
+    import reads NetBox first, so a file named after a router only NetBox lists is that router's."""
+    core, edge = await add_routers(simulator, SimDevice("core-1"), SimDevice("edge-1"))
+    listed(netbox, edge)
+    (tmp_path / "backupbot.yml").write_text(yaml.safe_dump(config(netbox, core)))
+    folder = tmp_path / "oxidized"
+    folder.mkdir()
+    fixtures = Path(__file__).parents[1] / "fixtures" / "routeros"
+    (folder / "edge-1_20240101-0300.rsc").write_bytes((fixtures / "seq-praze-1.rsc").read_bytes())
+    (folder / "gone-9.rsc").write_bytes((fixtures / "seq-praze-2.rsc").read_bytes())
+    code, out, err = await backupbot("import", "files", str(folder), "--site", "lab", cwd=tmp_path)
+    assert code == 0, err
+    assert "lab/edge-1" in out and 'skipped: no device named "gone-9" in site "lab"' in out
+    code, out, _ = await backupbot("list", "lab", "edge-1", "--json", cwd=tmp_path)
+    assert [v["origin"] for v in json.loads(out)] == ["import"]
