@@ -2,11 +2,14 @@
 
 Settings stay immutable: a refresh (bot.inventory.refresh) builds a whole new Settings and
 `replace`s it here, in one assignment, between two awaits of the event loop, so nobody ever sees
-half an inventory. Consumers (the scheduler, the catalog, the announcer, the Slack handlers,
-readiness) keep the holder, never a Settings, and read `.settings` at each use; a piece of work
-that must stay consistent takes ONE snapshot at its start and keeps it (a run backs up the devices
-it started with). Listeners hear of each replacement synchronously, old and new in hand (the
-scheduler re-plans its slots); one that raises is logged and does not stop the others.
+half an inventory. Consumers (the scheduler, the catalog, the announcer, the Slack handlers, the
+browser pages and the Linker of their links, readiness) keep the holder, never a Settings, and read
+`.settings` at each use; a piece of work that must stay consistent takes ONE snapshot at its start
+and keeps it (a run backs up the devices it started with; a Slack or page request pins the catalog:
+Catalog.pinned). The fleet search is handed the devices of its request's snapshot; the git mirror
+and the importers' history work from the database and the Settings they are given. Listeners
+hear of each replacement synchronously, old and new in hand (the scheduler re-plans its slots);
+one that raises is logged and does not stop the others.
 """
 
 from __future__ import annotations
