@@ -13,7 +13,6 @@ import itertools
 import os
 import random
 import re
-import time
 
 import pytest
 
@@ -234,21 +233,16 @@ def test_display_lines_split_script_sources_only() -> None:
     ]
 
 
-def timed(old: str, new: str) -> tuple[float, Diff]:
-    start = time.perf_counter()
-    d = diff(old, new)
-    return time.perf_counter() - start, d
 
 
-def test_speed_anna() -> None:
-    """The 300 KB anna pair (~2000 changed lines) diffs well under a second."""
-    elapsed, d = timed(text("anna", 1), text("anna", 2))
+def test_big_pair_anna() -> None:
+    """The 300 KB anna pair (~2000 changed lines) diffs in full (speed: benchmarks/diff_speed.py)."""
+    d = diff(text("anna", 1), text("anna", 2))
     assert d.added + d.removed > 2000
-    assert elapsed < 1.0, elapsed
 
 
-def test_speed_one_megabyte() -> None:
-    """A 1 MB export against a slightly changed copy (60 scattered edits) diffs well under a second."""
+def test_one_megabyte_export() -> None:
+    """A 1 MB export against a slightly changed copy (60 scattered edits) diffs to exactly those edits."""
     rng = random.Random(1)
     lines = [
         f"/ip firewall address-list add address=10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255} "
@@ -263,27 +257,24 @@ def test_speed_one_megabyte() -> None:
         del changed[k]
     old, new = "\n".join(lines) + "\n", "\n".join(changed) + "\n"
     assert len(old) > 1_000_000
-    elapsed, d = timed(old, new)
+    d = diff(old, new)
     assert (d.added, d.removed) == (40, 60)
-    assert elapsed < 1.0, elapsed
 
 
-def test_speed_repeated_lines() -> None:
-    """30k identical lines (where difflib alone takes a minute) still diff fast and minimally."""
+def test_repeated_lines_diff_minimally() -> None:
+    """30k identical lines (where difflib alone takes a minute) diff minimally."""
     lines = ["set 0 action=disk"] * 30_000
     changed = list(lines)
     changed[100], changed[20_000] = "set 0 action=memory", "set 9 action=echo"
-    elapsed, d = timed("\n".join(lines), "\n".join(changed))
+    d = diff("\n".join(lines), "\n".join(changed))
     assert (d.added, d.removed) == (2, 2)
-    assert elapsed < 1.0, elapsed
 
 
-def test_speed_tripled_export() -> None:
-    """anna tripled (~1 MB, every line repeated 3 times) still diffs fast with a sane result."""
-    elapsed, d = timed(text("anna", 1) * 3, text("anna", 2) * 3)
+def test_tripled_export() -> None:
+    """anna tripled (~1 MB, every line repeated 3 times) diffs to three times the single diff."""
+    d = diff(text("anna", 1) * 3, text("anna", 2) * 3)
     single = pair_diff("anna", 1, 2)
     assert (d.added, d.removed) == (3 * single.added, 3 * single.removed)
-    assert elapsed < 1.0, elapsed
 
 
 # ------------------------------------------------------------------ section names of big diffs
