@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from bot.ssh.simulator import Simulator
+from tests.inventory.netbox_fake import FakeNetBox
 
 
 @pytest.fixture
@@ -18,3 +19,13 @@ async def simulator() -> AsyncIterator[Simulator]:
         yield sim
     finally:
         await sim.stop()
+
+
+@pytest.fixture
+async def netbox() -> AsyncIterator[FakeNetBox]:
+    """A local stand-in for NetBox's /api/dcim/devices/ on 127.0.0.1, listing nothing yet."""
+    fake = await FakeNetBox().start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()

@@ -12,13 +12,11 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 import yaml
 
 from bot.config.load import load_settings, parse_settings
@@ -45,15 +43,6 @@ from tests.integration.slack_fake import FakeSlack
 from tests.inventory.netbox_fake import TOKEN, FakeNetBox
 
 ENV = {"ROUTER_PASSWORD": ROUTER_PASSWORD, "NETBOX_TOKEN": TOKEN}
-
-
-@pytest.fixture
-async def netbox() -> AsyncIterator[FakeNetBox]:
-    fake = await FakeNetBox().start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
 
 
 def listed(netbox: FakeNetBox, d: SimDevice, site: str = "lab") -> None:

@@ -5,7 +5,6 @@ outages, and how NetBox devices become backupbot devices."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -14,15 +13,6 @@ from bot.core.logs import configure_logging
 from bot.core.models import NetBoxSource, SourceDevice
 from bot.inventory.netbox import PAGE_SIZE, NetBox, authorization, devices_from
 from tests.inventory.netbox_fake import TOKEN, FakeNetBox
-
-
-@pytest.fixture
-async def netbox() -> AsyncIterator[FakeNetBox]:
-    fake = await FakeNetBox().start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
 
 
 def source(fake: FakeNetBox, **kw: object) -> NetBoxSource:

@@ -5,7 +5,6 @@ retired and come back; an empty answer is held back; nothing is ever dropped for
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,15 +23,12 @@ T0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def netbox() -> AsyncIterator[FakeNetBox]:
-    fake = await FakeNetBox().start()
-    fake.add("core-1", "riga", "10.0.0.1/24")
-    fake.add("edge-2", "riga", "10.0.0.2/24")
-    fake.add("gw-1", "oslo", "10.2.0.1/24")
-    try:
-        yield fake
-    finally:
-        await fake.stop()
+def netbox(netbox: FakeNetBox) -> FakeNetBox:
+    """NetBox listing three routers at two sites."""
+    netbox.add("core-1", "riga", "10.0.0.1/24")
+    netbox.add("edge-2", "riga", "10.0.0.2/24")
+    netbox.add("gw-1", "oslo", "10.2.0.1/24")
+    return netbox
 
 
 def config(tmp_path: Path, netbox: FakeNetBox, **inventory: object) -> Settings:
