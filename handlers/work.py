@@ -108,13 +108,6 @@ async def search(deps: Deps, who: Requester, reply: Reply, text: str) -> None:
 
 
 # -- searching config text ---------------------------------------------------------------------
-def grep_readings(deps: Deps, who: Requester) -> dict[str, Reading]:
-    """The sites the requester may see here, each searched with its secrets only if they may
-    download it: otherwise its redacted text is searched, so a secret can't be found by guessing."""
-    return {s.name: Reading.REAL if access.can_download(deps.settings, s, who.user) else Reading.REDACTED
-            for s in access.visible_sites(deps.settings, who.user, who.channel)}
-
-
 async def grep(deps: Deps, who: Requester, reply: Reply, query: Query, devices: Sequence[tuple[Device, Reading]],
                *, history: bool) -> None:
     """The result in a message when it fits; otherwise the first devices and the counts, and the

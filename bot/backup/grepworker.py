@@ -54,7 +54,8 @@ def search(request: dict[str, Any]) -> dict[str, Any]:
         found = scan(data, matcher, shown=shown, limit=cap, context=context, index=_index(entry["path"]))
         if found.count:
             results.append({"key": entry["key"], "count": found.count,
-                            "hits": [(h.number, h.section, h.line, h.before, h.after, h.secret) for h in found.hits]})
+                            "hits": [(h.number, h.section, h.line, h.before, h.after, h.secret, h.spans)
+                                     for h in found.hits]})
             if left is not None:
                 left -= len(found.hits)
     return {"results": results, "missing": missing}

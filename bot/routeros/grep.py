@@ -249,7 +249,8 @@ Index = Callable[[], "LineIndex | None"]  # loads the LineIndex of the text sear
 class Hit:
     """One matching line: 1-based number, RouterOS section (`/ip firewall filter`), the line and
     up to CONTEXT lines either side. `secret`: the line matched only in the real text, inside a value
-    the shown (redacted) line hides."""
+    the shown (redacted) line hides. `spans`: where the pattern matches in the line shown, (start, end)
+    of each match, for a page to highlight (none when `secret`; empty matches left out)."""
 
     number: int
     section: str | None
@@ -257,6 +258,7 @@ class Hit:
     before: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
     secret: bool = False
+    spans: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -432,7 +434,7 @@ def _details(src: Text, nl: Text, slash: Text, places: list[tuple[int, int, int]
         line = text(src[start:end])
         if cursor is None:
             before, after = _around(src, nl, start, end, context, text)
-            yield Hit(number + 1, section.at(start), line, before, after)
+            yield Hit(number + 1, section.at(start), line, before, after, spans=_spans(matcher, line))
             continue
         lines = [cursor.line(n) for n in range(max(number - context, 0), number + context + 1)]
         own = min(number, context)
@@ -440,9 +442,10 @@ def _details(src: Text, nl: Text, slash: Text, places: list[tuple[int, int, int]
         if visible is None:
             raise ValueError(f"the shown text has no line {number + 1}: it must match the searched one line for line")
         # Matched in the real text but not in what is shown: the match is inside a hidden value.
-        secret = visible != line and matcher.regex.search(visible) is None
+        spans = _spans(matcher, visible)
+        secret = not spans and visible != line and matcher.regex.search(visible) is None
         yield Hit(number + 1, section.at(start), visible, tuple(x for x in lines[:own] if x is not None),
-                  tuple(x for x in lines[own + 1:] if x is not None), secret)
+                  tuple(x for x in lines[own + 1:] if x is not None), secret, spans)
 
 
 def _dense_details(src: str, places: list[tuple[int, int, int]], matcher: Matcher, shown: bytes | None,
@@ -461,10 +464,17 @@ def _dense_details(src: str, places: list[tuple[int, int, int]], matcher: Matche
     for number, _, _ in places:
         line = lines[number]
         own = visible[number]
-        secret = own is not line and own != line and search(own) is None
+        spans = _spans(matcher, own)
+        secret = not spans and own is not line and own != line and search(own) is None
         first = number - context if number > context else 0
         yield Hit(number + 1, sections.of(number), own, tuple(visible[first:number]),
-                  tuple(visible[number + 1:number + 1 + context]), secret)
+                  tuple(visible[number + 1:number + 1 + context]), secret, spans)
+
+
+def _spans(matcher: Matcher, line: str) -> tuple[tuple[int, int], ...]:
+    """Where the pattern matches in `line` (a listed line: run here, in the killable child, never
+    where a slow pattern could hold up the bot)."""
+    return tuple(m.span() for m in matcher.regex.finditer(line) if m.end() > m.start())
 
 
 def _around(src: Text, nl: Text, start: int, end: int, context: int,

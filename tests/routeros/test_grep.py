@@ -41,6 +41,13 @@ def reference(text: str, query: Query) -> list[int]:
     return [i + 1 for i, line in enumerate(text.splitlines()) if rx.search(line)]
 
 
+def reference_spans(line: str, query: Query) -> tuple[tuple[int, int], ...]:
+    """Where the query matches in one line, empty matches left out (nothing to highlight)."""
+    rx = re.compile(query.pattern if query.regex else re.escape(query.pattern),
+                    re.IGNORECASE if query.ignore_case else 0)
+    return tuple(m.span() for m in rx.finditer(line) if m.end() > m.start())
+
+
 @pytest.mark.parametrize("query", QUERIES, ids=[q.describe() for q in QUERIES])
 def test_every_fixture_matches_like_a_line_by_line_search(query: Query) -> None:
     """Numbers, lines, sections (export.Sections' rule) and ±2 lines of context, on every fixture."""
@@ -56,6 +63,7 @@ def test_every_fixture_matches_like_a_line_by_line_search(query: Query) -> None:
             assert hit.section == walk_back_section(lines, i)
             assert hit.before == tuple(lines[max(i - 2, 0):i])
             assert hit.after == tuple(lines[i + 1:i + 3])
+            assert hit.spans == reference_spans(lines[i], query)
             assert not hit.secret
 
 
@@ -68,7 +76,8 @@ def test_a_known_line_with_its_section_and_context() -> None:
         before=("add name=dhcp_pool0 ranges=192.168.1.10-192.168.1.254", "/ip dhcp-server"),
         after=("/user group",
                'set full policy="local,telnet,ssh,ftp,reboot,read,write,policy,test,winbox,password,web,sniff,'
-               'sensitive,api,romon,dude,tikapp"'))
+               'sensitive,api,romon,dude,tikapp"'),
+        spans=((17, 27),))  # where "dhcp_pool0" is in the line
 
 
 def test_a_match_across_a_wrapped_line() -> None:
@@ -92,9 +101,11 @@ def test_lines_come_from_the_shown_text_and_a_match_inside_a_secret_is_marked() 
     assert "benito10" in text and "benito10" not in shown
     (hit,) = scan(text.encode(), compile_query(Query("benito10")), shown=shown.encode()).hits
     assert hit.secret and "benito10" not in hit.line and "<redacted:" in hit.line
+    assert hit.spans == ()  # nothing in the shown line to highlight
     assert hit.before == tuple(shown.splitlines()[hit.number - 3:hit.number - 1])
     (plain,) = scan(text.encode(), compile_query(Query("supplicant-identity")), shown=shown.encode()).hits
     assert not plain.secret and "<redacted:" in plain.line
+    assert [plain.line[a:b] for a, b in plain.spans] == ["supplicant-identity"]
     # Many matching lines (the path that splits the config once): each shown from the redacted text.
     shown_lines = shown.splitlines()
     many = scan(text.encode(), compile_query(Query("=")), shown=shown.encode()).hits
