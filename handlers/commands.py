@@ -184,7 +184,8 @@ def _plan(deps: Deps, cmd: Command, who: Requester, reply: Reply) -> tuple[block
                 work.site_for(deps, who, cmd.site)
             scope = targets(deps.settings, readings(deps.settings, who.user, who.channel), cmd.site, cmd.device)
             return (blocks.grep_started(cmd.query, len(scope), cmd.history),
-                    work.grep(deps, who, reply, cmd.query, scope, history=cmd.history))
+                    work.grep(deps, who, reply, cmd.query, scope, history=cmd.history, site=cmd.site,
+                              device=cmd.device))
         case Kind.SHOW:
             return None, work.show(deps, who, reply, cmd.ids[0])
         case Kind.DOWNLOAD:
