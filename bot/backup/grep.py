@@ -120,8 +120,9 @@ class Grep:
     # --- the latest backups --------------------------------------------------------------------
 
     async def search(self, query: Query, devices: Sequence[tuple[Device, Reading]], *, show_secrets: bool = False,
-                     limit: int | None = SLACK_LINES) -> GrepResult:
-        """Search the latest backup of each device; UserError for a bad pattern or one too slow."""
+                     limit: int | None = SLACK_LINES, spans: bool = False) -> GrepResult:
+        """Search the latest backup of each device; UserError for a bad pattern or one too slow.
+        `spans`: each listed line says where it matches (Hit.spans), for the browser to highlight."""
         compile_query(query)  # a bad pattern is told before anything is read
         # The children start first: their ~0.1 s start-up overlaps reading the database.
         async with self._slots, _Children(min(self.processes, max(len(devices), 1))) as children:
@@ -136,7 +137,7 @@ class Grep:
                 self._ensured = (newest, known | frozenset(files))
             entries = [_entry(str(i), v, r, show_secrets, files) for i, (v, r) in enumerate(jobs)]
             results, missing = await self._match(query, entries, sum(v.size for v, _ in jobs), limit=limit,
-                                                 children=children)
+                                                 children=children, spans=spans)
             if missing:
                 # Pruned meanwhile by a search in another process that had seen a newer version of
                 # those devices: made again, and searched once more.
@@ -145,7 +146,7 @@ class Grep:
                 listed = sum(len(hits) for _, hits in results.values())
                 more, gone = await self._match(query, [e for e in entries if e["key"] in set(missing)],
                                                sum(v.size for v, _ in again),
-                                               limit=None if limit is None else max(limit - listed, 0))
+                                               limit=None if limit is None else max(limit - listed, 0), spans=spans)
                 if gone:
                     raise RuntimeError(f"grep cache files vanished twice during one search: {gone[:5]}")
                 results |= more
@@ -166,7 +167,7 @@ class Grep:
 
     async def _match(self, query: Query, entries: list[dict[str, Any]], size: int, *, limit: int | None,
                      each: int | None = None, context: int = CONTEXT, children: _Children | None = None,
-                     ) -> tuple[Found, list[str]]:
+                     spans: bool = False) -> tuple[Found, list[str]]:
         """({key: (matching lines, hits)} of the entries with a match, [keys whose file was gone]),
         from child processes: the entries are cut into PROCESSES runs of consecutive ones, matched at
         the same time; each run may list `limit` lines, and the merge keeps the first `limit` in
@@ -175,7 +176,7 @@ class Grep:
         timeout = self.time_limit + size / self.scan_rate / len(runs)
         base: dict[str, Any] = {"query": {"pattern": query.pattern, "regex": query.regex,
                                           "ignore_case": query.ignore_case},
-                                "limit": limit, "each": each, "context": context}
+                                "limit": limit, "each": each, "context": context, "spans": spans}
         answers = await asyncio.gather(*(
             run_child({**base, "entries": run}, timeout, children.take() if children else None) for run in runs))
         found: Found = {}

@@ -346,7 +346,7 @@ async def search(deps: UiDeps, viewer: Viewer, form: SearchForm) -> tuple[dict[s
     scope = targets(settings, readings(settings, viewer.user, None), site.name if site else None,
                     device.name if device else None)
     try:
-        result = await deps.grep.search(query, scope, limit=WEB_LINES)
+        result = await deps.grep.search(query, scope, limit=WEB_LINES, spans=True)
     except UserError as exc:  # a pattern that can't be used, or one too slow
         return {**context, "error": str(exc)}, 400
     # Never the pattern: it may be a password someone checks for.

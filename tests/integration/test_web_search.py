@@ -7,8 +7,10 @@ at its own line, also after a script the View page splits."""
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlencode
@@ -162,6 +164,27 @@ async def test_bad_patterns_and_requests_get_a_clear_page(lab: WebLab) -> None:
         assert status == 400 and "has no line 99,999" in page
         status, page, _ = await br.get(f"/ui/version/{lab.ids['vault-1'][-1]}?line=1")
         assert status == 403 and "belongs to a site you may not see" in page
+
+
+async def test_a_pathological_regex_is_stopped_and_told_on_the_page(lab: WebLab) -> None:
+    """`(a+)+$` on a long line of a's would run for years: the search runs in the same killable child
+    processes as /backup grep, the bot keeps answering meanwhile, and the page says why it stopped."""
+    lab.routers["edge-1"].body = body(["/system note", 'set note="' + "a" * 40 + 'b" show-at-login=no'])
+    await lab.backup("edge-1")
+    lab.bot.app[BACKEND].grep.time_limit = 1.0  # the real search, with a shorter limit than 10 s
+    async with browser(lab.base_url) as br, browser(lab.base_url) as other:
+        await signed_in(lab, br, BOB)
+        await signed_in(lab, other, BOB)
+        slow = asyncio.create_task(search(br, q="(a+)+$", re="1"))
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        status, _, _ = await other.get("/ui/site/hq")
+        assert status == 200 and time.monotonic() - started < 1.0 and not slow.done()
+        status, page = await slow
+        assert status == 400 and "The search was stopped after 1 s without finishing" in page
+        assert 'value="(a+)+$"' in page
+        status, page = await search(br, q="(a+)+b", re="1")  # the next search works
+        assert status == 200 and "1 device, 1 line" in page
 
 
 async def test_many_results_are_counted_and_never_cut_silently(lab: WebLab) -> None:

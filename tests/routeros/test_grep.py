@@ -4,6 +4,7 @@ against a plain line-by-line reference), redacted display, refused patterns, and
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -54,8 +55,9 @@ def test_every_fixture_matches_like_a_line_by_line_search(query: Query) -> None:
     matcher = compile_query(query)
     for name, text in TEXTS.items():
         lines = text.splitlines()
-        found = scan(text.encode(), matcher)
+        found = scan(text.encode(), matcher, spans=True)
         assert [h.number for h in found.hits] == reference(text, query), name
+        assert scan(text.encode(), matcher).hits == tuple(replace(h, spans=()) for h in found.hits)  # only if asked
         assert found.count == len(found.hits)
         for hit in found.hits:
             i = hit.number - 1
@@ -76,8 +78,9 @@ def test_a_known_line_with_its_section_and_context() -> None:
         before=("add name=dhcp_pool0 ranges=192.168.1.10-192.168.1.254", "/ip dhcp-server"),
         after=("/user group",
                'set full policy="local,telnet,ssh,ftp,reboot,read,write,policy,test,winbox,password,web,sniff,'
-               'sensitive,api,romon,dude,tikapp"'),
-        spans=((17, 27),))  # where "dhcp_pool0" is in the line
+               'sensitive,api,romon,dude,tikapp"'))
+    marked = scan(text.encode(), compile_query(Query("dhcp_pool0")), spans=True).hits
+    assert marked == tuple(replace(h, spans=s) for h, s in zip(found.hits, [((9, 19),), ((17, 27),)], strict=True))
 
 
 def test_a_match_across_a_wrapped_line() -> None:
@@ -99,17 +102,17 @@ def test_lines_come_from_the_shown_text_and_a_match_inside_a_secret_is_marked() 
     text = TEXTS["v6-hap-lite-951-compact-wrapped.rsc"]
     shown = redact(text, KEY)
     assert "benito10" in text and "benito10" not in shown
-    (hit,) = scan(text.encode(), compile_query(Query("benito10")), shown=shown.encode()).hits
+    (hit,) = scan(text.encode(), compile_query(Query("benito10")), shown=shown.encode(), spans=True).hits
     assert hit.secret and "benito10" not in hit.line and "<redacted:" in hit.line
     assert hit.spans == ()  # nothing in the shown line to highlight
     assert hit.before == tuple(shown.splitlines()[hit.number - 3:hit.number - 1])
-    (plain,) = scan(text.encode(), compile_query(Query("supplicant-identity")), shown=shown.encode()).hits
+    (plain,) = scan(text.encode(), compile_query(Query("supplicant-identity")), shown=shown.encode(), spans=True).hits
     assert not plain.secret and "<redacted:" in plain.line
     assert [plain.line[a:b] for a, b in plain.spans] == ["supplicant-identity"]
     # Many matching lines (the path that splits the config once): each shown from the redacted text.
     shown_lines = shown.splitlines()
-    many = scan(text.encode(), compile_query(Query("=")), shown=shown.encode()).hits
-    assert len(many) > 32
+    many = scan(text.encode(), compile_query(Query("=")), shown=shown.encode(), spans=True).hits
+    assert len(many) > 32 and all(h.spans and h.line[h.spans[0][0]] == "=" for h in many)
     for h in many:
         assert h.line == shown_lines[h.number - 1] and h.after == tuple(shown_lines[h.number:h.number + 2])
     assert [h.number for h in many if h.secret] == []  # "=" is in the redacted lines too

@@ -22,7 +22,7 @@ def version(n: int, device: str) -> Version:
 
 
 def searched(query: Query, limit: int | None = None, version_id: int = 7, device: str = "gw-1") -> DeviceHits:
-    found = scan(TEXT.encode(), compile_query(query), limit=limit)
+    found = scan(TEXT.encode(), compile_query(query), limit=limit, spans=True)
     return DeviceHits(version(version_id, device), found.count, found.hits)
 
 
