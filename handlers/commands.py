@@ -30,7 +30,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.backup.grep import targets
+from bot.backup.grep import readings, targets
 from bot.routeros.grep import Query, compile_query
 from bot.slack import blocks
 from bot.core.errors import Busy, UserError
@@ -182,9 +182,10 @@ def _plan(deps: Deps, cmd: Command, who: Requester, reply: Reply) -> tuple[block
                 work.device_for(deps, who, cmd.site or "", cmd.device)
             elif cmd.site is not None:
                 work.site_for(deps, who, cmd.site)
-            scope = targets(deps.settings, work.grep_readings(deps, who), cmd.site, cmd.device)
+            scope = targets(deps.settings, readings(deps.settings, who.user, who.channel), cmd.site, cmd.device)
             return (blocks.grep_started(cmd.query, len(scope), cmd.history),
-                    work.grep(deps, who, reply, cmd.query, scope, history=cmd.history))
+                    work.grep(deps, who, reply, cmd.query, scope, history=cmd.history, site=cmd.site,
+                              device=cmd.device))
         case Kind.SHOW:
             return None, work.show(deps, who, reply, cmd.ids[0])
         case Kind.DOWNLOAD:

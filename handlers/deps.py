@@ -17,6 +17,7 @@ from bot.core.clock import Clock
 from bot.backup.catalog import Catalog
 from bot.core.live import LiveSettings
 from bot.core.models import Settings, Version
+from bot.routeros.grep import Query
 from bot.slack.tasks import TaskTracker
 
 
@@ -29,6 +30,7 @@ class WebLinks(Protocol):
     def device(self, user: str, site: str, device: str) -> str | None: ...
     def version(self, user: str, version: Version) -> str | None: ...
     def compare(self, user: str, versions: Sequence[Version]) -> str | None: ...
+    def search(self, user: str, query: Query, site: str | None = None, device: str | None = None) -> str | None: ...
 
 
 @dataclass(frozen=True)

@@ -108,28 +108,28 @@ async def search(deps: Deps, who: Requester, reply: Reply, text: str) -> None:
 
 
 # -- searching config text ---------------------------------------------------------------------
-def grep_readings(deps: Deps, who: Requester) -> dict[str, Reading]:
-    """The sites the requester may see here, each searched with its secrets only if they may
-    download it: otherwise its redacted text is searched, so a secret can't be found by guessing."""
-    return {s.name: Reading.REAL if access.can_download(deps.settings, s, who.user) else Reading.REDACTED
-            for s in access.visible_sites(deps.settings, who.user, who.channel)}
-
-
 async def grep(deps: Deps, who: Requester, reply: Reply, query: Query, devices: Sequence[tuple[Device, Reading]],
-               *, history: bool) -> None:
+               *, history: bool, site: str | None = None, device: str | None = None) -> None:
     """The result in a message when it fits; otherwise the first devices and the counts, and the
     whole result as a file: where the request came from, or only to the requester's DM when a line
-    matched inside a secret value (others reading it would learn about that secret)."""
+    matched inside a secret value (others reading it would learn about that secret). The answer
+    (the requester's alone) carries Open in browser: the search page with the same query and scope
+    (not for --history, which the page does not do)."""
     result = (await deps.grep.history(query, devices) if history
               else await deps.grep.search(query, devices, limit=SLACK_LINES))
+    web_url = deps.web.search(who.user, query, site, device) if deps.web is not None and not history else None
     inline = blocks.grep_inline(result)
-    if inline is not None:
-        await reply.send(inline)
-        return
-    text = await cpu(history_text, result) if history else await cpu(result_text, result)
-    name = blocks.grep_file_name(query, history)
-    await reply.upload(content=text, filename=name, title=title(result), snippet_type="text", dm=result.secret)
-    await reply.send(blocks.grep_summary(result, name, private=result.secret))
+    if inline is None:
+        text = await cpu(history_text, result) if history else await cpu(result_text, result)
+        name = blocks.grep_file_name(query, history)
+        await reply.upload(content=text, filename=name, title=title(result), snippet_type="text", dm=result.secret)
+        inline = blocks.grep_summary(result, name, private=result.secret)
+    if web_url is not None:
+        with contextlib.suppress(ValueError):  # no room for one more block: the link follows on its own
+            inline, web_url = blocks.with_actions(inline, blocks.open_in_browser(web_url)), None
+    await reply.send(inline)
+    if web_url is not None:
+        await reply.send(blocks.web_link(web_url, f"grep {query.describe()}"))
 
 
 # -- one version, diffs -------------------------------------------------------------------------

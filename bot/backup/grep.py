@@ -3,11 +3,12 @@ history of the matching lines across a device's versions (`--history`). The CLI 
 a browser page can too: `Grep.search` and `Grep.history` return plain data (bot.backup.grepresult,
 which also renders it as text).
 
-Who may see what is the caller's decision (bot.core.access in Slack; the CLI is run by whoever holds
-the database). The caller passes the devices to search, each with how its text is read:
-- Reading.REAL: with its secrets (the CLI; in Slack, admins and the site's download_users);
+Who may see what is the caller's decision (`readings`: bot.core.access, for Slack and the browser
+pages; the CLI is run by whoever holds the database). The caller passes the devices to search, each
+with how its text is read:
+- Reading.REAL: with its secrets (the CLI; in Slack and the browser, admins and the site's download_users);
 - Reading.REDACTED: secrets replaced by their fingerprints BEFORE matching, so a secret can neither
-  be shown nor found by guessing it (everyone else in Slack).
+  be shown nor found by guessing it (everyone else).
 Lines come back as they may be shown: redacted, unless `show_secrets` (the CLI). A device that is
 not passed is never read: it is neither in the results nor counted.
 
@@ -36,6 +37,7 @@ from enum import StrEnum
 from typing import Any, Final, Protocol
 
 from bot.backup.textcache import Files, Kind, TextCache
+from bot.core import access
 from bot.core.errors import UserError
 from bot.core.models import Device, Settings, Version
 from bot.backup.grepresult import DeviceHistory, DeviceHits, GrepResult, HistoryResult
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 
 SLACK_LINES: Final = 5_000  # matching lines listed in Slack's file (every one is counted)
 CLI_LINES: Final = 100_000  # ... printed by the CLI
+WEB_LINES: Final = 500  # ... shown on the browser's search page, with ±2 lines each
 HISTORY_LINES: Final = 1_000  # matching lines a version may have for --history to follow them
 SEARCHES_AT_ONCE: Final = 2
 PROCESSES: Final = max(1, min(os.cpu_count() or 1, 4))  # child processes one search is split over
@@ -74,6 +77,14 @@ class GrepStore(Protocol):
     async def count_versions(self, site: str, device: str) -> int: ...
     async def raw(self, version_id: int) -> bytes: ...
     async def instance_key(self) -> bytes: ...
+
+
+def readings(settings: Settings, user: str, channel: str | None) -> dict[str, Reading]:
+    """The sites `user` may see from `channel` (None: the App Home, the browser), each searched with
+    its secrets only if they may download it: otherwise its redacted text is searched, so a secret
+    can't be found by guessing it."""
+    return {s.name: Reading.REAL if access.can_download(settings, s, user) else Reading.REDACTED
+            for s in access.visible_sites(settings, user, channel)}
 
 
 def targets(settings: Settings, readings: Mapping[str, Reading], site: str | None = None,
@@ -109,8 +120,9 @@ class Grep:
     # --- the latest backups --------------------------------------------------------------------
 
     async def search(self, query: Query, devices: Sequence[tuple[Device, Reading]], *, show_secrets: bool = False,
-                     limit: int | None = SLACK_LINES) -> GrepResult:
-        """Search the latest backup of each device; UserError for a bad pattern or one too slow."""
+                     limit: int | None = SLACK_LINES, spans: bool = False) -> GrepResult:
+        """Search the latest backup of each device; UserError for a bad pattern or one too slow.
+        `spans`: each listed line says where it matches (Hit.spans), for the browser to highlight."""
         compile_query(query)  # a bad pattern is told before anything is read
         # The children start first: their ~0.1 s start-up overlaps reading the database.
         async with self._slots, _Children(min(self.processes, max(len(devices), 1))) as children:
@@ -125,7 +137,7 @@ class Grep:
                 self._ensured = (newest, known | frozenset(files))
             entries = [_entry(str(i), v, r, show_secrets, files) for i, (v, r) in enumerate(jobs)]
             results, missing = await self._match(query, entries, sum(v.size for v, _ in jobs), limit=limit,
-                                                 children=children)
+                                                 children=children, spans=spans)
             if missing:
                 # Pruned meanwhile by a search in another process that had seen a newer version of
                 # those devices: made again, and searched once more.
@@ -134,7 +146,7 @@ class Grep:
                 listed = sum(len(hits) for _, hits in results.values())
                 more, gone = await self._match(query, [e for e in entries if e["key"] in set(missing)],
                                                sum(v.size for v, _ in again),
-                                               limit=None if limit is None else max(limit - listed, 0))
+                                               limit=None if limit is None else max(limit - listed, 0), spans=spans)
                 if gone:
                     raise RuntimeError(f"grep cache files vanished twice during one search: {gone[:5]}")
                 results |= more
@@ -155,7 +167,7 @@ class Grep:
 
     async def _match(self, query: Query, entries: list[dict[str, Any]], size: int, *, limit: int | None,
                      each: int | None = None, context: int = CONTEXT, children: _Children | None = None,
-                     ) -> tuple[Found, list[str]]:
+                     spans: bool = False) -> tuple[Found, list[str]]:
         """({key: (matching lines, hits)} of the entries with a match, [keys whose file was gone]),
         from child processes: the entries are cut into PROCESSES runs of consecutive ones, matched at
         the same time; each run may list `limit` lines, and the merge keeps the first `limit` in
@@ -164,7 +176,7 @@ class Grep:
         timeout = self.time_limit + size / self.scan_rate / len(runs)
         base: dict[str, Any] = {"query": {"pattern": query.pattern, "regex": query.regex,
                                           "ignore_case": query.ignore_case},
-                                "limit": limit, "each": each, "context": context}
+                                "limit": limit, "each": each, "context": context, "spans": spans}
         answers = await asyncio.gather(*(
             run_child({**base, "entries": run}, timeout, children.take() if children else None) for run in runs))
         found: Found = {}

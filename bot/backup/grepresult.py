@@ -135,9 +135,9 @@ def device_lines(device: DeviceHits) -> list[str]:
     """The device's matching lines in blocks (indented), each block under its section."""
     width = len(str(max((h.number + len(h.after) for h in device.hits), default=1)))
     out: list[str] = []
-    for block in _blocks(device.hits):
+    for block in context_runs(device.hits):
         first_hit = next(h for _, _, h in block if h is not None)
-        header = _header_number(block, first_hit)
+        header = header_in_run(block, first_hit)
         if header is None:  # the section's own line is not in the block: name it above
             out.append(f"  {first_hit.section or '(top of the export)'}")
         elif out:
@@ -161,8 +161,9 @@ def device_hit_lines(device: DeviceHits) -> list[str]:
     return out
 
 
-def _blocks(hits: Sequence[Hit]) -> Iterator[list[tuple[int, str, Hit | None]]]:
-    """Runs of consecutive lines: matching lines with the lines around them, overlaps merged."""
+def context_runs(hits: Sequence[Hit]) -> Iterator[list[tuple[int, str, Hit | None]]]:
+    """Runs of consecutive lines: matching lines with the lines around them, overlaps merged; each
+    line as (number, text, its Hit if it is a matching line)."""
     lines: dict[int, tuple[str, Hit | None]] = {}
     for hit in hits:
         for i, text in enumerate(hit.before):
@@ -180,7 +181,7 @@ def _blocks(hits: Sequence[Hit]) -> Iterator[list[tuple[int, str, Hit | None]]]:
         yield block
 
 
-def _header_number(block: list[tuple[int, str, Hit | None]], hit: Hit) -> int | None:
+def header_in_run(block: list[tuple[int, str, Hit | None]], hit: Hit) -> int | None:
     """The number of the line that starts the hit's section if the block shows it: the last line
     starting with "/" at or above the hit (bot.routeros.export.Sections' rule)."""
     found = None

@@ -35,7 +35,7 @@ def search(request: dict[str, Any]) -> dict[str, Any]:
     """Match every entry of `request`, in order. The answer: {"results": [{"key", "count", "hits":
     [the fields of each Hit, in order]} for each entry with a match], "missing": [keys of entries
     whose file was gone]}. `limit`: lines given in detail in all (the rest are counted); `each`: at
-    most this many per entry; `context`: lines either side."""
+    most this many per entry; `context`: lines either side; `spans`: where each listed line matches."""
     try:
         matcher = compile_query(Query(**request["query"]))
     except UserError as exc:
@@ -43,6 +43,7 @@ def search(request: dict[str, Any]) -> dict[str, Any]:
     left: int | None = request.get("limit")
     each: int | None = request.get("each")
     context = int(request.get("context", 2))
+    spans = bool(request.get("spans"))
     results, missing = [], []
     for entry in request["entries"]:
         data = _read(entry["path"])
@@ -51,10 +52,12 @@ def search(request: dict[str, Any]) -> dict[str, Any]:
             missing.append(entry["key"])
             continue
         cap = each if left is None else left if each is None else min(each, left)
-        found = scan(data, matcher, shown=shown, limit=cap, context=context, index=_index(entry["path"]))
+        found = scan(data, matcher, shown=shown, limit=cap, context=context, index=_index(entry["path"]),
+                     spans=spans)
         if found.count:
             results.append({"key": entry["key"], "count": found.count,
-                            "hits": [(h.number, h.section, h.line, h.before, h.after, h.secret) for h in found.hits]})
+                            "hits": [(h.number, h.section, h.line, h.before, h.after, h.secret, h.spans)
+                                     for h in found.hits]})
             if left is not None:
                 left -= len(found.hits)
     return {"results": results, "missing": missing}

@@ -126,8 +126,8 @@ async def serve_pages(backend: Backend, settings: Settings, pair: tuple[int, int
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     ui = build_ui(base, secret)
     tasks = TaskTracker()
-    ui[UI].start(UiDeps(catalog=backend.catalog, store=backend.store, service=backend.service, tasks=tasks,
-                        clock=utcnow))
+    ui[UI].start(UiDeps(catalog=backend.catalog, store=backend.store, service=backend.service, grep=backend.grep,
+                        tasks=tasks, clock=utcnow))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -4,7 +4,8 @@
 `password=`-style values, Authorization/Bearer headers and every literal given to `register_secret`
 in the message, the fields and the exception text) and a formatter that writes
 `ts=… level=… logger=… event="…" key=value …` or one JSON object per line. Signed browser links
-(`bbw1.…`, bot.web.links) are masked too: one is a session for whoever reads it. Fields come from
+(`bbw1.…`, bot.web.links) are masked too: one is a session for whoever reads it; so is the query of
+the browser's search page (`/ui/search?…`), which may be a password someone searched for. Fields come from
 `extra={"fields": {...}}` or `log_event(logger, level, event, **fields)`. An exception is rendered
 as its repr (with its cause); at DEBUG the traceback is added, still escaped onto the one line.
 A field whose NAME is secret-like (the names of bot.core.secrets' table: password, signing_secret,
@@ -45,6 +46,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = 
     (re.compile(r"\b(xox[abposr]|xapp)-[A-Za-z0-9-]+"), lambda m: f"{m[1]}-{MASK}"),
     # a signed browser link (bot.web.links), e.g. in an access log's request line
     (re.compile(r"\b(bbw1)\.[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*)?"), lambda m: f"{m[1]}.{MASK}"),
+    # the browser's search page: its query may be a password someone checks for (/backup grep's pattern)
+    (re.compile(r"(/ui/search\?)[^\s\"']+"), lambda m: m[1] + MASK),
     (re.compile(r"(?i)\b(authorization[\"']?\s*[:=]\s*[\"']?)(?:(?:bearer|basic|token)\s+)?[^\s\"',;]+"),
      lambda m: m[1] + MASK),
     (re.compile(r"(?i)\b(bearer\s+)[A-Za-z0-9._~+/-]+=*"), lambda m: m[1] + MASK),

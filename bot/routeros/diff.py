@@ -67,6 +67,23 @@ def display_lines(text: str) -> list[str]:
     return out
 
 
+def display_splits(text: str) -> list[tuple[int, int]]:
+    """(k, n) for each line k (0-based, of the "\\n"-separated lines a grep hit is numbered in) that
+    display_lines shows as n > 1 lines: where display and normalized line numbers part. (A text
+    with other line breaks is split by them too, as display_lines does; exports escape them.)"""
+    lines = text.split("\n")
+    if any(br in text for br in _OTHER_BREAKS):
+        candidates: Iterable[int] = range(len(lines))
+    else:
+        candidates = _escaped_line_numbers(text)
+    out = []
+    for k in candidates:
+        pieces = sum(len(_split_escaped_newlines(part)) for part in lines[k].splitlines()) or 1
+        if pieces > 1:
+            out.append((k, pieces))
+    return out
+
+
 def _escaped_line_numbers(text: str) -> Iterator[int]:
     """Numbers of the "\\n"-separated lines holding a `\\n`: found with one scan of the text and
     numbered by counting the line ends before them, not by testing every line."""

@@ -59,6 +59,7 @@ _MIN_LITERAL: Final = 3  # bytes: a shorter required literal finds too many cand
 REGEX_PREFIX: Final = "regex:"
 
 Text = TypeVar("Text", str, bytes)  # a config, decoded or not
+Spans = tuple[tuple[int, int], ...]  # (start, end) of each match in a line
 
 
 @dataclass(frozen=True)
@@ -249,7 +250,8 @@ Index = Callable[[], "LineIndex | None"]  # loads the LineIndex of the text sear
 class Hit:
     """One matching line: 1-based number, RouterOS section (`/ip firewall filter`), the line and
     up to CONTEXT lines either side. `secret`: the line matched only in the real text, inside a value
-    the shown (redacted) line hides."""
+    the shown (redacted) line hides. `spans` (when scan was asked for them): where the pattern matches
+    in the line shown, for a page to highlight (none when `secret`; empty matches left out)."""
 
     number: int
     section: str | None
@@ -257,6 +259,7 @@ class Hit:
     before: tuple[str, ...] = ()
     after: tuple[str, ...] = ()
     secret: bool = False
+    spans: Spans = ()
 
 
 @dataclass(frozen=True)
@@ -272,11 +275,13 @@ def _decode(piece: bytes) -> str:
 
 
 def scan(data: bytes, matcher: Matcher, *, shown: bytes | None = None, limit: int | None = None,
-         context: int = CONTEXT, index: Index | None = None) -> Found:
+         context: int = CONTEXT, index: Index | None = None, spans: bool = False) -> Found:
     """Every line of `data` (a normalized config, UTF-8) that `matcher` matches: how many, and the
     first `limit` of them (all if None) with their section and `context` lines either side. The
     lines given back come from `shown` when given: the same config as it may be shown (redacted),
-    line for line. `index` loads data's LineIndex; it is called only for a match far into it."""
+    line for line. `index` loads data's LineIndex; it is called only for a match far into it.
+    `spans`: each hit says where the pattern matches in its line (for a page to highlight; it costs
+    a match per listed line, a third more for 100,000 of them, so only a page asks)."""
     ascii_text = data.isascii()
     lines_at = _Lazy(index, len(data)) if index is not None else None
     bregex = matcher.bregex if ascii_text else None
@@ -291,15 +296,17 @@ def scan(data: bytes, matcher: Matcher, *, shown: bytes | None = None, limit: in
                 bregex.search if bregex is not None else lambda line: regex.search(_decode(line)))
             at, verify = _adaptive(data, hay, matcher.literal, check, bregex if matcher.line_safe else None)
             count, places = _lines(data, b"\n", at, verify, limit, index=lines_at)
-        return Found(count, tuple(_details(data, b"\n", b"/", places, matcher, shown, context, _decode, lines_at)))
+        return Found(count, tuple(_details(data, b"\n", b"/", places, matcher, shown, context, _decode, lines_at,
+                                           spans)))
     if bregex is not None and matcher.line_safe:
         count, places = _lines(data, b"\n", _searcher(data, bregex), bregex.search, limit, index=lines_at)
-        return Found(count, tuple(_details(data, b"\n", b"/", places, matcher, shown, context, _decode, lines_at)))
+        return Found(count, tuple(_details(data, b"\n", b"/", places, matcher, shown, context, _decode, lines_at,
+                                           spans)))
     text = _decode(data)
     at_ = _searcher(text, matcher.regex) if matcher.line_safe else (lambda pos: pos)
     same = lines_at if ascii_text else None  # byte offsets are character offsets only in ASCII
     count, places_ = _lines(text, "\n", at_, matcher.regex.search, limit, index=same)
-    return Found(count, tuple(_details(text, "\n", "/", places_, matcher, shown, context, str, same)))
+    return Found(count, tuple(_details(text, "\n", "/", places_, matcher, shown, context, str, same, spans)))
 
 
 class _Lazy:
@@ -422,9 +429,10 @@ _DENSE: Final = 32  # more matching lines than this in one config: split it into
 
 def _details(src: Text, nl: Text, slash: Text, places: list[tuple[int, int, int]], matcher: Matcher,
              shown: bytes | None, context: int, text: Callable[[Text], str], index: Index | None = None,
-             ) -> Iterator[Hit]:
+             spans: bool = False) -> Iterator[Hit]:
+    marks = _marker(matcher, spans)
     if len(places) > _DENSE:
-        yield from _dense_details(text(src), places, matcher, shown, context)
+        yield from _dense_details(text(src), places, matcher, shown, context, marks)
         return
     section = _SectionFinder(src, nl, slash, text, index)
     cursor = _Cursor(shown) if shown is not None else None
@@ -432,7 +440,7 @@ def _details(src: Text, nl: Text, slash: Text, places: list[tuple[int, int, int]
         line = text(src[start:end])
         if cursor is None:
             before, after = _around(src, nl, start, end, context, text)
-            yield Hit(number + 1, section.at(start), line, before, after)
+            yield Hit(number + 1, section.at(start), line, before, after, spans=marks(line))
             continue
         lines = [cursor.line(n) for n in range(max(number - context, 0), number + context + 1)]
         own = min(number, context)
@@ -440,13 +448,14 @@ def _details(src: Text, nl: Text, slash: Text, places: list[tuple[int, int, int]
         if visible is None:
             raise ValueError(f"the shown text has no line {number + 1}: it must match the searched one line for line")
         # Matched in the real text but not in what is shown: the match is inside a hidden value.
-        secret = visible != line and matcher.regex.search(visible) is None
+        where = marks(visible)
+        secret = not where and visible != line and matcher.regex.search(visible) is None
         yield Hit(number + 1, section.at(start), visible, tuple(x for x in lines[:own] if x is not None),
-                  tuple(x for x in lines[own + 1:] if x is not None), secret)
+                  tuple(x for x in lines[own + 1:] if x is not None), secret, where)
 
 
 def _dense_details(src: str, places: list[tuple[int, int, int]], matcher: Matcher, shown: bytes | None,
-                   context: int) -> Iterator[Hit]:
+                   context: int, marks: Callable[[str], Spans]) -> Iterator[Hit]:
     """_details for many lines of one config: every line split once, sections from export.Sections."""
     lines = src.split("\n")
     if lines and lines[-1] == "":
@@ -461,10 +470,22 @@ def _dense_details(src: str, places: list[tuple[int, int, int]], matcher: Matche
     for number, _, _ in places:
         line = lines[number]
         own = visible[number]
-        secret = own is not line and own != line and search(own) is None
+        where = marks(own)
+        secret = not where and own is not line and own != line and search(own) is None
         first = number - context if number > context else 0
         yield Hit(number + 1, sections.of(number), own, tuple(visible[first:number]),
-                  tuple(visible[number + 1:number + 1 + context]), secret)
+                  tuple(visible[number + 1:number + 1 + context]), secret, where)
+
+
+def _marker(matcher: Matcher, spans: bool) -> Callable[[str], Spans]:
+    """Where the pattern matches in a listed line (when asked: run here, in the killable child,
+    never where a slow pattern could hold up the bot), or nothing."""
+    finditer = matcher.regex.finditer
+
+    def marks(line: str) -> Spans:
+        return tuple(m.span() for m in finditer(line) if m.end() > m.start())
+
+    return marks if spans else lambda _: ()
 
 
 def _around(src: Text, nl: Text, start: int, end: int, context: int,

@@ -246,7 +246,7 @@ async def web_ctx(app: web.Application) -> AsyncIterator[None]:
         await post_to_dm(client, user, message)
 
     app[WEB_UI][UI].start(UiDeps(catalog=backend.catalog, store=backend.store, service=backend.service,
-                                 tasks=app[TASKS], clock=app[OPTIONS].clock, tell=tell))
+                                 grep=backend.grep, tasks=app[TASKS], clock=app[OPTIONS].clock, tell=tell))
     yield
 
 

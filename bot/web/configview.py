@@ -6,10 +6,15 @@ sources split at their `\\n` escapes), so a line number means the same on the Vi
 pages. A terse export repeats the menu on every line; consecutive lines of the same menu are one
 section. A config too long for one page is shown WINDOW lines at a time; the table of contents
 always lists every section and links into whichever window holds it.
+
+A fleet search (bot.backup.grep) numbers the normalized lines, as `backupbot show` does; where a
+script was split, the View page's numbers run ahead of them. `display_index` maps one to the other,
+so a search hit opens the View page at its own line.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,6 +35,15 @@ class Section:
 class ConfigLines:
     lines: tuple[str, ...]
     sections: tuple[Section, ...]
+    # (normalized line, 0-based; display lines before the next normalized line, minus its number + 1)
+    # for each normalized line shown as several: the few points where the two numberings part
+    splits: tuple[tuple[int, int], ...] = ()
+
+
+def display_index(config: ConfigLines, normalized: int) -> int:
+    """The 0-based display line where normalized line `normalized` (0-based) starts."""
+    i = bisect.bisect_left(config.splits, (normalized, -1))
+    return normalized + (config.splits[i - 1][1] if i else 0)
 
 
 def outline(lines: Sequence[str]) -> tuple[Section, ...]:
@@ -48,7 +62,11 @@ def outline(lines: Sequence[str]) -> tuple[Section, ...]:
 def config_lines(text: str) -> ConfigLines:
     """The redacted normalized config's display lines and its sections. Runs in the CPU worker."""
     lines = diffing.display_lines(text)
-    return ConfigLines(tuple(lines), outline(lines))
+    ahead, splits = 0, []
+    for k, pieces in diffing.display_splits(text):
+        ahead += pieces - 1
+        splits.append((k, ahead))
+    return ConfigLines(tuple(lines), outline(lines), tuple(splits))
 
 
 def window(total: int, at: int, size: int = WINDOW) -> tuple[int, int]:

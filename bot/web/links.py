@@ -33,6 +33,7 @@ from bot.core.clock import Clock
 from bot.core.errors import Refused, StartupError
 from bot.core.live import LiveSettings
 from bot.core.models import Settings, Version
+from bot.routeros.grep import Query
 from bot.web import paths
 
 PREFIX = "bbw1"
@@ -169,3 +170,10 @@ class Linker:
         if len(sites) != 1 or len(versions) < 2:
             return None
         return self.url(user, sites.pop(), paths.compare(sorted(v.id for v in versions)))
+
+    def search(self, user: str, query: Query, site: str | None = None, device: str | None = None) -> str | None:
+        """The search page with this query, over the fleet (the link names no site) or one site (or one
+        of its devices). The page searches only what `user` may see in the browser when it opens."""
+        page = paths.search(query.pattern, regex=query.regex, ignore_case=query.ignore_case, site=site,
+                            device=device)
+        return self.url(user, site, page)

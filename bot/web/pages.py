@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from bot.backup.catalog import Catalog
+from bot.backup.grep import WEB_LINES, Grep, readings, targets
 from bot.backup.offload import cpu
 from bot.backup.service import BackupService
 from bot.core import access
@@ -28,10 +29,11 @@ from bot.core.models import Attempt, Device, DeviceStatus, Site, Status, Version
 from bot.core.stale import stale_phrase
 from bot.core.text import ago, changes, plural, when
 from bot.routeros.export import describe_meta_change
+from bot.routeros.grep import Query
 from bot.slack import blocks
 from bot.slack.blocks.run import failure
 from bot.slack.tasks import TaskTracker
-from bot.web import configview, diffview, paths
+from bot.web import configview, diffview, paths, searchview
 from bot.core.models import Diff
 from bot.web.diffview import Item, PairPlan
 from bot.web.texts import Texts
@@ -63,6 +65,7 @@ class UiDeps:
     catalog: Catalog
     store: WebStore
     service: BackupService
+    grep: Grep
     tasks: TaskTracker
     clock: Clock
     tell: Tell | None = None  # None (the demo): a backup's result is only logged
@@ -161,6 +164,7 @@ async def site(deps: UiDeps, viewer: Viewer, name: str, query: str = "", flash: 
                "busy": "backupbot is busy; please try again in a minute."}
     return {"title": found.name, "crumbs": [(found.name, None)], "site": found.name,
             "backup_action": paths.backup_site(found.name), "search_action": paths.site(found.name),
+            "grep_action": paths.search(),
             "query": query, "total": len(statuses), "flash": flashes.get(flash), "can_backup": bool(found.devices),
             "retired": retired,
             "devices": [_device_row(deps, viewer, found, s, now) for s in shown]}
@@ -234,7 +238,7 @@ async def device(deps: UiDeps, viewer: Viewer, site_name: str, name: str, page: 
             "range": f"{first:,}–{first + len(rows) - 1:,} of {total:,}" if rows else "",
             "newer": paths.device(found.name, dev.name, page - 1) if page > 0 else None,
             "older": paths.device(found.name, dev.name, page + 1) if page < last_page else None,
-            "compare_action": paths.compare_form()}
+            "compare_action": paths.compare_form(), "grep_action": paths.search()}
 
 
 # -- one version ---------------------------------------------------------------------------------------
@@ -264,6 +268,18 @@ async def version(deps: UiDeps, viewer: Viewer, version_id: int, at: int = 0) ->
             "window": f"lines {start + 1:,}–{stop:,} of {len(config.lines):,}"}
 
 
+async def version_line(deps: UiDeps, viewer: Viewer, version_id: int, number: int) -> str:
+    """Where line `number` of the version (1-based, as a search numbers it) is on the View page: the
+    page of lines that holds it, at its anchor (a script split on the page moves the lines after it)."""
+    found, _ = await visible_version(deps, viewer, version_id)
+    config = await deps.texts.lines(found.id)
+    if not 1 <= number <= len(config.lines):
+        raise UserError(f"Backup #{found.id} has no line {number:,}.")
+    index = min(configview.display_index(config, number - 1), len(config.lines) - 1)
+    start, _ = configview.window(len(config.lines), index)
+    return f"{paths.version(found.id, start)}#L{index + 1}"
+
+
 async def download(deps: UiDeps, viewer: Viewer, version_id: int) -> tuple[str, bytes]:
     """(file name, the raw export with its secrets): admins and the site's download_users only."""
     found, found_site = await visible_version(deps, viewer, version_id)
@@ -284,6 +300,59 @@ async def unchanged_lines(deps: UiDeps, viewer: Viewer, version_id: int, start: 
     config = await deps.texts.lines(found.id)
     lines = config.lines[start:start + min(count, MAX_LINES)]
     return diffview.Same(old_start + 1, start + 1, lines)
+
+
+# -- searching the configs ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SearchForm:
+    """The search page's query string: q, re=1, i=1, site, device."""
+
+    pattern: str = ""
+    regex: bool = False
+    ignore_case: bool = False
+    site: str | None = None
+    device: str | None = None
+
+
+async def search(deps: UiDeps, viewer: Viewer, form: SearchForm) -> tuple[dict[str, Any], int]:
+    """(the search page, its HTTP status). The latest backups of the devices the viewer may see (of
+    the site, of the device), as /backup grep searches them (bot.backup.grep: the same killable
+    child processes and time limit): a site is searched with its secrets only for those who may
+    download it, its redacted text for everyone else; lines are always shown redacted. Retired
+    devices are left out unless one is searched by name. A pattern that cannot be used, or one too
+    slow, is told on the page (400), with the form kept as typed."""
+    settings = deps.catalog.settings
+    if form.device and not form.site:
+        raise UserError("A device is searched within its site: give the site too (site=SITE&device=DEVICE).")
+    site = visible_site(deps, viewer, form.site) if form.site else None
+    device = deps.catalog.device(site.name, form.device) if site is not None and form.device else None
+    crumbs: list[tuple[str, str | None]] = []
+    if site is not None:
+        crumbs.append((site.name, paths.site(site.name)))
+    if site is not None and device is not None:
+        crumbs.append((device.name, paths.device(site.name, device.name)))
+    crumbs.append(("search", None))
+    context: dict[str, Any] = {
+        "title": "Search configs", "crumbs": crumbs, "form": form,
+        "sites": [s.name for s in access.visible_sites(settings, viewer.user, None)],
+        "scope": device.label if device is not None else site.name if site is not None else None,
+        "wider": paths.search(form.pattern, regex=form.regex, ignore_case=form.ignore_case,
+                              site=site.name if device is not None and site is not None else None),
+        "error": None, "view": None, "limit": WEB_LINES}
+    if not form.pattern:
+        return context, 200
+    query = Query.of(form.pattern, regex=form.regex, ignore_case=form.ignore_case)
+    scope = targets(settings, readings(settings, viewer.user, None), site.name if site else None,
+                    device.name if device else None)
+    try:
+        result = await deps.grep.search(query, scope, limit=WEB_LINES, spans=True)
+    except UserError as exc:  # a pattern that can't be used, or one too slow
+        return {**context, "error": str(exc)}, 400
+    # Never the pattern: it may be a password someone checks for.
+    log_event(log, logging.INFO, "searched the configs in the browser", user=viewer.user,
+              site=site.name if site else "-", devices=len(scope), matched=len(result.devices))
+    return {**context, "view": searchview.search_view(result, WEB_LINES)}, 200
 
 
 # -- comparisons ---------------------------------------------------------------------------------------

@@ -44,6 +44,12 @@ def version(version_id: int, at: int = 0) -> str:
     return f"{ROOT}/version/{version_id}" + (f"?at={at}" if at else "")
 
 
+def version_line(version_id: int, number: int) -> str:
+    """Line `number` (1-based, as a search numbers the normalized config) of the View page: answered
+    with a redirect to the page of lines that holds it, at its anchor."""
+    return f"{ROOT}/version/{version_id}?{urlencode({'line': number})}"
+
+
 def download(version_id: int) -> str:
     return f"{ROOT}/version/{version_id}/download"
 
@@ -63,6 +69,17 @@ def compare(version_ids: Iterable[int], *, pair: int | None = None, part: int | 
     if pair is not None and part is not None:
         params += [("pair", pair), ("part", part)]
     return f"{ROOT}/compare?{urlencode(params)}"
+
+
+def search(pattern: str = "", *, regex: bool = False, ignore_case: bool = False, site: str | None = None,
+           device: str | None = None) -> str:
+    """The search page: the latest backups of the sites the viewer may see (of `site`, of `device`)."""
+    params = [("q", pattern)] if pattern else []
+    params += [("re", "1")] if regex else []
+    params += [("i", "1")] if ignore_case else []
+    params += [("site", site)] if site else []
+    params += [("device", device)] if site and device else []
+    return f"{ROOT}/search" + (f"?{urlencode(params)}" if params else "")
 
 
 def static(name: str) -> str:

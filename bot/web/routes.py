@@ -152,8 +152,20 @@ async def device(request: web.Request) -> web.StreamResponse:
 
 async def version(request: web.Request) -> web.StreamResponse:
     who = await viewer(request)
+    if "line" in request.query:  # a search hit's line: the page of lines holding it, at its anchor
+        raise web.HTTPSeeOther(await pages.version_line(_ui(request)[1], who, int(request.match_info["id"]),
+                                                        _int(request, "line")))
     context = await pages.version(_ui(request)[1], who, int(request.match_info["id"]), _int(request, "at"))
     return render(request, "version.html", context, who)
+
+
+async def search(request: web.Request) -> web.StreamResponse:
+    who = await viewer(request)
+    q = request.query
+    form = pages.SearchForm(q.get("q", ""), q.get("re") == "1", q.get("i") == "1", q.get("site") or None,
+                            q.get("device") or None)
+    context, status = await pages.search(_ui(request)[1], who, form)
+    return render(request, "search.html", context, who, status)
 
 
 async def download(request: web.Request) -> web.StreamResponse:
@@ -203,3 +215,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(r"/version/{id:\d{1,18}}/download", download)
     app.router.add_get(r"/version/{id:\d{1,18}}/lines", lines)
     app.router.add_get("/compare", compare)
+    app.router.add_get("/search", search)

@@ -68,6 +68,14 @@ def test_signed_browser_links_are_masked(out: io.StringIO) -> None:
     assert "/ui/open?t=bbw1." + MASK in text
 
 
+def test_the_search_pages_query_is_masked(out: io.StringIO) -> None:
+    """Someone checking where a leaked password is configured searches for it: never in the log."""
+    logging.getLogger("aiohttp.access").info('127.0.0.1 "GET /ui/search?q=Hunter2-Secret&i=1&site=hq HTTP/1.1" 200')
+    text = out.getvalue()
+    assert "Hunter2" not in text and "site=hq" not in text
+    assert f"GET /ui/search?{MASK} HTTP/1.1" in text
+
+
 def test_exception_messages_and_causes_are_masked_on_one_line(out: io.StringIO) -> None:
     """An exception whose message (and cause) carries secrets is rendered as one masked line."""
     register_secret(SIGNING_SECRET)

@@ -12,12 +12,12 @@ import pytest
 
 from bot.app import Backend, open_backend
 from bot.backup.grep import Grep, Reading, targets
+from bot.backup.grep import readings as readings_for
 from bot.backup.textcache import cache_dir
 from bot.core.errors import UserError
 from bot.core.kinds import Trigger
 from bot.core.models import Settings
 from bot.routeros.grep import Query
-from bot.core import access
 from bot.ssh.simulator import SimDevice, Simulator
 from tests.helpers import FIXTURES, secrets_in, walk_back_section
 from tests.integration.helpers import ADMIN, ALICE, GENERAL, add_routers, config_for, fast_collector
@@ -27,9 +27,8 @@ NOTE = "/system note\nset note=\"" + "a" * 40 + "b\" show-at-login=no\n"  # (a+)
 
 
 def readings(settings: Settings, user: str) -> dict[str, Reading]:
-    """What Slack's /backup grep searches for `user` in #general (handlers.work.grep_readings)."""
-    return {s.name: Reading.REAL if access.can_download(settings, s, user) else Reading.REDACTED
-            for s in access.visible_sites(settings, user, GENERAL)}
+    """What Slack's /backup grep searches for `user` in #general."""
+    return readings_for(settings, user, GENERAL)
 
 
 async def backed_up(tmp_path: Path, simulator: Simulator, sites: dict[str, Sequence[SimDevice]],

@@ -1,7 +1,8 @@
 """The browser pages in a real headless Chromium (Debian's `chromium`, driven by Playwright) against
 the bot's real server: tick two versions and compare, colours read from computed styles, word-level
 highlights, the unified toggle (remembered), a config's `<script>` shown as text and never run,
-refusals, and a phone-sized screen. Screenshots of the compare page land in test-artifacts/.
+refusals, a phone-sized screen, and a search whose hit opens the version at its highlighted line.
+Screenshots of the compare and search pages land in test-artifacts/.
 
 Chromium is looked up on PATH; without it these tests are skipped on a workstation and FAIL in CI
 (the CI variable is set), where .ci/run installs it with apt-get.
@@ -21,7 +22,7 @@ import pytest
 from bot.ssh.simulator import Simulator
 from tests.helpers import ROOT
 from tests.integration.slack_fake import FakeSlack
-from tests.integration.weblab import ALICE, BOB, SCRIPT, WebLab, web_lab
+from tests.integration.weblab import ALICE, BOB, PASSWORD, SCRIPT, WebLab, web_lab
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = ROOT / "test-artifacts"
@@ -179,3 +180,58 @@ async def test_refusals_in_the_browser(browser: Any, lab: WebLab) -> None:
     response = await page.goto(expired)
     assert response.status == 403 and "expired" in await page.inner_text("main")
     await context.close()
+
+
+async def test_search_the_configs_and_follow_a_hit_to_its_highlighted_line(browser: Any, lab: WebLab) -> None:
+    """From the site page's Search configs box to the results, then a hit's line number to the View
+    page, scrolled to that line and highlighted; on a phone too, without sideways scrolling."""
+    new = lab.ids["core-1"][-1]
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    watch = Watch(page)
+    await page.goto(lab.link(ALICE, "/ui/site/hq"))
+    await page.fill("#grep-q", "allow ssh")
+    await page.press("#grep-q", "Enter")
+    await page.wait_for_url("**/ui/search?*")
+    assert "1 device, 1 line" in await page.inner_text("p.summary")
+    assert await page.inner_text("table.grep tr.hit mark") == "allow ssh"
+    mark = rgb(await style(page, "table.grep tr.hit mark", "backgroundColor"))
+    row = rgb(await style(page, "table.grep tr.hit td.t", "backgroundColor"))
+    assert sum(mark) < sum(row) < 3 * 255, "the match stands out from its line, which stands out from the page"
+    cell = page.locator("table.grep td.t", has_text="alert(1)").first
+    assert SCRIPT in await cell.inner_text()  # context lines are text too
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "search.png"), full_page=True)
+    await page.goto(f"{lab.base_url}/ui/search?q={PASSWORD}")  # ALICE may download hq: found, never shown
+    assert await page.is_visible("table.grep tr.hit.secret .secret-tag")
+    assert PASSWORD not in await page.inner_text("main section.device-hits")
+    await page.screenshot(path=str(ARTIFACTS / "search-secret.png"), full_page=True)
+    await page.go_back()
+
+    number = int(await page.inner_text("table.grep tr.hit td.n a"))
+    await page.click("table.grep tr.hit td.n a")
+    await page.wait_for_url(f"**/ui/version/{new}#L{number}")
+    target = page.locator(":target")
+    assert await target.get_attribute("id") == f"L{number}" and "allow ssh" in await target.inner_text()
+    assert rgb(await style(page, ":target td.t", "backgroundColor")) == (0xff, 0xe5, 0x8a)  # --target-bg
+    box = await target.bounding_box()
+    assert box is not None and 0 <= box["y"] < 900, "the browser scrolled to the line"
+    await page.screenshot(path=str(ARTIFACTS / "search-view.png"))
+    assert watch.dialogs == [] and watch.errors == []
+    await context.close()
+
+    phone = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
+                                      device_scale_factor=2)
+    page = await phone.new_page()
+    watch = Watch(page)
+    await page.goto(lab.link(ALICE, "/ui/search?q=list%3Dblocked&i=1", site=None))
+    assert "1 device, 1 line" in await page.inner_text("p.summary")
+    overflow = await page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, f"the search page scrolls sideways by {overflow}px"
+    await page.screenshot(path=str(ARTIFACTS / "search-phone.png"), full_page=True)
+    await page.click("table.grep tr.hit td.n a")
+    await page.wait_for_url("**/ui/version/*#L*")
+    overflow = await page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0 and await page.locator(":target").count() == 1
+    assert watch.dialogs == [] and watch.errors == []
+    await phone.close()

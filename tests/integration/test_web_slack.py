@@ -114,3 +114,30 @@ async def test_a_change_notice_in_the_channel_has_the_open_in_browser_action(lab
     kind, (first, second) = blocks.parse_web(value)
     assert kind == "compare" and int(first) == lab.ids["edge-1"][0] and int(second) > int(first)
     assert url_buttons(notice) == []  # nobody's own link in a message many read
+
+
+async def test_a_grep_answer_opens_the_same_search_in_the_browser(lab: WebLab) -> None:
+    """The answer only the requester sees carries their link to the search page, with the same
+    pattern, options and scope; --history (not on the page) carries none."""
+    msg = await answer(lab.slack, await lab.bot.command('grep "allow ssh"', user=BOB))
+    assert "allow ssh" in msg["text"]
+    (url,) = url_buttons(msg)
+    link = link_of(lab, url)
+    assert (link.user, link.site, link.page) == (BOB, None, "/ui/search?q=allow+ssh")
+    async with browser(lab.base_url) as br:
+        status, page, _ = await br.get(url)
+        assert status == 200 and "<strong>1 device, 1 line</strong> match “allow ssh”" in page
+        assert "<mark>allow ssh</mark>" in page and ">U0BOB00001<" in page
+
+    msg = await answer(lab.slack, await lab.bot.command(r"grep -E -i ALLOW.SSH hq core-1", user=BOB))
+    (url,) = url_buttons(msg)
+    link = link_of(lab, url)
+    assert (link.site, link.page) == ("hq", "/ui/search?q=ALLOW.SSH&re=1&i=1&site=hq&device=core-1")
+
+    msg = await answer(lab.slack, await lab.bot.command("grep list=customers", user=BOB))  # too long: a file
+    assert "full result in grep-list-customers.txt" in msg["text"]
+    (url,) = url_buttons(msg)
+    assert link_of(lab, url).page == "/ui/search?q=list%3Dcustomers"
+
+    msg = await answer(lab.slack, await lab.bot.command("grep --history ssh hq core-1", user=BOB))
+    assert "grep --history" in str(msg) and url_buttons(msg) == []

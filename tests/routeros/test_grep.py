@@ -4,6 +4,7 @@ against a plain line-by-line reference), redacted display, refused patterns, and
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -41,14 +42,22 @@ def reference(text: str, query: Query) -> list[int]:
     return [i + 1 for i, line in enumerate(text.splitlines()) if rx.search(line)]
 
 
+def reference_spans(line: str, query: Query) -> tuple[tuple[int, int], ...]:
+    """Where the query matches in one line, empty matches left out (nothing to highlight)."""
+    rx = re.compile(query.pattern if query.regex else re.escape(query.pattern),
+                    re.IGNORECASE if query.ignore_case else 0)
+    return tuple(m.span() for m in rx.finditer(line) if m.end() > m.start())
+
+
 @pytest.mark.parametrize("query", QUERIES, ids=[q.describe() for q in QUERIES])
 def test_every_fixture_matches_like_a_line_by_line_search(query: Query) -> None:
     """Numbers, lines, sections (export.Sections' rule) and ±2 lines of context, on every fixture."""
     matcher = compile_query(query)
     for name, text in TEXTS.items():
         lines = text.splitlines()
-        found = scan(text.encode(), matcher)
+        found = scan(text.encode(), matcher, spans=True)
         assert [h.number for h in found.hits] == reference(text, query), name
+        assert scan(text.encode(), matcher).hits == tuple(replace(h, spans=()) for h in found.hits)  # only if asked
         assert found.count == len(found.hits)
         for hit in found.hits:
             i = hit.number - 1
@@ -56,6 +65,7 @@ def test_every_fixture_matches_like_a_line_by_line_search(query: Query) -> None:
             assert hit.section == walk_back_section(lines, i)
             assert hit.before == tuple(lines[max(i - 2, 0):i])
             assert hit.after == tuple(lines[i + 1:i + 3])
+            assert hit.spans == reference_spans(lines[i], query)
             assert not hit.secret
 
 
@@ -69,6 +79,8 @@ def test_a_known_line_with_its_section_and_context() -> None:
         after=("/user group",
                'set full policy="local,telnet,ssh,ftp,reboot,read,write,policy,test,winbox,password,web,sniff,'
                'sensitive,api,romon,dude,tikapp"'))
+    marked = scan(text.encode(), compile_query(Query("dhcp_pool0")), spans=True).hits
+    assert marked == tuple(replace(h, spans=s) for h, s in zip(found.hits, [((9, 19),), ((17, 27),)], strict=True))
 
 
 def test_a_match_across_a_wrapped_line() -> None:
@@ -90,15 +102,17 @@ def test_lines_come_from_the_shown_text_and_a_match_inside_a_secret_is_marked() 
     text = TEXTS["v6-hap-lite-951-compact-wrapped.rsc"]
     shown = redact(text, KEY)
     assert "benito10" in text and "benito10" not in shown
-    (hit,) = scan(text.encode(), compile_query(Query("benito10")), shown=shown.encode()).hits
+    (hit,) = scan(text.encode(), compile_query(Query("benito10")), shown=shown.encode(), spans=True).hits
     assert hit.secret and "benito10" not in hit.line and "<redacted:" in hit.line
+    assert hit.spans == ()  # nothing in the shown line to highlight
     assert hit.before == tuple(shown.splitlines()[hit.number - 3:hit.number - 1])
-    (plain,) = scan(text.encode(), compile_query(Query("supplicant-identity")), shown=shown.encode()).hits
+    (plain,) = scan(text.encode(), compile_query(Query("supplicant-identity")), shown=shown.encode(), spans=True).hits
     assert not plain.secret and "<redacted:" in plain.line
+    assert [plain.line[a:b] for a, b in plain.spans] == ["supplicant-identity"]
     # Many matching lines (the path that splits the config once): each shown from the redacted text.
     shown_lines = shown.splitlines()
-    many = scan(text.encode(), compile_query(Query("=")), shown=shown.encode()).hits
-    assert len(many) > 32
+    many = scan(text.encode(), compile_query(Query("=")), shown=shown.encode(), spans=True).hits
+    assert len(many) > 32 and all(h.spans and h.line[h.spans[0][0]] == "=" for h in many)
     for h in many:
         assert h.line == shown_lines[h.number - 1] and h.after == tuple(shown_lines[h.number:h.number + 2])
     assert [h.number for h in many if h.secret] == []  # "=" is in the redacted lines too

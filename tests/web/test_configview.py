@@ -36,3 +36,30 @@ def test_windows_step_through_a_long_config() -> None:
     assert configview.window(12_000, 11_999, 5000) == (10_000, 12_000)
     assert configview.window(12_000, 99_999, 5000) == (10_000, 12_000)
     assert configview.window(0, 5, 5000) == (0, 0)
+
+
+def test_a_normalized_line_number_maps_to_its_display_line_on_every_fixture() -> None:
+    """A search hit names a normalized line (as `backupbot show` numbers them); on the View page
+    scripts are split, so the numbers part after the first script: each normalized line is found
+    where its display lines start, and the lines split are exactly the ones display_lines splits."""
+    split_somewhere = 0
+    for path in sorted(FIXTURES.glob("*.rsc")):
+        text = routeros.normalize(path.read_bytes())
+        view = configview.config_lines(text)
+        normalized = text.split("\n")[:-1] if text.endswith("\n") else text.split("\n")
+        starts = [configview.display_index(view, k) for k in range(len(normalized))]
+        assert starts == sorted(set(starts)), path.name  # one display line each, in order
+        for k, line in enumerate(normalized):
+            end = starts[k + 1] if k + 1 < len(starts) else len(view.lines)
+            shown = view.lines[starts[k]:end]
+            assert shown[0] + "".join(piece.removeprefix("    ") for piece in shown[1:]) == line, (path.name, k)
+        assert end == len(view.lines)
+        split_somewhere += bool(view.splits)
+    assert split_somewhere  # the fixtures hold scripts with line breaks
+
+
+def test_line_breaks_other_than_newline_split_as_display_lines_does() -> None:
+    text = 'add name=a\x0csource=":put 1\\r\\n:put 2"\nadd name=b\n'
+    view = configview.config_lines(text)
+    assert view.lines[configview.display_index(view, 1)] == "add name=b"
+    assert view.splits == ((0, 2),)

@@ -13,6 +13,7 @@ import pytest
 
 from bot.core.errors import Refused, StartupError
 from bot.core.models import Settings, Site, SlackSettings, Version, WebSettings
+from bot.routeros.grep import Query
 from bot.web import links, sessions
 from bot.web.links import Link, Linker
 
@@ -121,6 +122,21 @@ def test_the_linker_signs_links_to_pages_for_users_who_may_see_them() -> None:
     assert linker.site("U0ADMIN001", "ops") is not None
     assert linker.site("U0BOB00001", "nowhere") is None
     assert Linker(_settings(None), SECRET, lambda: T0).site("U0ADMIN001", "hq") is None  # pages off
+
+
+def test_a_search_link_names_its_query_and_scope() -> None:
+    linker = Linker(_settings(), SECRET, lambda: T0)
+    fleet = links.verify(SECRET, _token(linker.search("U0BOB00001", Query("allow ssh"))), T0)
+    assert (fleet.user, fleet.site, fleet.page) == ("U0BOB00001", None, "/ui/search?q=allow+ssh")
+    scoped = links.verify(SECRET, _token(linker.search("U0BOB00001", Query.of("regex:dst-port=\\d+&x", ignore_case=True),
+                                                       "hq", "core-1")), T0)
+    assert scoped.site == "hq"
+    assert scoped.page == "/ui/search?q=dst-port%3D%5Cd%2B%26x&re=1&i=1&site=hq&device=core-1"
+    assert parse_qs(urlsplit(scoped.page).query) == {"q": ["dst-port=\\d+&x"], "re": ["1"], "i": ["1"], "site": ["hq"],
+                                                     "device": ["core-1"]}
+    assert linker.search("U0BOB00001", Query("x"), "vault") is None  # a site they may not see: no link
+    assert linker.search("U0BOB00001", Query("x"), "ops") is None
+    assert Linker(_settings(None), SECRET, lambda: T0).search("U0ADMIN001", Query("x")) is None  # pages off
 
 
 def test_csrf_tokens_belong_to_their_session() -> None:

@@ -21,6 +21,9 @@ PAIRS = [
     ("muted", "bg"), ("muted", "panel"), ("muted", "hunk-bg"),
     ("link", "bg"), ("link", "panel"), ("link", "hunk-bg"),
     ("bad", "bg"), ("warn", "bg"), ("primary-text", "primary-bg"),
+    # the search page and the line a link points at
+    ("text", "hit-bg"), ("text", "match-bg"), ("muted", "hit-bg"), ("link", "hit-bg"), ("warn", "hit-bg"),
+    ("text", "target-bg"), ("muted", "target-bg"), ("bad", "error-bg"),
 ]
 
 
