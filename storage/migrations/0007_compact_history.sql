@@ -78,7 +78,8 @@ CREATE TABLE attempts_new (
     CHECK (status <> 'failed' OR repeats = 0)
 );
 -- Each device's attempts in order; a row starts wherever an attempt is not a repeat of the one
--- before (store.py's _repeat is the same rule for new attempts), and takes the rest until the next.
+-- before (storage/store.py's _record_confirmation applies the same rule to new ones), and takes the
+-- rest until the next.
 WITH marked AS (
     SELECT id, device_id,
            CASE WHEN status = 'unchanged' AND note IS NULL AND LAG(status) OVER w <> 'failed'

@@ -153,7 +153,8 @@ async def test_a_step_that_would_leave_a_dangling_reference_is_refused(path: Pat
     assert everything(path) == before
 
 
-# Every statement in storage/ that reads attempts or versions, with parameters of the right kinds.
+# The statements in storage/ that read attempts or versions per device or per run, with parameters of
+# the right kinds.
 PARAMS = {"site": "hq", "device": "core", "before": None, "limit": 20, "ids": "[1, 2]", "version": 5, "run": 3,
           "at": 0, "version_id": 5, "undated": None, "serial": "x", "model": "m", "ros_version": "r",
           "software_id": None}
