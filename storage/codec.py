@@ -21,10 +21,10 @@ version is whole, and a chain never makes a reader decode more than CHAIN_BYTES.
 Measured on the storage benchmark's data (benchmarks/storage_size.py: 100 routers, 10-40 KB
 exports, ~10 % changed a day). A year is 3,797 versions: zlib-6 one by one 23.7 MB; whole zstd is no
 smaller; as deltas 0.90 MB of data (0.60 MB of it the 100 first versions, whole; 1.22 MB as the
-blobs table), against 1.64 MB for `git gc` of the same exports. Over three years (11,058 versions) a whole copy every 50 versions takes 2.79 MB, every
-100 2.13 MB, every 200 1.55 MB, while decoding the deepest chain of a 36 KB export took 3 ms at
-depth 99 and 6.5 ms at depth 199 on a loaded 2-core machine: FULL_EVERY = 100 keeps reads far
-inside 20 ms.
+blobs table), against 1.64 MB for `git gc` of the same exports. Over three years (11,058 versions,
+whole copies then at level 3) a whole copy every 50 versions took 2.79 MB, every 100 2.13 MB, every
+200 1.55 MB, while decoding the deepest chain of a 36 KB export took 3 ms at depth 99 and 6.5 ms at
+depth 199 on a loaded 2-core machine: FULL_EVERY = 100 keeps reads far inside 20 ms.
 """
 
 from __future__ import annotations

@@ -16,8 +16,9 @@ Attempts (migration 0007): every new, changed and failed attempt is a row of its
 attempt that confirms the version the device's previous attempt recorded or confirmed, with no note,
 is a *repeat*: it is counted on that attempt's row (`repeats`, and the run and time of the last
 one) instead. Who reads attempts, and what each gets, exactly as one row per attempt gave it:
-- a device's last attempt (`last_attempts`: `backupbot list`/`sites`, the App Home, the pages,
-  readiness) and last success (`last_successes`: stale devices, the digests, the metrics);
+- a device's last attempt (`last_attempts`: `backupbot sites`/`list`, `/backup SITE`, the App Home,
+  the pages) and last success (`last_successes`: stale devices, the digests, the metrics), and a
+  site's last run (`last_run`: readiness);
 - the attempt that recorded each version (`recording_attempts`, `version_origins`: history views,
   `backupbot list SITE DEVICE`), and every failure with its reason;
 - a run's attempts (`run_attempts`: the git mirror's commits, announcing an interrupted run): each

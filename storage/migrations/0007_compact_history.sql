@@ -17,7 +17,8 @@
 --    distinct combination in export_meta; a version refers to its row. They were ~40 bytes of text
 --    on every version, nearly always the same as the device's previous version's.
 --
--- The rows keep their ids. Times are INTEGER microseconds since the Unix epoch, UTC (storage/codec.py).
+-- Versions keep their ids, an attempts row the id of its first attempt. Times are INTEGER
+-- microseconds since the Unix epoch, UTC (storage/codec.py).
 
 CREATE TABLE export_meta (
     id          INTEGER PRIMARY KEY,
