@@ -11,11 +11,13 @@ which is then packed by `git gc` (and `git gc --aggressive`, for the record).
 Printed: the distinct configs and their size raw and zlib-6 compressed one by one (what backupbot
 stored before delta storage); git's objects after `git gc`; the database file after the last
 connection closed (a checkpoint: the WAL folded in and removed; the figures compared are this file)
-and after VACUUM, split into the config history (blobs and versions with their indexes: what git
-holds too, the exports and per version what a commit records) and the rest (the attempt log: one
-row per device per day, which git has no counterpart for); how long reading a version back takes
-(every version once, and the deepest delta chain). The last two lines: the whole file, then the
-config history, against `git gc`'s objects.
+and after VACUUM. The file is broken down by SQLite's dbstat table: the blobs (the exports), the
+versions (with export_meta: per version what a commit records), the attempt log (every backup
+attempt: git has no counterpart for it), the indexes, and the rest (runs, outbox, schema, empty
+tables, free pages); then each table and index of 10 KB or more. Then how long reading a version
+back takes (every version once, and the deepest delta chain). The last two lines: the config history
+(blobs and versions with their indexes: what git holds too), then the whole file, against `git gc`'s
+objects: issue 9's target is the whole file within 1.5x.
 
     python benchmarks/storage_size.py                          # 100 devices x 365 days (~2 min)
     python benchmarks/storage_size.py --devices 1000           # the 1,000-router fleet (~15 min)
@@ -271,19 +273,37 @@ async def time_raw_reads(path: Path) -> RawReads:
                     max(deepest))
 
 
-def space_by_object(path: Path) -> dict[str, int]:
-    """Bytes per table/index, if this SQLite has the dbstat table (a measuring aid only)."""
+@dataclass
+class Space:
+    """Bytes of the file per table and index (SQLite's dbstat), and which are indexes of what table."""
+
+    objects: dict[str, int]
+    index_of: dict[str, str]  # index name -> its table
+
+    def tables(self, *names: str) -> int:
+        return sum(self.objects.get(n, 0) for n in names)
+
+    def indexes(self, *tables: str) -> int:
+        return sum(size for n, size in self.objects.items() if self.index_of.get(n) in tables)
+
+    def all_indexes(self) -> int:
+        return sum(size for n, size in self.objects.items() if n in self.index_of)
+
+
+def space_by_object(path: Path) -> Space | None:
+    """Where the file's bytes are, if this SQLite has the dbstat table (a measuring aid only)."""
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
         try:
             rows = db.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC").fetchall()
         except sqlite3.OperationalError:
-            return {}
-    return dict(rows)
+            return None
+        indexes = db.execute("SELECT name, tbl_name FROM sqlite_schema WHERE type = 'index'").fetchall()
+    return Space(dict(rows), dict(indexes))
 
 
 # What git holds too: the configs and, per version, what a commit records. The rest of the file is
-# the attempt log (one row per device per day, ok or failed with its reason), runs and the outbox.
-CONFIG_HISTORY = ("blobs", "sqlite_autoindex_blobs_1", "versions", "versions_by_device")
+# the attempt log (every backup attempt, ok or failed with its reason), runs and the outbox.
+HISTORY_TABLES = ("blobs", "versions", "export_meta")
 
 
 def vacuumed_size(path: Path) -> int:
@@ -338,15 +358,22 @@ async def main() -> None:
     print(f"their zlib-6 size, one by one:   {mb(totals.compressed_bytes)}")
     print(f"git gc: .git/objects             {mb(git_objects)} (.git with hooks, index, logs: {mb(git_total)})")
     print(f"git gc --aggressive: objects     {mb(git_aggressive)}")
-    spaces = space_by_object(path)
-    history = sum(spaces.get(name, 0) for name in CONFIG_HISTORY)
-    if spaces:
-        print(f"database, config history:        {mb(history)} ({' + '.join(CONFIG_HISTORY)})")
-        print(f"database, attempt log and rest:  {mb(db_size - history)} "
-              f"({totals.attempts:,} attempts with their indexes, runs, outbox)")
-        for name, size in spaces.items():
+    space = space_by_object(path)
+    history = space.tables(*HISTORY_TABLES) + space.indexes(*HISTORY_TABLES) if space else 0
+    print(f"database file (checkpointed):    {mb(db_size)}")
+    if space:
+        parts = {"blobs": space.tables("blobs"), "versions, export_meta": space.tables("versions", "export_meta"),
+                 "attempts": space.tables("attempts"), "indexes": space.all_indexes()}
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            rows = db.execute("SELECT COUNT(*) FROM attempts").fetchone()[0]
+        for name, size in parts.items():
+            print(f"  {name + ':':<30} {mb(size):>10} ({size / db_size:.0%})")
+        print(f"    of which on attempts:        {mb(space.indexes('attempts')):>10} "
+              f"({totals.attempts:,} attempts in {rows:,} rows)")
+        print(f"  {'other (runs, outbox, free…):':<30} {mb(db_size - sum(parts.values())):>10}")
+        for name, size in space.objects.items():
             if size >= 10_000:
-                print(f"  {name:<30} {mb(size):>10}")
+                print(f"    {name:<30} {mb(size):>10}")
     print(f"database file after VACUUM:      {mb(vacuumed_size(path))}")
     for name, ms in (await time_reads(path)).items():
         print(f"{name}({args.devices:,} devices): {ms:.1f} ms")
@@ -356,11 +383,11 @@ async def main() -> None:
     print(f"read the deepest chain ({reads.deepest} deltas), 50 times: median {reads.deepest_median_ms:.2f} ms, "
           f"max {reads.deepest_max_ms:.2f} ms (target <= 20 ms)")
     print(f"left in {folder}")
+    if space:
+        print(f"config history (blobs, versions, export_meta and their indexes) {mb(history)} / git gc objects "
+              f"{mb(git_objects)}: {history / git_objects:.2f}x")
     print(f"whole database file (checkpointed) {mb(db_size)} / git gc objects {mb(git_objects)}: "
-          f"{db_size / git_objects:.2f}x")
-    if spaces:
-        print(f"config history {mb(history)} / git gc objects {mb(git_objects)}: {history / git_objects:.2f}x "
-              "(target <= 1.5x)")
+          f"{db_size / git_objects:.2f}x (target <= 1.5x)")
 
 if __name__ == "__main__":
     asyncio.run(main())

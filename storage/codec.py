@@ -20,11 +20,11 @@ version is whole, and a chain never makes a reader decode more than CHAIN_BYTES.
 
 Measured on the storage benchmark's data (benchmarks/storage_size.py: 100 routers, 10-40 KB
 exports, ~10 % changed a day). A year is 3,797 versions: zlib-6 one by one 23.7 MB; whole zstd is no
-smaller; as deltas 0.9 MB of data (1.27 MB as the blobs table), against 1.64 MB for `git gc` of the
-same exports. Over three years (11,058 versions) a whole copy every 50 versions takes 2.79 MB, every
-100 2.13 MB, every 200 1.55 MB, while decoding the deepest chain of a 36 KB export took 3 ms at
-depth 99 and 6.5 ms at depth 199 on a loaded 2-core machine: FULL_EVERY = 100 keeps reads far
-inside 20 ms.
+smaller; as deltas 0.90 MB of data (0.60 MB of it the 100 first versions, whole; 1.22 MB as the
+blobs table), against 1.64 MB for `git gc` of the same exports. Over three years (11,058 versions,
+whole copies then at level 3) a whole copy every 50 versions took 2.79 MB, every 100 2.13 MB, every
+200 1.55 MB, while decoding the deepest chain of a 36 KB export took 3 ms at depth 99 and 6.5 ms at
+depth 199 on a loaded 2-core machine: FULL_EVERY = 100 keeps reads far inside 20 ms.
 """
 
 from __future__ import annotations
@@ -45,11 +45,12 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 ZLIB = "zlib"
 ZSTD = "zstd"
 ZSTD_DELTA = "zstd-delta"
-# Whole copies at a fast level, deltas at a level whose match finder can index a big base: a 6 MB
-# export against its predecessor takes 3.9 KB at level 9 but 754 KB at level 3. (Whole, level 3 is
-# zlib-6's size at a fraction of its CPU: 4 ms instead of 36 ms for a 1 MB export.)
-WHOLE_LEVEL = 3
-DELTA_LEVEL = 9
+# Deltas at a level whose match finder can index a big base: a 6 MB export against its predecessor
+# takes 3.9 KB at level 9 but 754 KB at level 3. Whole copies at the same level: the first version
+# of each device is most of what a year of deltas stores (100 routers: 0.65 MB of 0.95 MB at level
+# 3), and level 9 makes real exports 11 % smaller than level 3 for ~10 ms per MB more, once per device
+# and per 100 versions, in a worker thread (tests/fixtures/routeros: 359 KB -> 319 KB).
+LEVEL = 9
 FULL_EVERY = 100  # a chain holds at most 99 deltas (the module docstring says why 100)
 # Raw bytes one read may decode. Per link, decoding costs ~30 us plus ~0.1 ms per MB (more once
 # exports outgrow the CPU cache): 100 deltas of 1 MB decode in ~8 ms, 10 of 6 MB in ~16 ms.
@@ -138,7 +139,7 @@ def compress(raw: bytes, base: bytes = b"") -> bytes:
     # The window must reach back over the whole base, or matches into it are lost.
     window_log = min(_MAX_WINDOW_LOG, max(zstandard.WINDOWLOG_MIN, (len(base) + len(raw)).bit_length()))
     params = zstandard.ZstdCompressionParameters.from_level(
-        DELTA_LEVEL if base else WHOLE_LEVEL, source_size=len(raw), dict_size=len(base), window_log=window_log,
+        LEVEL, source_size=len(raw), dict_size=len(base), window_log=window_log,
         write_content_size=1, write_checksum=0, write_dict_id=0)  # the sha256 is our checksum
     return zstandard.ZstdCompressor(compression_params=params, dict_data=_dictionary(base)).compress(raw)
 

@@ -1,7 +1,7 @@
 """Reading the history as a whole, for what copies it elsewhere (bot.interop: the git mirror and
 `backupbot export git`) and for telling where each version came from (`backupbot list`).
 
-Runs are read by id and a device's attempts through attempts_by_device. Versions in date order sort
+Runs are read by id and a device's attempts through attempts_ok_by_device. Versions in date order sort
 the versions table for each page (first_seen has no index: only `export git`, a one-off, asks).
 """
 
@@ -15,9 +15,10 @@ from storage.db import Database
 from storage.records import DEVICE_ID, RUN_SELECT, VERSION_SELECT, RunInfo, run_from_row, version_from_row
 
 # The run that recorded each version: its new/changed attempt (one per version, written with it).
+# `status <> 'failed'` is attempts_ok_by_device's WHERE: it lets the query seek that index.
 _ORIGINS = f"""
 SELECT a.version_id, r.trigger FROM attempts a JOIN runs r ON r.id = a.run_id
-WHERE a.device_id = {DEVICE_ID} AND a.status IN ('new', 'changed')
+WHERE a.device_id = {DEVICE_ID} AND a.status <> 'failed' AND a.status IN ('new', 'changed')
   AND a.version_id IN (SELECT value FROM json_each(:ids))
 """
 

@@ -11,6 +11,21 @@ transaction: a version is committed whole (blob + version + attempt + its outbox
 at all, and a stored version never changes except its last_verified and undated_sha256 (the
 undated hash of the last export that confirmed it: migration 0004). storage.history reads the
 history whole (runs in order, versions by date), for copying it elsewhere.
+
+Attempts (migration 0007): every new, changed and failed attempt is a row of its own. An unchanged
+attempt that confirms the version the device's previous attempt recorded or confirmed, with no note,
+is a *repeat*: it is counted on that attempt's row (`repeats`, and the run and time of the last
+one) instead. Who reads attempts, and what each gets, exactly as one row per attempt gave it:
+- a device's last attempt (`last_attempts`: `backupbot sites`/`list`, `/backup SITE`, the App Home,
+  the pages) and last success (`last_successes`: stale devices, the digests, the metrics), and a
+  site's last run (`last_run`: readiness);
+- the attempt that recorded each version (`recording_attempts`, `version_origins`: history views,
+  `backupbot list SITE DEVICE`), and every failure with its reason;
+- a run's attempts (`run_attempts`: the git mirror's commits, announcing an interrupted run): each
+  row the run began, and each row whose last repeat it made. A repeat that a later run repeated
+  again is no longer listed under its own run: only the mirror and the start-up's interrupted runs
+  ask, and they use the new and changed attempts, which are all there.
+What is not kept is the time and run of a row's repeats but the last; how many there were is.
 """
 
 from __future__ import annotations
@@ -41,6 +56,8 @@ from storage.records import (
     attempt_from_row,
     device_id,
     host_key_from_row,
+    last_attempt_from_row,
+    meta_id,
     run_from_row,
     version_from_row,
 )
@@ -57,13 +74,23 @@ _NEWEST_PER_DEVICE = """
 IN (SELECT (SELECT MAX(id) FROM {table} WHERE device_id = d.id)
     FROM devices d WHERE :site IS NULL OR d.site = :site)
 """
-_LAST_ATTEMPTS = ATTEMPT_SELECT + " WHERE a.id " + _NEWEST_PER_DEVICE.format(table="attempts")
 _LATEST_VERSIONS = VERSION_SELECT + " WHERE v.id " + _NEWEST_PER_DEVICE.format(table="versions")
 
-# `status <> 'failed'` matches attempts_ok_by_device's WHERE, so this is one seek per device too.
+# A device's newest attempts row: the newer of its newest ok and newest failed row, a MAX(id) seek
+# on each of the two partial indexes (their WHEREs are spelled exactly as the indexes' are).
+_NEWEST_ATTEMPT = """
+max(IFNULL((SELECT MAX(id) FROM attempts WHERE device_id = {device} AND status <> 'failed'), 0),
+    IFNULL((SELECT MAX(id) FROM attempts WHERE device_id = {device} AND status = 'failed'), 0))
+"""
+_LAST_ATTEMPTS = ATTEMPT_SELECT + f"""
+WHERE a.id IN (SELECT {_NEWEST_ATTEMPT.format(device="d.id")} FROM devices d WHERE :site IS NULL OR d.site = :site)
+"""
+_LAST_ROW = "SELECT id, status, version_id FROM attempts WHERE id = " + _NEWEST_ATTEMPT.format(device=":device")
+
+# One seek per device on attempts_ok_by_device; the row's last repeat, if any, is the last success.
 _LAST_SUCCESSES = """
 SELECT d.site, d.name,
-       (SELECT a.at FROM attempts a WHERE a.device_id = d.id AND a.status <> 'failed'
+       (SELECT IFNULL(a.last_at, a.at) FROM attempts a WHERE a.device_id = d.id AND a.status <> 'failed'
         ORDER BY a.id DESC LIMIT 1) AS at
 FROM devices d WHERE :site IS NULL OR d.site = :site
 """
@@ -74,7 +101,7 @@ _LAST_RUN = RUN_SELECT + """
 WHERE :site IS NULL
    OR instr(',' || r.scope || ',', ',' || :site || ',') > 0
    OR EXISTS (SELECT 1 FROM attempts a JOIN devices d ON d.id = a.device_id
-              WHERE a.run_id = r.id AND d.site = :site)
+              WHERE (a.run_id = r.id OR a.last_run_id = r.id) AND d.site = :site)
 ORDER BY r.id DESC LIMIT 1
 """
 
@@ -85,10 +112,18 @@ RETURNING id
 """
 
 _INSERT_VERSION = """
-INSERT INTO versions (device_id, blob_id, norm_hash, first_seen, last_verified,
-                      ros_version, model, serial, software_id, undated_sha256)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
+INSERT INTO versions (device_id, blob_id, meta_id, norm_hash, first_seen, last_verified, undated_sha256)
+VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id
 """
+
+# `status <> 'failed'` is attempts_ok_by_device's WHERE: it lets the query seek that index.
+_RECORDING_ATTEMPTS = ATTEMPT_SELECT + f"""
+WHERE a.device_id = {DEVICE_ID} AND a.status <> 'failed' AND a.status IN ('new', 'changed')
+  AND a.version_id IN (SELECT value FROM json_each(:ids)) ORDER BY a.id DESC
+"""
+_RUN_ATTEMPTS = ATTEMPT_SELECT + " WHERE a.run_id = :run OR a.last_run_id = :run ORDER BY a.id"
+
+_REPEAT = "UPDATE attempts SET repeats = repeats + 1, last_run_id = ?, last_at = ? WHERE id = ?"
 
 _VERSIONS_OF_DEVICE = (VERSION_SELECT + f" WHERE v.device_id = {DEVICE_ID} AND (:before IS NULL OR v.id < :before)"
                        " ORDER BY v.id DESC LIMIT :limit")
@@ -103,7 +138,7 @@ WHERE id = :version_id AND device_id = {DEVICE_ID} RETURNING device_id
 # cannot tell a live run of another process from a dead one, and the live one's real end wins.
 _FINISH_RUN = "UPDATE runs SET status = 'finished', finished_at = ? WHERE id = ? AND status <> 'finished'"
 # A config up to this size with nothing to be a delta against is packed on the event loop.
-_INLINE_PACK = 16 * 1024
+_INLINE_PACK = 8 * 1024
 _INTERRUPT_RUN = "UPDATE runs SET status = 'interrupted', finished_at = ? WHERE id = ? AND status = 'running'"
 
 
@@ -203,7 +238,7 @@ class Store(TrustStore, OutboxStore, SessionStore, HistoryStore, InventoryStore)
         norm, undated = _sha256(norm_hash), _sha256_or_none(undated_hash)
         base = chain_of(await self._rows(BASE_CHAIN, {"site": site, "device": device}))
         if not base and len(raw) <= _INLINE_PACK:
-            blob = pack(raw)  # a first config this small packs in ~0.07 ms, less than a thread hop
+            blob = pack(raw)  # a first config this small packs in under 0.1 ms, less than a thread hop
         else:  # decoding, hashing and compressing are CPU-bound
             blob = await asyncio.to_thread(pack, raw, base, previous_raw)
         attempt = Attempt(0, run_id, site, device, utc(at), status, added=added, removed=removed, note=note)
@@ -227,7 +262,7 @@ class Store(TrustStore, OutboxStore, SessionStore, HistoryStore, InventoryStore)
             owner = value(conn, _CONFIRM, params)
             if owner is None:
                 raise LookupError(f"version {version_id} is not a version of {site}/{device}")
-            _insert_attempt(conn, owner, attempt)
+            _record_confirmation(conn, owner, attempt)
             row = conn.execute(VERSION_SELECT + " WHERE v.id = ?", (version_id,)).fetchone()
             assert row is not None  # updated in this very transaction
             return version_from_row(row)
@@ -306,16 +341,13 @@ class Store(TrustStore, OutboxStore, SessionStore, HistoryStore, InventoryStore)
     async def recording_attempts(self, site: str, device: str, version_ids: Iterable[int]) -> dict[int, Attempt]:
         """The attempt that recorded each of these versions of the device (new or changed, with its
         +/- counts against the version before and its note), by version id."""
-        rows = await self._rows(
-            ATTEMPT_SELECT + f" WHERE a.device_id = {DEVICE_ID} AND a.status IN ('new', 'changed')"
-            " AND a.version_id IN (SELECT value FROM json_each(:ids)) ORDER BY a.id DESC",
-            {"site": site, "device": device, "ids": str([int(i) for i in version_ids])},
-        )
+        rows = await self._rows(_RECORDING_ATTEMPTS,
+                                {"site": site, "device": device, "ids": str([int(i) for i in version_ids])})
         return {a.version_id: a for a in map(attempt_from_row, rows) if a.version_id is not None}
 
     async def last_attempts(self, site: str | None = None) -> dict[tuple[str, str], Attempt]:
         """The latest attempt of each device (of `site`, or everywhere)."""
-        attempts = map(attempt_from_row, await self._rows(_LAST_ATTEMPTS, {"site": site}))
+        attempts = map(last_attempt_from_row, await self._rows(_LAST_ATTEMPTS, {"site": site}))
         return {(a.site, a.device): a for a in attempts}
 
     async def last_successes(self, site: str | None = None) -> dict[tuple[str, str], datetime]:
@@ -324,8 +356,16 @@ class Store(TrustStore, OutboxStore, SessionStore, HistoryStore, InventoryStore)
         return {(r["site"], r["name"]): from_db_time(r["at"]) for r in rows if r["at"] is not None}
 
     async def run_attempts(self, run_id: int) -> list[Attempt]:
-        rows = await self._rows(ATTEMPT_SELECT + " WHERE a.run_id = ? ORDER BY a.id", (run_id,))
-        return [attempt_from_row(r) for r in rows]
+        """The run's attempts: every new, changed and failed one, and its unchanged ones but those a
+        later run repeated (the module docstring says why), in the order their rows were made."""
+        rows = await self._rows(_RUN_ATTEMPTS, {"run": run_id})
+        attempts = []
+        for row in rows:
+            if row["run_id"] == run_id:
+                attempts.append(attempt_from_row(row))
+            if row["last_run_id"] == run_id:
+                attempts.append(last_attempt_from_row(row))
+        return attempts
 
     # -- schedule ------------------------------------------------------------------------------
 
@@ -350,11 +390,21 @@ def _insert_version(conn: sqlite3.Connection, attempt: Attempt, blob: PackedBlob
     """The version (and its blob unless stored already) with the attempt that created it."""
     owner = device_id(conn, attempt.site, attempt.device)
     at = to_db_time(attempt.at)
-    version_id = int(value(conn, _INSERT_VERSION, (
-        owner, blob_id(conn, blob), norm, at, at, meta.ros_version, meta.model, meta.serial, meta.software_id,
-        undated)))
+    version_id = int(value(conn, _INSERT_VERSION, (owner, blob_id(conn, blob), meta_id(conn, meta), norm, at, at,
+                                                   undated)))
     _insert_attempt(conn, owner, replace(attempt, version_id=version_id))
     return version_id
+
+
+def _record_confirmation(conn: sqlite3.Connection, device: int, attempt: Attempt) -> int:
+    """An unchanged attempt: a repeat on the device's newest row if it is one (that row recorded or
+    confirmed this same version, and this attempt has no note), else a row of its own."""
+    if attempt.note is None:
+        row = conn.execute(_LAST_ROW, {"device": device}).fetchone()
+        if row is not None and row[1] != Status.FAILED and row[2] == attempt.version_id:
+            conn.execute(_REPEAT, (attempt.run_id, to_db_time(attempt.at), row[0]))
+            return int(row[0])
+    return _insert_attempt(conn, device, attempt)
 
 
 def _insert_attempt(conn: sqlite3.Connection, device: int, attempt: Attempt) -> int:

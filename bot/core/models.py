@@ -300,7 +300,9 @@ class Version:
 
 @dataclass(frozen=True)
 class Attempt:
-    """One device in one run, ok or failed. Every attempt is kept."""
+    """One device in one run, ok or failed. Every new, changed and failed attempt is kept; an unchanged
+    one that only repeats the attempt before it is counted on that attempt's record, and what is read
+    back of it is the device's last one (storage/store.py)."""
 
     id: int
     run_id: int

@@ -5,10 +5,13 @@ Used by the kill and migration tests to prove a file whole without going through
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import sqlite3
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, cast
 
 from storage.blobs import BLOB_CHAIN, VERSION_CHAIN
 from storage.codec import FULL_EVERY, StoredBlob, unpack_chain
@@ -19,10 +22,31 @@ SCHEMA2_DB = FIXTURES / "schema2-zlib.sqlite"
 SCHEMA2_EXPECTED = FIXTURES / "schema2-zlib.expected.json"
 
 
+# Written by commit a6f8e5f's Store API (schema 6, one attempts row per attempt): see make_schema6_db.py.
+SCHEMA6_DB = FIXTURES / "schema6.sqlite"
+SCHEMA6_EXPECTED = FIXTURES / "schema6.expected.json"
+
+
 def copy_schema2_db(folder: Path) -> Path:
     path = folder / "old.sqlite"
     shutil.copyfile(SCHEMA2_DB, path)
     return path
+
+
+def copy_schema6_db(folder: Path) -> Path:
+    path = folder / "schema6.sqlite"
+    shutil.copyfile(SCHEMA6_DB, path)
+    return path
+
+
+def schema6_answers() -> Callable[[Any], Awaitable[dict[str, Any]]]:
+    """The function that recorded SCHEMA6_EXPECTED from the Store API of its day (make_schema6_db.py's
+    `answers`), to ask today's Store the very same questions."""
+    spec = importlib.util.spec_from_file_location("make_schema6_db", FIXTURES / "make_schema6_db.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return cast(Callable[[Any], Awaitable[dict[str, Any]]], module.answers)
 
 
 def one(db: sqlite3.Connection, query: str, params: tuple[object, ...] = ()) -> object:

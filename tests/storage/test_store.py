@@ -292,6 +292,59 @@ async def test_last_success_is_remembered_through_many_failures(store: Store) ->
     assert last[("hq", "r1")].at == at(79) and last[("hq", "r1")].status is Status.FAILED
 
 
+async def test_unchanged_attempts_repeating_the_one_before_share_its_row(store: Store, path: Path) -> None:
+    """A daily unchanged backup costs no row of its own: it is counted on the row of the attempt it
+    repeats. The device's last attempt, its last success and its latest run's attempts are exactly
+    what one row per attempt gave; the new and changed attempts keep rows, ids and counts of their own."""
+    runs = [await store.start_run("schedule", at(day * 1440), "hq") for day in range(5)]
+    first = await add(store, runs[0], "r1", b"a\n")
+    for day in (1, 2, 3):
+        await store.confirm_version(runs[day], "hq", "r1", at(day * 1440 + 1), first.id)
+    assert sql(path, "SELECT COUNT(*), SUM(repeats) FROM attempts") == [(1, 3)]
+    last = (await store.last_attempts())[("hq", "r1")]
+    assert (last.status, last.run_id, last.at, last.version_id) == (Status.UNCHANGED, runs[3], at(3 * 1440 + 1), first.id)
+    assert await store.last_successes() == {("hq", "r1"): at(3 * 1440 + 1)}
+    [(unchanged)] = await store.run_attempts(runs[3])
+    assert (unchanged.device, unchanged.status, unchanged.at) == ("r1", Status.UNCHANGED, at(3 * 1440 + 1))
+    # The run that recorded the version still lists it; a repeat that a later run repeated is gone.
+    assert [(a.status, a.at) for a in await store.run_attempts(runs[0])] == [(Status.NEW, at(0))]
+    assert await store.run_attempts(runs[2]) == []
+
+    second = await store.add_version(runs[4], "hq", "r1", at(4 * 1440), b"b\n", norm(b"b\n"), META, Status.CHANGED,
+                                     1, 1, None)
+    await store.confirm_version(runs[4], "hq", "r1", at(4 * 1440 + 5), second.id)
+    assert [(a.status, a.version_id, a.added, a.at) for a in await store.run_attempts(runs[4])] == [
+        (Status.CHANGED, second.id, 1, at(4 * 1440)), (Status.UNCHANGED, second.id, 0, at(4 * 1440 + 5))]
+    recorded = await store.recording_attempts("hq", "r1", [first.id, second.id])
+    assert {v: (a.status, a.run_id, a.at) for v, a in recorded.items()} == {
+        first.id: (Status.NEW, runs[0], at(0)), second.id: (Status.CHANGED, runs[4], at(4 * 1440))}
+    assert sql(path, "SELECT COUNT(*), SUM(repeats) FROM attempts") == [(2, 4)]
+
+
+async def test_a_failure_or_a_note_starts_a_new_row(store: Store, path: Path) -> None:
+    """Only an unchanged attempt with nothing to say that follows a success of the same version is a
+    repeat: after a failure, or with a note of its own, an unchanged attempt keeps its own row, and
+    every failure keeps its own row with its reason."""
+    run_id = await store.start_run("schedule", T0, "hq")
+    version = await add(store, run_id, "r1", b"a\n")
+    await store.confirm_version(run_id, "hq", "r1", at(1), version.id)
+    await store.record_failure(run_id, "hq", "r1", at(2), "timeout", "slow")
+    await store.record_failure(run_id, "hq", "r1", at(3), "timeout", "slow")
+    assert (await store.last_successes())[("hq", "r1")] == at(1)
+    await store.confirm_version(run_id, "hq", "r1", at(4), version.id)
+    await store.confirm_version(run_id, "hq", "r1", at(5), version.id, "RouterOS 7.18 -> 7.19")
+    await store.confirm_version(run_id, "hq", "r1", at(6), version.id)
+    attempts = await store.run_attempts(run_id)
+    assert [(a.status, a.at, a.reason, a.note) for a in attempts] == [
+        (Status.NEW, at(0), None, None), (Status.UNCHANGED, at(1), None, None),
+        (Status.FAILED, at(2), "slow", None), (Status.FAILED, at(3), "slow", None),
+        (Status.UNCHANGED, at(4), None, None),
+        (Status.UNCHANGED, at(5), None, "RouterOS 7.18 -> 7.19"), (Status.UNCHANGED, at(6), None, None)]
+    assert sql(path, "SELECT status, repeats FROM attempts ORDER BY id") == [
+        ("new", 1), ("failed", 0), ("failed", 0), ("unchanged", 0), ("unchanged", 1)]
+    assert (await store.last_successes())[("hq", "r1")] == at(6)
+
+
 async def test_latest_versions_gives_each_devices_newest_version(store: Store) -> None:
     """latest_versions answers for a whole site at once, agreeing with latest_version per device."""
     run_id = await store.start_run("cli", T0, "hq")

@@ -26,7 +26,15 @@ from tests.helpers import FIXTURES
 
 EXPECTED: dict[int, str] = {int(k): v for k, v in json.loads(SCHEMA2_EXPECTED.read_text()).items()}
 NOW = datetime(2025, 2, 1, 2, 0, tzinfo=timezone.utc)
-UNTOUCHED = ("devices", "versions", "attempts", "runs", "outbox", "host_keys", "settings", "schedule")
+UNTOUCHED = ("devices", "runs", "outbox", "host_keys", "settings", "schedule")
+# Schema 7 keeps the export header's fields in export_meta and counts unchanged attempts that only
+# repeated the one before on its row (tests/storage/test_store_migration7.py tests that on its own).
+VERSIONS = ("SELECT id, device_id, blob_id, norm_hash, first_seen, last_verified, ros_version, model, serial,"
+            " software_id FROM versions ORDER BY id")
+VERSIONS_NOW = ("SELECT v.id, device_id, blob_id, norm_hash, first_seen, last_verified, m.ros_version, m.model,"
+                " m.serial, m.software_id FROM versions v JOIN export_meta m ON m.id = v.meta_id ORDER BY v.id")
+RECORDED = ("SELECT id, run_id, device_id, at, status, version_id, error_kind, reason, added, removed, note"
+            " FROM attempts WHERE status <> 'unchanged' ORDER BY id")
 
 
 def sql(path: Path, query: str, params: tuple[object, ...] = ()) -> list[tuple]:
@@ -97,15 +105,18 @@ def test_the_fixture_is_what_schema_2_wrote() -> None:
 
 async def test_a_schema2_database_migrates_in_place_and_every_version_reads_back(path: Path) -> None:
     """Open with this backupbot: the newest schema (3 re-encodes the blobs; later steps add tables of
-    their own), every version byte-identical, most blobs re-encoded as deltas, nothing else in the
-    file changed, and a second open does nothing more."""
+    their own, 7 makes attempts and versions compact), every version byte-identical, most blobs
+    re-encoded as deltas, nothing else in the file changed, and a second open does nothing more."""
     before = snapshot(path)
+    versions, recorded, attempts = sql(path, VERSIONS), sql(path, RECORDED), sql(path, "SELECT COUNT(*) FROM attempts")
     size_before = sql(path, "SELECT SUM(length(data)) FROM blobs")[0][0]
     async with await Store.open(path) as store:
         assert await read_all(store) == EXPECTED
     assert sql(path, "PRAGMA user_version") == [(len(load_migrations()),)]
     assert sql(path, "SELECT COUNT(*) FROM blob_rewrite") == [(0,)]
     assert snapshot(path, like=before) == before
+    assert sql(path, VERSIONS_NOW) == versions and sql(path, RECORDED) == recorded
+    assert sql(path, "SELECT COUNT(*) + SUM(repeats) FROM attempts") == attempts
     codecs = check_whole(path)
     # Each device's first version stays whole zlib; the twin's two blobs are tvroom's.
     assert codecs == {"zlib": 5, "zstd-delta": 55}
