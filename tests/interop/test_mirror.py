@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -317,10 +318,21 @@ async def test_a_sync_killed_at_any_moment_ends_where_an_uninterrupted_one_does(
     mirror = tmp_path / "mirror"
     root = Path(__file__).resolve().parents[2]
 
+    seen: list[str] = []
+
     def committed() -> list[str]:
-        if not (mirror / ".git" / "HEAD").exists() or not git(mirror, "branch", "--list", "main").strip():
+        """What the mirror holds. Until its first commit a killed or running `git init` may have left
+        a .git that git cannot read yet: that holds nothing. From then on git must always read it."""
+        try:
+            if not (mirror / ".git" / "HEAD").exists() or not git(mirror, "branch", "--list", "main").strip():
+                assert not seen, "the mirror lost its history"
+                return []
+        except subprocess.CalledProcessError:
+            if seen:
+                raise
             return []
-        return [c.sha for c in log(mirror)]
+        seen[:] = [c.sha for c in log(mirror)]
+        return list(seen)
 
     partial = 0
     for moment in ("at once", "repository", "commits", "commits", "commits", "commits"):
