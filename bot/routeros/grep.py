@@ -26,13 +26,14 @@ long line of "a"s) runs practically forever. Callers run scan() in a process the
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import json
 import operator
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from bot.core.errors import UserError
 from bot.core.models import Version
@@ -93,6 +94,12 @@ class Matcher:
     exact: bool  # finding `literal` in a line is the match (plain text): no `re` needed
     line_safe: bool  # a search over the whole text finds every matching line (see module doc)
     bregex: re.Pattern[bytes] | None  # the same on bytes, for ASCII texts (see _bytes_regex)
+    # Each match of `bregex` over a whole text lies within one line, which therefore matches: no
+    # line found so needs checking, and `counter` counts the matching lines from a line's start on.
+    in_line: bool = False
+    counter: re.Pattern[bytes] | None = None
+    prefix: bool = False  # the regex starts with `literal`: re's own search looks for it, as quickly
+    twice: re.Pattern[bytes] | None = None  # a line that holds `literal` twice (plain text)
 
 
 def compile_query(query: Query) -> Matcher:
@@ -113,8 +120,12 @@ def compile_query(query: Query) -> Matcher:
         else:
             literal_or_none = literal.lower() if fold else literal
         escaped = re.escape(pattern)
+        twice = (re.compile(re.escape(literal_or_none) + b"[^\n]*" + re.escape(literal_or_none))
+                 if literal_or_none is not None else None)
+        bregex = _bytes_regex(escaped, flags)
         return Matcher(query, re.compile(escaped, flags), literal_or_none, fold,
-                       exact=literal_or_none is not None, line_safe=True, bregex=_bytes_regex(escaped, flags))
+                       exact=literal_or_none is not None, line_safe=True, bregex=bregex, in_line=True,
+                       counter=_counter(escaped, flags, bregex), twice=twice)
     try:
         regex = re.compile(pattern, flags)
     except re.error as exc:
@@ -122,9 +133,22 @@ def compile_query(query: Query) -> Matcher:
         raise UserError(f"Not a valid regular expression: {exc.msg}{where}.") from None
     except (OverflowError, RecursionError):
         raise UserError("The regular expression is too complex.") from None
-    literal_, fold, line_safe = _analyse(pattern, flags)
-    return Matcher(query, regex, literal_, fold, exact=False, line_safe=line_safe,
-                   bregex=_bytes_regex(pattern, flags))
+    literal_, fold, line_safe, in_line, prefix = _analyse(pattern, flags)
+    bregex = _bytes_regex(pattern, flags)
+    return Matcher(query, regex, literal_, fold, exact=False, line_safe=line_safe, bregex=bregex,
+                   in_line=in_line, counter=_counter(pattern, flags, bregex) if in_line else None, prefix=prefix)
+
+
+def _counter(pattern: str, flags: int, bregex: re.Pattern[bytes] | None) -> re.Pattern[bytes] | None:
+    """A match, the rest of its line and its line break: one match per matching line, so
+    len(findall) counts them in C. None where the pattern can't be wrapped (global inline flags
+    such as `(?i)` must stay at the start)."""
+    if bregex is None:
+        return None
+    try:
+        return re.compile(b"(?:" + pattern.encode() + b")[^\n]*\n?", flags)
+    except re.error:
+        return None
 
 
 # `\s` and `\S` are the only classes that differ between str and bytes patterns on ASCII text: str's
@@ -150,10 +174,11 @@ _UNSAFE: Final = frozenset({"ASSERT", "ASSERT_NOT", "ATOMIC_GROUP", "POSSESSIVE_
                             "AT_BEGINNING_STRING", "AT_END_STRING"})
 
 
-def _analyse(pattern: str, flags: int) -> tuple[bytes | None, bool, bool]:
-    """(required literal, whether it folds case, whether the pattern is line-safe), from re's own
-    parser. The parser is internal to `re`: if it is missing or changes shape, the answer is the
-    slow and always-right one (no literal, not line-safe)."""
+def _analyse(pattern: str, flags: int) -> tuple[bytes | None, bool, bool, bool, bool]:
+    """(required literal, whether it folds case, whether the pattern is line-safe, whether no match
+    of it can hold a line break, whether it starts with the literal), from re's own parser. The
+    parser is internal to `re`: if it is missing or changes shape, the answer is the slow and
+    always-right one (no literal, not line-safe, may hold a line break)."""
     try:
         from re import _parser  # type: ignore[attr-defined]
 
@@ -169,13 +194,73 @@ def _analyse(pattern: str, flags: int) -> tuple[bytes | None, bool, bool]:
             run = ""
         runs.append(run)
         safe = not any(name in _UNSAFE for name in _nodes(tree))
+        in_line = safe and _no_line_break(tree, tree.state.flags)
     except Exception:  # noqa: BLE001 - an internal API: any surprise means "use the slow path"
-        return None, False, False
+        return None, False, False, False, False
     best = max(runs, key=lambda r: len(r.encode()))
     literal = best.encode()
     if len(literal) < _MIN_LITERAL or (fold and not literal.isascii()):
-        return None, fold, safe
-    return (literal.lower() if fold else literal), fold, safe
+        return None, fold, safe, in_line, False
+    return (literal.lower() if fold else literal), fold, safe, in_line, best is runs[0]
+
+
+_NEWLINE: Final = 10
+# Classes (`\s`, `\D`, ...) that hold a line break; any other name is taken to hold one too.
+_NO_BREAK_CATEGORIES: Final = frozenset({"CATEGORY_DIGIT", "CATEGORY_WORD", "CATEGORY_NOT_SPACE",
+                                         "CATEGORY_NOT_LINEBREAK"})
+_BREAK_CATEGORIES: Final = frozenset({"CATEGORY_SPACE", "CATEGORY_LINEBREAK"})
+_ZERO_WIDTH: Final = frozenset({"AT", "GROUPREF"})  # a back reference repeats a group checked itself
+
+
+def _no_line_break(items: Iterable[tuple[object, Any]], flags: int) -> bool:
+    """Whether no match of this (parsed) pattern can contain a line break. Only what is known to be
+    safe counts as safe: anything else (an opcode this does not know) answers False."""
+    for op, arg in items:
+        name = str(op)
+        if name == "LITERAL":
+            ok = arg != _NEWLINE
+        elif name == "NOT_LITERAL":
+            ok = arg == _NEWLINE
+        elif name == "ANY":
+            ok = not flags & re.DOTALL
+        elif name == "IN":
+            ok = _set_without_break(arg)
+        elif name in ("MAX_REPEAT", "MIN_REPEAT"):
+            ok = _no_line_break(arg[2], flags)
+        elif name == "BRANCH":
+            ok = all(_no_line_break(branch, flags) for branch in arg[1])
+        elif name == "SUBPATTERN":
+            _, add, remove, sub = arg
+            ok = _no_line_break(sub, (flags | add) & ~remove)
+        elif name == "GROUPREF_EXISTS":
+            _, yes, no = arg
+            ok = _no_line_break(yes, flags) and (no is None or _no_line_break(no, flags))
+        else:
+            ok = name in _ZERO_WIDTH
+        if not ok:
+            return False
+    return True
+
+
+def _set_without_break(items: Iterable[tuple[object, Any]]) -> bool:
+    """Whether a character set (`[...]`, `[^...]`) leaves out the line break."""
+    negate, holds = False, False
+    for op, arg in items:
+        name = str(op)
+        if name == "NEGATE":
+            negate = True
+        elif name == "LITERAL":
+            holds = holds or arg == _NEWLINE
+        elif name in ("RANGE", "RANGE_UNI_IGNORE"):
+            holds = holds or arg[0] <= _NEWLINE <= arg[1]
+        elif name == "CATEGORY":
+            if str(arg) in _BREAK_CATEGORIES:
+                holds = True
+            elif str(arg) not in _NO_BREAK_CATEGORIES:
+                return False
+        else:
+            return False
+    return holds if negate else not holds
 
 
 def _nodes(node: object) -> Iterator[str]:
@@ -282,24 +367,39 @@ def scan(data: bytes, matcher: Matcher, *, shown: bytes | None = None, limit: in
     bregex = matcher.bregex if ascii_text else None
     if matcher.literal is not None and (not matcher.fold or ascii_text):
         hay = data.lower() if matcher.fold else data
+        find = _literal_finder(hay, matcher.literal)
+        first = find(0)
+        if first < 0:
+            return _NONE  # most configs, for most searches
         if matcher.exact:
-            count, places = _lines(data, b"\n", _finder(hay, matcher.literal), None, limit,
-                                   _literal_counter(hay, matcher.literal), lines_at)
+            count, places = _lines(data, b"\n", find, None, limit, _literal_counter(hay, matcher), lines_at, first)
+        elif (matcher.prefix and not matcher.fold and bregex is not None and matcher.line_safe
+              and _common(hay, matcher.literal)):
+            # The literal is in many lines (`address=`): re's search finds it and checks the rest in C.
+            # The whole text by the regex, from the line the literal is first in (no match is before it).
+            at = _searcher(data, bregex)
+            count, places = _lines(data, b"\n", at, None if matcher.in_line else bregex.search, limit,
+                                   _regex_counter(data, matcher, bregex), lines_at, at(data.rfind(b"\n", 0, first) + 1))
         else:
             regex = matcher.regex
             check: Callable[[bytes], object] = (
                 bregex.search if bregex is not None else lambda line: regex.search(_decode(line)))
-            at, verify = _adaptive(data, hay, matcher.literal, check, bregex if matcher.line_safe else None)
-            count, places = _lines(data, b"\n", at, verify, limit, index=lines_at)
+            at, verify = _adaptive(data, find, check, bregex if matcher.line_safe else None, matcher.in_line)
+            count, places = _lines(data, b"\n", at, verify, limit, _regex_counter(data, matcher, bregex), lines_at,
+                                   first)
         return Found(count, tuple(_details(data, b"\n", b"/", places, matcher, shown, context, _decode, lines_at)))
     if bregex is not None and matcher.line_safe:
-        count, places = _lines(data, b"\n", _searcher(data, bregex), bregex.search, limit, index=lines_at)
+        count, places = _lines(data, b"\n", _searcher(data, bregex), None if matcher.in_line else bregex.search,
+                               limit, _regex_counter(data, matcher, bregex), lines_at)
         return Found(count, tuple(_details(data, b"\n", b"/", places, matcher, shown, context, _decode, lines_at)))
     text = _decode(data)
     at_ = _searcher(text, matcher.regex) if matcher.line_safe else (lambda pos: pos)
     same = lines_at if ascii_text else None  # byte offsets are character offsets only in ASCII
     count, places_ = _lines(text, "\n", at_, matcher.regex.search, limit, index=same)
     return Found(count, tuple(_details(text, "\n", "/", places_, matcher, shown, context, str, same)))
+
+
+_NONE: Final = Found(0, ())
 
 
 class _Lazy:
@@ -318,8 +418,38 @@ class _Lazy:
         return self._index
 
 
-def _finder(hay: bytes, literal: bytes) -> Callable[[int], int]:
-    return lambda pos: hay.find(literal, pos)
+_SAMPLE: Final = 4096  # bytes of a config looked at to tell how common a byte is in it
+_RARE: Final = 64  # a byte rarer than one in this many is rare
+
+
+def _sample(hay: bytes) -> tuple[int, int]:
+    """(start, end) of up to _SAMPLE bytes in the middle of a text."""
+    low = max(len(hay) // 2 - _SAMPLE // 2, 0)
+    return low, min(low + _SAMPLE, len(hay))
+
+
+def _literal_finder(hay: bytes, literal: bytes) -> Callable[[int], int]:
+    """Where `literal` next occurs in `hay`, from a position on (-1: nowhere). bytes.find skips
+    ahead on the literal's last byte and is quick for a long literal; re's own scan for a literal
+    (its first byte, then the rest) is up to twice as quick when that first byte is rare in the
+    text (`winbox`, `,8291`): which one is decided by counting that byte in the middle of the text."""
+    if len(literal) > 1:
+        low, high = _sample(hay)
+        if hay.count(literal[:1], low, high) * _RARE < high - low:
+            return _searcher(hay, _literal_regex(literal))
+    return functools.partial(hay.find, literal)
+
+
+def _common(hay: bytes, literal: bytes) -> bool:
+    """Whether `literal` is in the middle of the text more than once per 2 KB (more candidate lines
+    than checking each in Python pays for)."""
+    low, high = _sample(hay)
+    return hay.count(literal, low, high) * 2048 > high - low
+
+
+@functools.lru_cache(maxsize=8)
+def _literal_regex(literal: bytes) -> re.Pattern[bytes]:
+    return re.compile(re.escape(literal))
 
 
 def _searcher(src: Text, regex: re.Pattern[Text]) -> Callable[[int], int]:
@@ -336,23 +466,31 @@ def _searcher(src: Text, regex: re.Pattern[Text]) -> Callable[[int], int]:
 _TRIAL: Final = 64  # candidate lines looked at before deciding whether the literal is worth it
 
 
-def _adaptive(data: bytes, hay: bytes, literal: bytes, check: Callable[[bytes], object],
-              bregex: re.Pattern[bytes] | None) -> tuple[Callable[[int], int], Callable[[bytes], bool]]:
-    """Candidates from the required literal, checked by the regex line by line; when most of them
-    fail (a literal as common as `address=`) and the regex can run over the whole text, the rest of
-    the text is searched by the regex itself, in C, and only its matches are checked."""
+def _adaptive(data: bytes, find: Callable[[int], int], check: Callable[[bytes], object],
+              bregex: re.Pattern[bytes] | None, in_line: bool,
+              ) -> tuple[Callable[[int], int], Callable[[bytes], bool]]:
+    """Candidates from the required literal (`find`), checked by the regex line by line; when most of
+    the first _TRIAL fail (a literal as common as `address=`) and the regex can run over the whole
+    text, the rest of the text is searched by the regex itself, in C, and only its matches are
+    checked (none need be if the matcher is `in_line`). Once switched, it stays so: checks that pass
+    because the regex found them say nothing about the literal."""
     tried = passed = 0
-    find = hay.find
     search = bregex.search if bregex is not None else None
+    switched = False
 
     def at(pos: int) -> int:
-        if tried >= _TRIAL and search is not None and passed * 4 < tried:
-            m = search(data, pos)
+        nonlocal switched
+        if not switched and search is not None and tried >= _TRIAL and passed * 4 < tried:
+            switched = True
+        if switched:
+            m = search(data, pos)  # type: ignore[misc]
             return -1 if m is None else m.start()
-        return find(literal, pos)
+        return find(pos)
 
     def verify(line: bytes) -> bool:
         nonlocal tried, passed
+        if switched and in_line:
+            return True
         tried += 1
         ok = check(line) is not None
         passed += ok
@@ -364,10 +502,12 @@ def _adaptive(data: bytes, hay: bytes, literal: bytes, check: Callable[[bytes], 
 _COUNT_BY_LINES: Final = 256  # more occurrences than this left: count line by line, in C
 
 
-def _literal_counter(hay: bytes, literal: bytes) -> Callable[[int], int]:
-    """How many lines from `pos` on contain `literal` (once the lines listed are enough): as many as
-    it occurs, unless a line has it twice (then the lines are split and counted)."""
-    twice = re.compile(re.escape(literal) + b"[^\n]*" + re.escape(literal))
+def _literal_counter(hay: bytes, matcher: Matcher) -> Callable[[int], int]:
+    """How many lines from `pos` on contain the literal (once the lines listed are enough): as many
+    as it occurs, unless a line has it twice (then the lines are split and counted)."""
+    literal = matcher.literal
+    twice = matcher.twice
+    assert literal is not None and twice is not None
 
     def count(pos: int) -> int:
         occurrences = hay.count(literal, pos)
@@ -380,12 +520,26 @@ def _literal_counter(hay: bytes, literal: bytes) -> Callable[[int], int]:
     return count
 
 
+def _regex_counter(data: bytes, matcher: Matcher, bregex: re.Pattern[bytes] | None) -> Callable[[int], int] | None:
+    """How many lines from `pos` (a line's start) on match, in one call in C: each match of the
+    matcher's `counter` is one matching line. Its last try is at the end of the text, after the
+    final line break: a match there is on no line."""
+    counter = matcher.counter
+    if counter is None or bregex is None or not data.endswith(b"\n"):
+        return None
+
+    def count(pos: int) -> int:
+        return len(counter.findall(data, pos)) - (counter.match(data, len(data)) is not None)
+
+    return count
+
+
 def _lines(src: Text, nl: Text, at: Callable[[int], int], verify: Callable[[Text], object] | None,
            limit: int | None, rest: Callable[[int], int] | None = None, index: Index | None = None,
-           ) -> tuple[int, list[tuple[int, int, int]]]:
+           first: int | None = None) -> tuple[int, list[tuple[int, int, int]]]:
     """(matching lines, [(0-based number, start, end) of the first `limit`]): each candidate's line
     is checked once, then the search goes on from the next line. `rest(pos)` may count the matching
-    lines from pos on at once, when no more are listed (-1: it declines)."""
+    lines from pos on at once, when no more are listed (-1: it declines). `first`: at(0), if known."""
     size = len(src)
     stop = size if src.endswith(nl) else size + 1  # a match after the final newline is on no line
     count, pos, number, counted = 0, 0, 0, 0
@@ -396,7 +550,10 @@ def _lines(src: Text, nl: Text, at: Callable[[int], int], verify: Callable[[Text
             if more >= 0:
                 return count + more, places
             rest = None
-        found = at(pos)
+        if first is not None:
+            found, first = first, None
+        else:
+            found = at(pos)
         if found < 0 or found >= stop:
             break
         start = src.rfind(nl, 0, found) + 1
