@@ -24,17 +24,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
 import os
 import pickle
 import shutil
-import sys
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from enum import StrEnum
 from typing import Any, Final, Protocol
 
+from bot.backup.greppool import Child, Pool
 from bot.backup.textcache import Files, Kind, TextCache
 from bot.core.errors import UserError
 from bot.core.models import Device, Settings, Version
@@ -100,6 +99,7 @@ class Grep:
         self.scan_rate = scan_rate
         self.processes = processes
         self._slots = asyncio.Semaphore(SEARCHES_AT_ONCE)
+        self._pool = Pool(keep=processes * SEARCHES_AT_ONCE)
         # Every device's latest version, as of the newest version id then, and the files known to be
         # there for it: reading 10,000 rows costs a search 0.1-0.2 s, asking whether any version
         # was added since costs one index seek. (A file removed since is found missing and made again.)
@@ -112,8 +112,9 @@ class Grep:
                      limit: int | None = SLACK_LINES) -> GrepResult:
         """Search the latest backup of each device; UserError for a bad pattern or one too slow."""
         compile_query(query)  # a bad pattern is told before anything is read
-        # The children start first: their ~0.1 s start-up overlaps reading the database.
-        async with self._slots, _Children(min(self.processes, max(len(devices), 1))) as children:
+        # Children not kept from an earlier search start first: their ~0.1 s start-up overlaps
+        # reading the database.
+        async with self._slots, self._lease(min(self.processes, max(len(devices), 1))) as children:
             newest, latest = await self._latest_versions()
             jobs = [(latest[d.key], reading) for d, reading in devices if d.key in latest]
             wanted = [(v, _kinds(r, show_secrets)) for v, r in jobs]
@@ -153,8 +154,22 @@ class Grep:
             self._latest = (newest, await self.store.latest_versions())
         return self._latest
 
+    @contextlib.asynccontextmanager
+    async def _lease(self, count: int) -> AsyncIterator[list[Child]]:
+        """Children for one search; those it did not use go back to the pool."""
+        children = await self._pool.lease(count)
+        try:
+            yield children
+        finally:
+            for child in children:
+                await self._pool.give_back(child)
+
+    async def close(self) -> None:
+        """Stop the child processes kept for the next search."""
+        await self._pool.close()
+
     async def _match(self, query: Query, entries: list[dict[str, Any]], size: int, *, limit: int | None,
-                     each: int | None = None, context: int = CONTEXT, children: _Children | None = None,
+                     each: int | None = None, context: int = CONTEXT, children: list[Child] | None = None,
                      ) -> tuple[Found, list[str]]:
         """({key: (matching lines, hits)} of the entries with a match, [keys whose file was gone]),
         from child processes: the entries are cut into PROCESSES runs of consecutive ones, matched at
@@ -166,7 +181,7 @@ class Grep:
                                           "ignore_case": query.ignore_case},
                                 "limit": limit, "each": each, "context": context}
         answers = await asyncio.gather(*(
-            run_child({**base, "entries": run}, timeout, children.take() if children else None) for run in runs))
+            self._ask({**base, "entries": run}, timeout, children.pop() if children else None) for run in runs))
         found: Found = {}
         missing: list[str] = []
         left = limit
@@ -178,6 +193,21 @@ class Grep:
                     hits, left = hits[:left], max(left - len(hits), 0)
                 found[r["key"]] = (int(r["count"]), hits)
         return found, missing
+
+    async def _ask(self, request: dict[str, Any], timeout: float, child: Child | None) -> dict[str, Any]:
+        """A child's answer to `request` (`child`, or one from the pool); UserError (too_slow) if it
+        did not finish within `timeout` seconds (it is killed), ChildFailed if it failed."""
+        request = {**request, "cpu_seconds": math.ceil(timeout) + 1}
+        if child is None:
+            (child,) = await self._pool.lease(1)
+        try:
+            out = await self._pool.ask(child, pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL), timeout)
+        except TimeoutError:
+            raise too_slow(timeout) from None
+        answer: dict[str, Any] = pickle.loads(out)  # from our own child: see bot.backup.grepworker
+        if "error" in answer:
+            raise UserError(answer["error"])
+        return answer
 
     # --- the history of a line -----------------------------------------------------------------
 
@@ -273,68 +303,6 @@ def too_slow(seconds: float) -> UserError:
         f"The search was stopped after {seconds:.0f} s without finishing. A regular expression with "
         "nested repeats such as (a+)+ or (x|x.)* can take practically forever on some lines; "
         "simplify the pattern (or search plain text).")
-
-
-async def _spawn() -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.backup.grepworker",
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-
-
-async def _kill(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-
-
-class _Children:
-    """Child processes started ahead of their requests (each waits for its request on stdin); the
-    ones not taken are killed on exit."""
-
-    def __init__(self, count: int) -> None:
-        self.count = count
-        self._procs: list[asyncio.subprocess.Process] = []
-
-    async def __aenter__(self) -> _Children:
-        try:
-            for _ in range(self.count):
-                self._procs.append(await _spawn())
-        except BaseException:
-            await self.__aexit__()
-            raise
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        procs, self._procs = self._procs, []
-        for proc in procs:
-            await _kill(proc)
-
-    def take(self) -> asyncio.subprocess.Process | None:
-        return self._procs.pop() if self._procs else None
-
-
-async def run_child(request: dict[str, Any], timeout: float,
-                    proc: asyncio.subprocess.Process | None = None) -> dict[str, Any]:
-    """The answer of a `python -m bot.backup.grepworker` (`proc`, or a new one) to `request`;
-    UserError (too_slow) if it did not finish within `timeout` seconds (it is killed), RuntimeError
-    if it failed (its stderr in the message, for the log)."""
-    request = {**request, "cpu_seconds": math.ceil(timeout) + 1}
-    if proc is None:
-        proc = await _spawn()
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(json.dumps(request).encode()), timeout)
-    except TimeoutError:
-        raise too_slow(timeout) from None
-    finally:
-        await _kill(proc)  # timed out, or the caller was cancelled: it must not run on
-    if proc.returncode != 0:
-        tail = err.decode(errors="replace").strip().splitlines()[-3:]
-        raise RuntimeError(f"grep worker exited with code {proc.returncode}: {' | '.join(tail)}")
-    answer: dict[str, Any] = pickle.loads(out)  # from our own child: see bot.backup.grepworker
-    if "error" in answer:
-        raise UserError(answer["error"])
-    return answer
 
 
 def _batches(plans: list[tuple[Device, Reading, list[Version]]]) -> list[list[tuple[Device, Reading, list[Version]]]]:

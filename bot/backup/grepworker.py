@@ -1,34 +1,38 @@
-"""The child process every search runs in: `python -m bot.backup.grepworker` (bot.backup.grep starts
-it, and kills it when its time is up).
+"""The child process searches run in: `python -m bot.backup.grepworker` (bot.backup.greppool starts
+it and keeps it between searches; bot.backup.grep kills it when a search's time is up).
 
 Why a process: Python's `re` cannot be interrupted, neither by a signal handler nor by another
 thread, and `(a+)+$` against a long line of "a"s holds its thread for longer than the universe has
 left. Plain searches run here too: a fleet's configs are hundreds of MB, a second of CPU that the
 bot's event loop must not wait for.
 
-It reads its request (JSON) on stdin, reads the config files the request names
-(bot.backup.textcache), matches them (bot.routeros.grep) and writes its findings on stdout as one
-pickle (both ends are this program; each hit a tuple, which pickles several times faster than JSON
-or than the Hit objects themselves, and a line shared by neighbouring hits crosses once);
-it writes nothing anywhere else, so a kill loses nothing. It limits its own CPU time (RLIMIT_CPU),
-so it cannot outlive its budget even if the bot dies without killing it. It imports as little as
-it can (no asyncio): it is started for every search.
+It reads requests on stdin, one after the other, each 8 bytes of length and a pickle (both ends
+are this program); for each it reads the config files the request names (bot.backup.textcache),
+matches them (bot.routeros.grep) and writes its findings on stdout the same way (each hit a tuple,
+which pickles several times faster than JSON or than the Hit objects themselves). It writes
+nothing anywhere else, so a kill loses nothing, and leaves when its stdin closes. Before each
+request it limits its own CPU time (RLIMIT_CPU) to what it has used plus the request's budget, so
+it cannot outlive a search even if the bot dies without killing it. It imports as little as it
+can (no asyncio).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import math
 import pickle
 import resource
+import signal
+import struct
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO, Final
 
 from bot.core.errors import UserError
 from bot.routeros.grep import LineIndex, Query, compile_query, scan
 
 INDEX_SUFFIX = ".idx"  # beside each file bot.backup.textcache keeps: its LineIndex
+HEADER: Final = struct.Struct("!Q")  # a message's length, before it (as bot.backup.greppool sends it)
 
 
 def search(request: dict[str, Any]) -> dict[str, Any]:
@@ -75,12 +79,38 @@ def _read(path: str) -> bytes | None:
 
 
 def main() -> None:
-    request = json.load(sys.stdin.buffer)
-    cpu_seconds = int(request.get("cpu_seconds", 0))
-    if cpu_seconds > 0:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
-    sys.stdout.buffer.write(pickle.dumps(search(request), protocol=pickle.HIGHEST_PROTOCOL))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # see bot.backup.greppool
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    while (request := _receive(stdin)) is not None:
+        _limit_cpu(int(request.get("cpu_seconds", 0)))
+        answer = pickle.dumps(search(request), protocol=pickle.HIGHEST_PROTOCOL)
+        stdout.write(HEADER.pack(len(answer)))
+        stdout.write(answer)
+        stdout.flush()
+
+
+def _receive(stream: BinaryIO) -> dict[str, Any] | None:
+    """The next request; None when stdin is closed (the bot is done with this process)."""
+    header = stream.read(HEADER.size)
+    if len(header) < HEADER.size:
+        return None
+    (size,) = HEADER.unpack(header)
+    payload = stream.read(size)
+    if len(payload) < size:
+        return None
+    request: dict[str, Any] = pickle.loads(payload)  # from our own parent: see bot.backup.greppool
+    return request
+
+
+def _limit_cpu(seconds: int) -> None:
+    """At most `seconds` more of CPU time from now on: then the kernel stops this process (SIGXCPU)."""
+    if seconds <= 0:
+        return
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = math.ceil(used.ru_utime + used.ru_stime) + seconds
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_CPU, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
 
 
 if __name__ == "__main__":

@@ -362,8 +362,15 @@ def scan(data: bytes, matcher: Matcher, *, shown: bytes | None = None, limit: in
     first `limit` of them (all if None) with their section and `context` lines either side. The
     lines given back come from `shown` when given: the same config as it may be shown (redacted),
     line for line. `index` loads data's LineIndex; it is called only for a match far into it."""
-    ascii_text = data.isascii()
     lines_at = _Lazy(index, len(data)) if index is not None else None
+    if matcher.exact and not matcher.fold and matcher.literal is not None:  # plain text: the bytes are all it takes
+        find = _literal_finder(data, matcher.literal)
+        first = find(0)
+        if first < 0:
+            return _NONE  # most configs, for most searches
+        count, places = _lines(data, b"\n", find, None, limit, _literal_counter(data, matcher), lines_at, first)
+        return Found(count, tuple(_details(data, b"\n", b"/", places, matcher, shown, context, _decode, lines_at)))
+    ascii_text = data.isascii()
     bregex = matcher.bregex if ascii_text else None
     if matcher.literal is not None and (not matcher.fold or ascii_text):
         hay = data.lower() if matcher.fold else data
