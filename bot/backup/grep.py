@@ -47,7 +47,8 @@ CLI_LINES: Final = 100_000  # ... printed by the CLI
 HISTORY_LINES: Final = 1_000  # matching lines a version may have for --history to follow them
 SEARCHES_AT_ONCE: Final = 2
 PROCESSES: Final = max(1, min(os.cpu_count() or 1, 4))  # child processes one search is split over
-Found = dict[str, tuple[int, tuple[Hit, ...]]]  # the child's findings: {entry key: (matching lines, hits)}
+Found = dict[int, tuple[int, tuple[Hit, ...]]]  # the children's findings: {entry key: (matching lines, hits)}
+Entry = tuple[int, str, str | None]  # a child's work: (key, the file matched, the file shown if another one)
 # A child may take TIME_LIMIT seconds plus one per SCAN_RATE bytes it reads: a normal search of a
 # 10,000-router fleet (~600 MB) takes 1-4 s, a catastrophic regex forever; this tells them apart.
 TIME_LIMIT: Final = 10.0
@@ -124,16 +125,16 @@ class Grep:
                 files, made = await self.cache.ensure(wanted)
                 known = self._ensured[1] if self._ensured[0] == newest else frozenset()
                 self._ensured = (newest, known | frozenset(files))
-            entries = [_entry(str(i), v, r, show_secrets, files) for i, (v, r) in enumerate(jobs)]
+            entries = [_entry(i, v, r, show_secrets, files) for i, (v, r) in enumerate(jobs)]
             results, missing = await self._match(query, entries, sum(v.size for v, _ in jobs), limit=limit,
                                                  children=children)
             if missing:
                 # Pruned meanwhile by a search in another process that had seen a newer version of
                 # those devices: made again, and searched once more.
-                again = [jobs[int(key)] for key in missing]
+                again = [jobs[key] for key in missing]
                 made += (await self.cache.ensure([(v, _kinds(r, show_secrets)) for v, r in again]))[1]
                 listed = sum(len(hits) for _, hits in results.values())
-                more, gone = await self._match(query, [e for e in entries if e["key"] in set(missing)],
+                more, gone = await self._match(query, [e for e in entries if e[0] in set(missing)],
                                                sum(v.size for v, _ in again),
                                                limit=None if limit is None else max(limit - listed, 0))
                 if gone:
@@ -142,8 +143,7 @@ class Grep:
         if made:
             removed = await self.cache.prune([v.id for v in latest.values()])
             log.info("grep cache: made the files of %d versions, removed %d old ones", made, removed)
-        found = tuple(DeviceHits(jobs[int(key)][0], count, hits) for key, (count, hits) in sorted(
-            results.items(), key=lambda item: int(item[0])))
+        found = tuple(DeviceHits(jobs[key][0], count, hits) for key, (count, hits) in sorted(results.items()))
         return GrepResult(query, found, len(jobs), len(devices) - len(jobs), sum(d.count for d in found))
 
     async def _latest_versions(self) -> tuple[int, dict[tuple[str, str], Version]]:
@@ -168,9 +168,9 @@ class Grep:
         """Stop the child processes kept for the next search."""
         await self._pool.close()
 
-    async def _match(self, query: Query, entries: list[dict[str, Any]], size: int, *, limit: int | None,
+    async def _match(self, query: Query, entries: list[Entry], size: int, *, limit: int | None,
                      each: int | None = None, context: int = CONTEXT, children: list[Child] | None = None,
-                     ) -> tuple[Found, list[str]]:
+                     ) -> tuple[Found, list[int]]:
         """({key: (matching lines, hits)} of the entries with a match, [keys whose file was gone]),
         from child processes: the entries are cut into PROCESSES runs of consecutive ones, matched at
         the same time; each run may list `limit` lines, and the merge keeps the first `limit` in
@@ -183,15 +183,14 @@ class Grep:
         answers = await asyncio.gather(*(
             self._ask({**base, "entries": run}, timeout, children.pop() if children else None) for run in runs))
         found: Found = {}
-        missing: list[str] = []
+        missing: list[int] = []
         left = limit
         for answer in answers:
             missing += answer["missing"]
-            for r in answer["results"]:
-                hits = tuple(Hit(*fields) for fields in r["hits"])
-                if left is not None:
-                    hits, left = hits[:left], max(left - len(hits), 0)
-                found[r["key"]] = (int(r["count"]), hits)
+            for key, count, fields in answer["results"]:
+                if left is not None:  # the runs after the first may list lines the first ones crowd out
+                    fields, left = fields[:left], max(left - len(fields), 0)
+                found[key] = (count, tuple(Hit(*f) for f in fields))
         return found, missing
 
     async def _ask(self, request: dict[str, Any], timeout: float, child: Child | None) -> dict[str, Any]:
@@ -235,15 +234,14 @@ class Grep:
         async with self._slots:
             folder = await self.cache.scratch()
             try:
-                entries: list[dict[str, Any]] = []
+                entries: list[Entry] = []
                 writes = []
                 for _, reading, versions in batch:
                     match, shown = _files(reading, show_secrets)
                     for v in versions:
                         paths = {kind: folder / f"{v.id}-{kind}" for kind in (match, shown) if kind}
                         writes.append(self.cache.write(v, paths))
-                        entries.append({"key": str(v.id), "path": str(paths[match]),
-                                        "shown": str(paths[shown]) if shown else None})
+                        entries.append((v.id, str(paths[match]), str(paths[shown]) if shown else None))
                 await asyncio.gather(*writes)
                 size = sum(v.size for _, _, versions in batch for v in versions)
                 found, missing = await self._match(query, entries, size, limit=None, each=HISTORY_LINES + 1,
@@ -256,11 +254,11 @@ class Grep:
         secret = False
         for device, _, versions in batch:
             for v in versions:
-                count = found.get(str(v.id), (0, ()))[0]
+                count = found.get(v.id, (0, ()))[0]
                 if count > HISTORY_LINES:
                     raise UserError(f"{count:,}+ lines of {device.label} #{v.id} match {query.describe()}: too many "
                                     f"to follow through its versions (at most {HISTORY_LINES:,}). Narrow the pattern.")
-            per_version = [(v, found.get(str(v.id), (0, ()))[1]) for v in versions]
+            per_version = [(v, found.get(v.id, (0, ()))[1]) for v in versions]
             secret = secret or any(h.secret for _, hits in per_version for h in hits)
             lines = blame(per_version)
             if lines:
@@ -281,12 +279,12 @@ def _files(reading: Reading, show_secrets: bool) -> tuple[Kind, Kind | None]:
     return Kind.TEXT, None if show_secrets else Kind.REDACTED
 
 
-def _entry(key: str, version: Version, reading: Reading, show_secrets: bool, files: Files) -> dict[str, Any]:
+def _entry(key: int, version: Version, reading: Reading, show_secrets: bool, files: Files) -> Entry:
     match, shown = _files(reading, show_secrets)
-    return {"key": key, "path": files[version.id, match], "shown": files[version.id, shown] if shown else None}
+    return key, files[version.id, match], files[version.id, shown] if shown else None
 
 
-def _split(entries: list[dict[str, Any]], parts: int) -> list[list[dict[str, Any]]]:
+def _split(entries: list[Entry], parts: int) -> list[list[Entry]]:
     """Runs of consecutive entries, as even as their count allows (at least one entry each)."""
     parts = max(1, min(parts, len(entries)))
     size, extra = divmod(len(entries), parts)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import pickle
 import resource
 import signal
@@ -36,10 +37,11 @@ HEADER: Final = struct.Struct("!Q")  # a message's length, before it (as bot.bac
 
 
 def search(request: dict[str, Any]) -> dict[str, Any]:
-    """Match every entry of `request`, in order. The answer: {"results": [{"key", "count", "hits":
-    [the fields of each Hit, in order]} for each entry with a match], "missing": [keys of entries
-    whose file was gone]}. `limit`: lines given in detail in all (the rest are counted); `each`: at
-    most this many per entry; `context`: lines either side."""
+    """Match every entry of `request` ((key, the file matched, the file shown or None)), in order.
+    The answer: {"results": [(key, matching lines, [the fields of each Hit, in order]) for each
+    entry with a match], "missing": [keys of entries whose file was gone]}. `limit`: lines given in
+    detail in all (the rest are counted); `each`: at most this many per entry; `context`: lines
+    either side."""
     try:
         matcher = compile_query(Query(**request["query"]))
     except UserError as exc:
@@ -48,17 +50,17 @@ def search(request: dict[str, Any]) -> dict[str, Any]:
     each: int | None = request.get("each")
     context = int(request.get("context", 2))
     results, missing = [], []
-    for entry in request["entries"]:
-        data = _read(entry["path"])
-        shown = _read(entry["shown"]) if entry.get("shown") else None
-        if data is None or (entry.get("shown") and shown is None):
-            missing.append(entry["key"])
+    for key, path, shown_path in request["entries"]:
+        data = _read(path)
+        shown = _read(shown_path) if shown_path else None
+        if data is None or (shown_path and shown is None):
+            missing.append(key)
             continue
         cap = each if left is None else left if each is None else min(each, left)
-        found = scan(data, matcher, shown=shown, limit=cap, context=context, index=_index(entry["path"]))
+        found = scan(data, matcher, shown=shown, limit=cap, context=context, index=_index(path))
         if found.count:
-            results.append({"key": entry["key"], "count": found.count,
-                            "hits": [(h.number, h.section, h.line, h.before, h.after, h.secret) for h in found.hits]})
+            results.append((key, found.count,
+                            [(h.number, h.section, h.line, h.before, h.after, h.secret) for h in found.hits]))
             if left is not None:
                 left -= len(found.hits)
     return {"results": results, "missing": missing}
@@ -72,10 +74,20 @@ def _index(path: str) -> Callable[[], LineIndex | None]:
 def _read(path: str) -> bytes | None:
     """The file's bytes, None if it is gone."""
     try:
-        with open(path, "rb", buffering=0) as f:
-            return f.read()
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return None
+    try:
+        size = os.fstat(fd).st_size
+        data = os.read(fd, size + 1)  # a file of the cache never changes once there: one read does
+        if len(data) != size:
+            parts = [data]
+            while more := os.read(fd, 1 << 20):
+                parts.append(more)
+            data = b"".join(parts)
+        return data
+    finally:
+        os.close(fd)
 
 
 def main() -> None:

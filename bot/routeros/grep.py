@@ -425,7 +425,7 @@ class _Lazy:
         return self._index
 
 
-_SAMPLE: Final = 4096  # bytes of a config looked at to tell how common a byte is in it
+_SAMPLE: Final = 2048  # bytes of a config looked at to tell how common a byte or the literal is in it
 _RARE: Final = 64  # a byte rarer than one in this many is rare
 
 
@@ -633,21 +633,22 @@ def _dense_details(src: str, places: list[tuple[int, int, int]], matcher: Matche
 
 def _around(src: Text, nl: Text, start: int, end: int, context: int,
             text: Callable[[Text], str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    before: list[str] = []
-    pos = start
-    while len(before) < context and pos > 0:
-        prev = src.rfind(nl, 0, pos - 1) + 1
-        before.append(text(src[prev:pos - 1]))
-        pos = prev
-    after: list[str] = []
-    pos = end
-    while len(after) < context and pos + 1 < len(src):
-        nxt = src.find(nl, pos + 1)
-        if nxt < 0:
-            nxt = len(src)
-        after.append(text(src[pos + 1:nxt]))
-        pos = nxt
-    return tuple(reversed(before)), tuple(after)
+    """The `context` lines before the line [start, end) and after it: each side found in the text,
+    then decoded and split at once."""
+    first = start
+    for _ in range(context):
+        if first == 0:
+            break
+        first = src.rfind(nl, 0, first - 1) + 1
+    last = end
+    for _ in range(context):
+        if last + 1 >= len(src):
+            break
+        nxt = src.find(nl, last + 1)
+        last = len(src) if nxt < 0 else nxt
+    before = tuple(text(src[first:start - 1]).split("\n")) if first < start else ()
+    after = tuple(text(src[end + 1:last]).split("\n")) if last > end else ()
+    return before, after
 
 
 class _SectionFinder(Generic[Text]):
