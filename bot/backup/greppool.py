@@ -10,7 +10,8 @@ whose caller was cancelled or that failed; only a child that answered is kept fo
 leaves when its stdin closes (the bot exited, however it died) and ignores Ctrl-C, which a
 terminal sends the whole process group: the bot decides when a search stops.
 
-Each message is 8 bytes of length, then a pickle; both ends are this program (bot.backup.grepworker).
+Each message is 8 bytes of length, then a marshal: both ends are this program, run by the same Python
+(bot.backup.grepworker).
 """
 
 from __future__ import annotations

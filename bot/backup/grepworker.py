@@ -6,10 +6,11 @@ thread, and `(a+)+$` against a long line of "a"s holds its thread for longer tha
 left. Plain searches run here too: a fleet's configs are hundreds of MB, a second of CPU that the
 bot's event loop must not wait for.
 
-It reads requests on stdin, one after the other, each 8 bytes of length and a pickle (both ends
-are this program); for each it reads the config files the request names (bot.backup.textcache),
-matches them (bot.routeros.grep) and writes its findings on stdout the same way (each hit a tuple,
-which pickles several times faster than JSON or than the Hit objects themselves). It writes
+It reads requests on stdin, one after the other, each 8 bytes of length and a marshal (both ends
+are this program, run by the same Python); for each it reads the config files the request names
+(bot.backup.textcache), matches them (bot.routeros.grep) and writes its findings on stdout the same
+way: each hit a tuple, which marshal writes in a quarter of the time pickle takes (100,000 hits:
+0.06 s), and pickle several times faster than JSON or than the Hit objects themselves. It writes
 nothing anywhere else, so a kill loses nothing, and leaves when its stdin closes. Before each
 request it limits its own CPU time (RLIMIT_CPU) to what it has used plus the request's budget, so
 it cannot outlive a search even if the bot dies without killing it. It imports as little as it
@@ -19,9 +20,11 @@ can (no asyncio).
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import gc
 import math
 import os
-import pickle
+import marshal
 import resource
 import signal
 import struct
@@ -34,14 +37,15 @@ from bot.routeros.grep import LineIndex, Query, compile_query, scan
 
 INDEX_SUFFIX = ".idx"  # beside each file bot.backup.textcache keeps: its LineIndex
 HEADER: Final = struct.Struct("!Q")  # a message's length, before it (as bot.backup.greppool sends it)
+_PIPE_SIZE: Final = 1 << 20  # the most Linux gives a process that is not privileged, by default
 
 
 def search(request: dict[str, Any]) -> dict[str, Any]:
     """Match every entry of `request` ((key, the file matched, the file shown or None)), in order.
-    The answer: {"results": [(key, matching lines, [the fields of each Hit, in order]) for each
-    entry with a match], "missing": [keys of entries whose file was gone]}. `limit`: lines given in
-    detail in all (the rest are counted); `each`: at most this many per entry; `context`: lines
-    either side."""
+    The answer: {"results": [(key, matching lines, lines listed, a marshal of [the fields of each
+    Hit, in order]) for each entry with a match], "missing": [keys of entries whose file was gone]}.
+    `limit`: lines given in detail in all (the rest are counted); `each`: at most this many per
+    entry; `context`: lines either side."""
     try:
         matcher = compile_query(Query(**request["query"]))
     except UserError as exc:
@@ -59,8 +63,9 @@ def search(request: dict[str, Any]) -> dict[str, Any]:
         cap = each if left is None else left if each is None else min(each, left)
         found = scan(data, matcher, shown=shown, limit=cap, context=context, index=_index(path))
         if found.count:
-            results.append((key, found.count,
-                            [(h.number, h.section, h.line, h.before, h.after, h.secret) for h in found.hits]))
+            # The hits as a marshal of their own: the bot reads only those it keeps (see bot.backup.grep).
+            results.append((key, found.count, len(found.hits), marshal.dumps(
+                [(h.number, h.section, h.line, h.before, h.after, h.secret) for h in found.hits])))
             if left is not None:
                 left -= len(found.hits)
     return {"results": results, "missing": missing}
@@ -93,9 +98,15 @@ def _read(path: str) -> bytes | None:
 def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # see bot.backup.greppool
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    with contextlib.suppress(OSError, AttributeError):  # Linux: an answer of MBs crosses in fewer reads
+        fcntl.fcntl(stdout.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
     while (request := _receive(stdin)) is not None:
         _limit_cpu(int(request.get("cpu_seconds", 0)))
-        answer = pickle.dumps(search(request), protocol=pickle.HIGHEST_PROTOCOL)
+        gc.disable()  # a search makes up to a million tuples and strings, none in a cycle: see bot.backup.grep
+        try:
+            answer = marshal.dumps(search(request))
+        finally:
+            gc.enable()
         stdout.write(HEADER.pack(len(answer)))
         stdout.write(answer)
         stdout.flush()
@@ -110,7 +121,7 @@ def _receive(stream: BinaryIO) -> dict[str, Any] | None:
     payload = stream.read(size)
     if len(payload) < size:
         return None
-    request: dict[str, Any] = pickle.loads(payload)  # from our own parent: see bot.backup.greppool
+    request: dict[str, Any] = marshal.loads(payload)  # from our own parent: see bot.backup.greppool
     return request
 
 
