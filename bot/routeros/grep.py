@@ -99,6 +99,7 @@ class Matcher:
     in_line: bool = False
     counter: re.Pattern[bytes] | None = None
     prefix: bool = False  # the regex starts with `literal`: re's own search looks for it, as quickly
+    rare: int = -1  # where in `literal` its byte least common in RouterOS exports is, if that is rare
     twice: re.Pattern[bytes] | None = None  # a line that holds `literal` twice (plain text)
 
 
@@ -125,7 +126,7 @@ def compile_query(query: Query) -> Matcher:
         bregex = _bytes_regex(escaped, flags)
         return Matcher(query, re.compile(escaped, flags), literal_or_none, fold,
                        exact=literal_or_none is not None, line_safe=True, bregex=bregex, in_line=True,
-                       counter=_counter(escaped, flags, bregex), twice=twice)
+                       counter=_counter(escaped, flags, bregex), twice=twice, rare=_rarest(literal_or_none, fold))
     try:
         regex = re.compile(pattern, flags)
     except re.error as exc:
@@ -136,7 +137,29 @@ def compile_query(query: Query) -> Matcher:
     literal_, fold, line_safe, in_line, prefix = _analyse(pattern, flags)
     bregex = _bytes_regex(pattern, flags)
     return Matcher(query, regex, literal_, fold, exact=False, line_safe=line_safe, bregex=bregex,
-                   in_line=in_line, counter=_counter(pattern, flags, bregex) if in_line else None, prefix=prefix)
+                   in_line=in_line, counter=_counter(pattern, flags, bregex) if in_line else None, prefix=prefix,
+                   rare=_rarest(literal_, fold))
+
+
+# The bytes of RouterOS exports, most common first, down to one in 1,000 (counted in the exports
+# of tests/fixtures/routeros, normalized): a byte not here is rare in any config.
+_COMMON: Final = b' etsanrdoicl=\\-pm1.20f":guhy\nwb/9$v36A784PNSC,;k5EDTRMI()LBxUF[]O}{GH!q'
+_RARE_RANK: Final = 24  # a byte less common than the 24 most common ones may be rare in a config
+
+
+def _rarest(literal: bytes | None, fold: bool) -> int:
+    """Where in `literal` its least common byte is (both cases of it if `fold`); -1 if even that
+    one is one of the most common (or there is no literal)."""
+    if not literal:
+        return -1
+
+    def rank(byte: int) -> int:
+        forms = {bytes([byte]), bytes([byte]).upper()} if fold else {bytes([byte])}
+        return min(len(_COMMON) if (at := _COMMON.find(form)) < 0 else at for form in forms)
+
+    ranks = [rank(b) for b in literal]
+    best = max(range(len(literal)), key=ranks.__getitem__)
+    return best if ranks[best] >= _RARE_RANK and (fold or len(literal) > 1) else -1
 
 
 def _counter(pattern: str, flags: int, bregex: re.Pattern[bytes] | None) -> re.Pattern[bytes] | None:
@@ -364,24 +387,27 @@ def scan(data: bytes, matcher: Matcher, *, shown: bytes | None = None, limit: in
     line for line. `index` loads data's LineIndex; it is called only for a match far into it."""
     lines_at = _Lazy(index, len(data)) if index is not None else None
     if matcher.exact and not matcher.fold and matcher.literal is not None:  # plain text: the bytes are all it takes
-        find = _literal_finder(data, matcher.literal)
+        itself = functools.partial(_same, data)
+        find = _finder(data, matcher, matcher.literal, itself)
         first = find(0)
         if first < 0:
             return _NONE  # most configs, for most searches
-        count, places = _lines(data, b"\n", find, None, limit, _literal_counter(data, matcher), lines_at, first)
+        count, places = _lines(data, b"\n", find, None, limit, _literal_counter(itself, matcher), lines_at, first)
         return Found(count, tuple(_details(data, b"\n", b"/", places, matcher, shown, context, _decode, lines_at)))
     ascii_text = data.isascii()
     bregex = matcher.bregex if ascii_text else None
     if matcher.literal is not None and (not matcher.fold or ascii_text):
-        hay = data.lower() if matcher.fold else data
-        find = _literal_finder(hay, matcher.literal)
+        # With -i, the literal is looked for in the text lowercased (exact: RouterOS escapes any byte
+        # that is not ASCII), made only if it is needed.
+        hay = functools.cache(data.lower) if matcher.fold else functools.partial(_same, data)
+        find = _finder(data, matcher, matcher.literal, hay)
         first = find(0)
         if first < 0:
             return _NONE  # most configs, for most searches
         if matcher.exact:
             count, places = _lines(data, b"\n", find, None, limit, _literal_counter(hay, matcher), lines_at, first)
         elif (matcher.prefix and not matcher.fold and bregex is not None and matcher.line_safe
-              and _common(hay, matcher.literal)):
+              and _common(data, matcher.literal)):
             # The literal is in many lines (`address=`): re's search finds it and checks the rest in C.
             # The whole text by the regex, from the line the literal is first in (no match is before it).
             at = _searcher(data, bregex)
@@ -447,6 +473,68 @@ def _literal_finder(hay: bytes, literal: bytes) -> Callable[[int], int]:
     return functools.partial(hay.find, literal)
 
 
+def _same(data: bytes) -> bytes:
+    return data
+
+
+def _finder(data: bytes, matcher: Matcher, literal: bytes, hay: Callable[[], bytes]) -> Callable[[int], int]:
+    """Where the literal next occurs in `data` (`hay()`: the text it is looked for in; with -i,
+    lowercased)."""
+    if matcher.rare < 0:
+        return _literal_finder(hay(), literal)
+    return _rare_byte_finder(data, literal, matcher.rare, matcher.fold, lambda: _literal_finder(hay(), literal))
+
+
+_GIVE_UP: Final = 2048  # bytes: more than one false candidate in this many, and a rare byte is not
+
+
+def _rare_byte_finder(data: bytes, literal: bytes, rare: int, fold: bool,
+                      otherwise: Callable[[], Callable[[int], int]]) -> Callable[[int], int]:
+    """Where `literal` next occurs, found as GNU grep does: memchr (bytes.find of one byte) for its
+    rarest byte, then a look at the bytes around it; with -i, for both cases of that byte. Quicker
+    than any search for the whole literal when that byte is as rare in the text as the export's
+    byte counts say; when it is not (a false candidate every 2 KB), `otherwise()` takes over."""
+    size = len(literal)
+    byte = literal[rare:rare + 1]
+    forms = sorted({byte, byte.upper()}) if fold else [byte]
+    nearest = dict.fromkeys(forms, -2)  # the next place of each form, as last looked up (-1: no more)
+    find, startswith = data.find, data.startswith
+    failed = 0
+    instead: Callable[[int], int] | None = None
+
+    def candidate(pos: int) -> int:
+        best = -1
+        for form in forms:
+            at = nearest[form]
+            if at == -1:
+                continue
+            if at < pos:
+                at = nearest[form] = find(form, pos)
+                if at < 0:
+                    continue
+            if best < 0 or at < best:
+                best = at
+        return best
+
+    def at(pos: int) -> int:
+        nonlocal failed, instead
+        if instead is not None:
+            return instead(pos)
+        place = candidate(pos + rare)
+        while place >= 0:
+            start = place - rare
+            if (data[start:start + size].lower() == literal) if fold else startswith(literal, start):
+                return start
+            failed += 1
+            if failed > 8 and failed * _GIVE_UP > place:
+                instead = otherwise()
+                return instead(start + 1)
+            place = candidate(place + 1)
+        return -1
+
+    return at
+
+
 def _common(hay: bytes, literal: bytes) -> bool:
     """Whether `literal` is in the middle of the text more than once per 2 KB (more candidate lines
     than checking each in Python pays for)."""
@@ -509,14 +597,16 @@ def _adaptive(data: bytes, find: Callable[[int], int], check: Callable[[bytes], 
 _COUNT_BY_LINES: Final = 256  # more occurrences than this left: count line by line, in C
 
 
-def _literal_counter(hay: bytes, matcher: Matcher) -> Callable[[int], int]:
+def _literal_counter(text: Callable[[], bytes], matcher: Matcher) -> Callable[[int], int]:
     """How many lines from `pos` on contain the literal (once the lines listed are enough): as many
-    as it occurs, unless a line has it twice (then the lines are split and counted)."""
+    as it occurs, unless a line has it twice (then the lines are split and counted). `text()`: the
+    text it is looked for in."""
     literal = matcher.literal
     twice = matcher.twice
     assert literal is not None and twice is not None
 
     def count(pos: int) -> int:
+        hay = text()
         occurrences = hay.count(literal, pos)
         if 0 < occurrences <= _COUNT_BY_LINES:
             return -1  # few: the caller's loop is quicker

@@ -126,6 +126,19 @@ def test_a_limit_lists_the_first_lines_and_counts_them_all() -> None:
                 assert (found.count, len(found.hits)) == (len(reference(data, query)), min(limit, found.count)), name
 
 
+def test_a_literal_is_found_however_common_its_rarest_byte_is_in_the_config() -> None:
+    """`winbox` is looked for by its `x`, rare in exports; in a config full of x's (and X's, for
+    -i) every line is still found, and only those."""
+    text = ("add comment=" + "x" * 3000 + "\n" + "add name=ax-box\n" * 3000 + "add comment=\"winbox x WinBox\"\n"
+            + "set XX=x\n" * 2000 + "/ip service\nset winbox port=8291\n")
+    for query in (Query("winbox"), Query("WINBOX", ignore_case=True), Query("x winbox", ignore_case=True),
+                  Query(r"win[a-z]ox", regex=True), Query(r"winbox\b", regex=True, ignore_case=True)):
+        for limit in (None, 1):
+            found = scan(text.encode(), compile_query(query), limit=limit)
+            assert found.count == len(reference(text, query)) > 0, query
+            assert [h.number for h in found.hits] == reference(text, query)[:limit], query
+
+
 @pytest.mark.parametrize(("query", "message"), [
     (Query(""), "Search for what?"),
     (Query("x" * (MAX_PATTERN + 1)), f"at most {MAX_PATTERN} are allowed"),
