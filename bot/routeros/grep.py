@@ -208,14 +208,7 @@ def _analyse(pattern: str, flags: int) -> tuple[bytes | None, bool, bool, bool, 
         tree = _parser.parse(pattern, flags)
         fold = bool(tree.state.flags & re.IGNORECASE)
         runs: list[str] = []
-        run = ""
-        for op, arg in tree:
-            if str(op) == "LITERAL":
-                run += chr(arg)
-                continue
-            runs.append(run)
-            run = ""
-        runs.append(run)
+        runs.append(_literal_runs(tree, runs, ""))
         safe = not any(name in _UNSAFE for name in _nodes(tree))
         in_line = safe and _no_line_break(tree, tree.state.flags)
     except Exception:  # noqa: BLE001 - an internal API: any surprise means "use the slow path"
@@ -225,6 +218,29 @@ def _analyse(pattern: str, flags: int) -> tuple[bytes | None, bool, bool, bool, 
     if len(literal) < _MIN_LITERAL or (fold and not literal.isascii()):
         return None, fold, safe, in_line, False
     return (literal.lower() if fold else literal), fold, safe, in_line, best is runs[0]
+
+
+def _literal_runs(items: Iterable[tuple[object, Any]], runs: list[str], run: str) -> str:
+    """Runs of characters every match has one after the other: `run` goes on with the leading
+    literal characters of `items`, each run a non-literal ends is added to `runs`, and the run still
+    open at their end is returned. A group is its contents (unless it changes flags, such as
+    `(?i:...)`), and `x{4}` is `xxxx`."""
+    for op, arg in items:
+        name = str(op)
+        if name == "LITERAL":
+            run += chr(arg)
+        elif name == "SUBPATTERN" and not arg[1] and not arg[2]:
+            run = _literal_runs(arg[3], runs, run)
+        elif (name in ("MAX_REPEAT", "MIN_REPEAT") and arg[0] >= 1 and len(arg[2]) == 1
+              and str(arg[2][0][0]) == "LITERAL"):
+            run += chr(arg[2][0][1]) * min(arg[0], MAX_PATTERN)
+            if arg[0] != arg[1]:  # more may follow: what comes next is not right after these
+                runs.append(run)
+                run = ""
+        else:
+            runs.append(run)
+            run = ""
+    return run
 
 
 _NEWLINE: Final = 10
