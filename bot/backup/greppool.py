@@ -1,33 +1,40 @@
 """The child processes searches run in (`python -m bot.backup.grepworker`), kept between searches.
 
-Why kept: starting one costs ~0.1 s of CPU (Python, and the modules it needs), about a third of
-what its share of a 10,000-router search costs. A child kept waits for its next request on stdin
-and costs nothing but its memory (~20 MB).
+Why kept: starting one costs ~0.1 s of CPU (Python, and the modules it needs), about half of what
+its share of a 10,000-router search costs. A child kept waits for its next request on stdin and
+costs nothing but its memory (~30 MB).
 
 The kill guard is unchanged: a child that does not answer within its time is killed, as is one
 whose caller was cancelled or that failed; only a child that answered is kept for the next search
-(at most `keep` of them), so a killed one is replaced by a new one when next needed. A child
-leaves when its stdin closes (the bot exited, however it died) and ignores Ctrl-C, which a
+(at most `keep` of them, and not one that made a very big answer: RETIRE_AFTER), so a killed one
+is replaced by a new one when next needed. A kept child found dead when asked is replaced at once.
+A child leaves when its stdin closes (the bot exited, however it died) and ignores Ctrl-C, which a
 terminal sends the whole process group: the bot decides when a search stops.
 
-Each message is 8 bytes of length, then a marshal: both ends are this program, run by the same Python
-(bot.backup.grepworker).
+Each message is 8 bytes of length, then a marshal: both ends are this program, run by the same
+Python (bot.backup.grepworker).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import sys
 from typing import Final
 
 from bot.backup.grepworker import HEADER
+
+log = logging.getLogger(__name__)
 # The child reads thousands of files of up to a few MB each. glibc would map each one above its
 # threshold afresh (and the kernel zero its pages) and hand back the heap's free top after each:
 # a third of the child's CPU time. These keep that memory in the heap, up to a bound.
-_MALLOC: Final = {"MALLOC_MMAP_THRESHOLD_": str(16 << 20), "MALLOC_TRIM_THRESHOLD_": str(64 << 20)}
+_MALLOC: Final = {"MALLOC_MMAP_THRESHOLD_": str(16 << 20), "MALLOC_TRIM_THRESHOLD_": str(16 << 20)}
+# A child that has made an answer this big (100,000 lines listed) holds on to about twice as much
+# memory when idle: it is not kept (an idle child that made only smaller ones holds ~30 MB).
+RETIRE_AFTER: Final = 8 << 20
 
 
 class ChildFailed(RuntimeError):
@@ -35,9 +42,12 @@ class ChildFailed(RuntimeError):
 
 
 class Child:
+    """One child process, and the event loop its pipes belong to."""
+
     def __init__(self, proc: asyncio.subprocess.Process, loop: asyncio.AbstractEventLoop) -> None:
         self.proc = proc
         self.loop = loop
+        self.answered = 0  # requests answered so far
 
     async def exchange(self, payload: bytes) -> bytes:
         """Send one request, return its answer (raises asyncio.IncompleteReadError, BrokenPipeError
@@ -47,12 +57,16 @@ class Child:
         stdin.write(HEADER.pack(len(payload)) + payload)
         await stdin.drain()
         (size,) = HEADER.unpack(await stdout.readexactly(HEADER.size))
-        return await stdout.readexactly(size)
+        answer = await stdout.readexactly(size)
+        self.answered += 1
+        return answer
 
     async def kill(self) -> None:
         if self.proc.returncode is None:
+            # Not Process.kill(): it first polls the child, and a child that has just died is then
+            # reaped there, before asyncio's watcher, which logs it as unknown and loses its code.
             with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
+                os.kill(self.proc.pid, signal.SIGKILL)
             await self.proc.wait()
 
     async def failure(self) -> ChildFailed:
@@ -102,15 +116,24 @@ class Pool:
 
     async def ask(self, child: Child, payload: bytes, timeout: float) -> bytes:
         """The child's answer to `payload`, the child handed back; TimeoutError after `timeout`
-        seconds and ChildFailed if it exited, either way killed (also when the caller is cancelled)."""
+        seconds and ChildFailed if it exited, either way killed (also when the caller is cancelled).
+        A kept child found gone (it died while it waited: the OOM killer, a kill by hand) is
+        replaced by a new one, asked once."""
         try:
             answer = await asyncio.wait_for(child.exchange(payload), timeout)
         except (asyncio.IncompleteReadError, BrokenPipeError, ConnectionResetError):
-            raise await child.failure() from None
+            failure = await child.failure()
+            if not child.answered or child.proc.returncode == -signal.SIGXCPU:  # not gone: over its CPU time
+                raise failure from None
+            log.warning("a kept grep worker was gone (%s): asking a new one", failure)
+            return await self.ask(await _spawn(asyncio.get_running_loop()), payload, timeout)
         except BaseException:
             await child.kill()  # timed out, or the caller was cancelled: it must not run on
             raise
-        await self.give_back(child)
+        if len(answer) > RETIRE_AFTER:
+            await _stop(child)
+        else:
+            await self.give_back(child)
         return answer
 
     async def close(self) -> None:
