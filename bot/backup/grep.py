@@ -14,10 +14,13 @@ not passed is never read: it is neither in the results nor counted.
 How it is fast and safe: every latest config is kept decompressed, and redacted where needed, in
 files with a line index (bot.backup.textcache; made on first need, never stale); the devices'
 latest versions are read again only when a version was added. The matching runs in child
-processes (bot.backup.grepworker), one per core up to PROCESSES, each on a run of the devices,
-started before the database is read so their start-up costs nothing; each has a time limit and is
-killed when it is over, so a catastrophic regex costs seconds, not the bot. The event loop only
-waits on pipes. At most SEARCHES_AT_ONCE searches run at a time; others wait their turn.
+processes (bot.backup.grepworker), one per core up to PROCESSES, each on a run of the devices;
+they are kept between searches (bot.backup.greppool: `close` stops them), and any that must be
+started are started before the database is read, so their start-up overlaps it. Each has a time
+limit and is killed when it is over, so a catastrophic regex costs seconds, not the bot. The event
+loop only waits on pipes, and reads only the hits it keeps: a run after the first may list lines
+the earlier ones crowd out of the `limit`. At most SEARCHES_AT_ONCE searches run at a time; others
+wait their turn.
 """
 
 from __future__ import annotations

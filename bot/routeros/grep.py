@@ -8,15 +8,23 @@ is never split across a `\\` continuation, and line numbers are those `backupbot
 `^` and `$` are the line's start and end; nothing matches across lines.
 
 Speed (benchmarks/grep_speed.py): a fleet search reads every device's latest config, hundreds of
-MB, so the work per byte has to be C's, as in grep:
+MB, so the work per byte has to be C's, as in grep, and Python's only per line found:
 - a plain pattern, and a regex with a run of literal characters every match must contain
-  (`dst-port=\\d+,8291` must contain `,8291`), is looked for with bytes.find in the UTF-8 text; only
-  the lines found are decoded and, for a regex, matched by `re`. With -i the text is lowercased
-  first when it is ASCII (RouterOS escapes other bytes in exports), which is exact.
-- any other regex runs over the whole decoded text at once (MULTILINE), and the line of each match
-  is then matched on its own. A regex whose result could depend on the neighbouring lines (\\A,
-  \\Z, lookarounds, atomic groups, possessive repeats) is tried on every line instead: slower,
-  never wrong.
+  (`dst-port=\\d+,8291` must contain `dst-port=`; groups and exact repeats count: `(x{2})` is
+  `xx`), is looked for in the UTF-8 text: by memchr for its byte rarest in RouterOS exports (the
+  `x` of `winbox`; both cases of it with -i), as GNU grep does, until that byte proves common in
+  the config; then by bytes.find, or re's own scan when the literal's first byte is rare. Only
+  the lines found are decoded and, for a regex, matched by `re`. With -i a candidate is compared
+  lowercased, or the text lowercased when that is needed (exact when it is ASCII: RouterOS escapes
+  other bytes in exports).
+- a regex that starts with a literal found in many lines (`address=10\\.1[0-9]{2}`), and any other
+  regex, runs over the whole text at once (MULTILINE). A match found so is the line's own if no
+  match of the regex can hold a line break (`in_line`: no `\\s`, `[^x]`, `(?s).`); otherwise its
+  line is matched again on its own. A regex whose result could depend on the neighbouring lines
+  (\\A, \\Z, lookarounds, atomic groups, possessive repeats) is tried on every line instead:
+  slower, never wrong.
+- past the lines listed, the rest are counted in one call in C: the literal's occurrences, or the
+  matches of `(?:REGEX)[^\\n]*\\n?` (one per line) for an `in_line` regex.
 
 Python's `re` cannot be interrupted: a pattern that backtracks catastrophically (`(a+)+$` against a
 long line of "a"s) runs practically forever. Callers run scan() in a process they can kill
