@@ -29,9 +29,9 @@ import asyncio
 import contextlib
 import gc
 import logging
+import marshal
 import math
 import os
-import marshal
 import shutil
 from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
 from enum import StrEnum

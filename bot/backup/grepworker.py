@@ -22,9 +22,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import gc
+import marshal
 import math
 import os
-import marshal
 import resource
 import signal
 import struct
