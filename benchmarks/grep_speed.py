@@ -180,9 +180,12 @@ async def table(grep: Grep, cache: TextCache, devices: list[Device], files: Path
     t0 = time.perf_counter()
     await grep.search(Query("winbox"), redacted, limit=SLACK_LINES)
     cold_redacted = time.perf_counter() - t0
-    what = "with the text files of the previous run (--warm)" if warm else "made the text files of"
-    print(f"first search: {what} {len(devices):,} versions in {cold:.1f} s; the first as a Slack user without "
-          f"download rights made (or found) the redacted ones in {cold_redacted:.1f} s")
+    if warm:
+        print(f"first searches, with the text files of the previous run (--warm): {cold:.1f} s, and as a Slack "
+              f"user without download rights {cold_redacted:.1f} s")
+    else:
+        print(f"cold: the first search made the text files of {len(devices):,} versions in {cold:.1f} s; "
+              f"the first as a Slack user without download rights made the redacted ones in {cold_redacted:.1f} s")
     print(f"{'':<31} {'wall: grep -rn':>14} {'ours':>7} {'ratio':>6}   {'CPU: grep':>9} {'ours':>7} {'ratio':>6}"
           "   lines (grep / ours: matching, listed)")
     ratios = []
