@@ -82,7 +82,10 @@ async def open_backend(
         async with SshWorker(collector or Collector()) as ssh:
             service = BackupService(settings, ssh, store, clock, announce=announce, observe=observed)
             grep = Grep(store, TextCache(cache_dir(settings.storage_path), store))
-            yield Backend(live, store, service, catalog, announce, grep, mirror, refresher, note)
+            try:
+                yield Backend(live, store, service, catalog, announce, grep, mirror, refresher, note)
+            finally:
+                await grep.close()
         finished = True
     finally:
         try:

@@ -15,27 +15,30 @@ not passed is never read: it is neither in the results nor counted.
 How it is fast and safe: every latest config is kept decompressed, and redacted where needed, in
 files with a line index (bot.backup.textcache; made on first need, never stale); the devices'
 latest versions are read again only when a version was added. The matching runs in child
-processes (bot.backup.grepworker), one per core up to PROCESSES, each on a run of the devices,
-started before the database is read so their start-up costs nothing; each has a time limit and is
-killed when it is over, so a catastrophic regex costs seconds, not the bot. The event loop only
-waits on pipes. At most SEARCHES_AT_ONCE searches run at a time; others wait their turn.
+processes (bot.backup.grepworker), one per core up to PROCESSES, each on a run of the devices;
+they are kept between searches (bot.backup.greppool: `close` stops them), and any that must be
+started are started before the database is read, so their start-up overlaps it. Each has a time
+limit and is killed when it is over, so a catastrophic regex costs seconds, not the bot. The event
+loop only waits on pipes, and reads only the hits it keeps: a run after the first may list lines
+the earlier ones crowd out of the `limit`. At most SEARCHES_AT_ONCE searches run at a time; others
+wait their turn.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import gc
 import logging
+import marshal
 import math
 import os
-import pickle
 import shutil
-import sys
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
 from enum import StrEnum
 from typing import Any, Final, Protocol
 
+from bot.backup.greppool import Child, Pool
 from bot.backup.textcache import Files, Kind, TextCache
 from bot.core import access
 from bot.core.errors import UserError
@@ -51,7 +54,8 @@ WEB_LINES: Final = 500  # ... shown on the browser's search page, with ±2 lines
 HISTORY_LINES: Final = 1_000  # matching lines a version may have for --history to follow them
 SEARCHES_AT_ONCE: Final = 2
 PROCESSES: Final = max(1, min(os.cpu_count() or 1, 4))  # child processes one search is split over
-Found = dict[str, tuple[int, tuple[Hit, ...]]]  # the child's findings: {entry key: (matching lines, hits)}
+Found = dict[int, tuple[int, tuple[Hit, ...]]]  # the children's findings: {entry key: (matching lines, hits)}
+Entry = tuple[int, str, str | None]  # a child's work: (key, the file matched, the file shown if another one)
 # A child may take TIME_LIMIT seconds plus one per SCAN_RATE bytes it reads: a normal search of a
 # 10,000-router fleet (~600 MB) takes 1-4 s, a catastrophic regex forever; this tells them apart.
 TIME_LIMIT: Final = 10.0
@@ -111,6 +115,7 @@ class Grep:
         self.scan_rate = scan_rate
         self.processes = processes
         self._slots = asyncio.Semaphore(SEARCHES_AT_ONCE)
+        self._pool = Pool(keep=processes * SEARCHES_AT_ONCE)
         # Every device's latest version, as of the newest version id then, and the files known to be
         # there for it: reading 10,000 rows costs a search 0.1-0.2 s, asking whether any version
         # was added since costs one index seek. (A file removed since is found missing and made again.)
@@ -124,8 +129,9 @@ class Grep:
         """Search the latest backup of each device; UserError for a bad pattern or one too slow.
         `spans`: each listed line says where it matches (Hit.spans), for the browser to highlight."""
         compile_query(query)  # a bad pattern is told before anything is read
-        # The children start first: their ~0.1 s start-up overlaps reading the database.
-        async with self._slots, _Children(min(self.processes, max(len(devices), 1))) as children:
+        # Children not kept from an earlier search start first: their ~0.1 s start-up overlaps
+        # reading the database.
+        async with self._slots, self._lease(min(self.processes, max(len(devices), 1))) as children:
             newest, latest = await self._latest_versions()
             jobs = [(latest[d.key], reading) for d, reading in devices if d.key in latest]
             wanted = [(v, _kinds(r, show_secrets)) for v, r in jobs]
@@ -135,16 +141,16 @@ class Grep:
                 files, made = await self.cache.ensure(wanted)
                 known = self._ensured[1] if self._ensured[0] == newest else frozenset()
                 self._ensured = (newest, known | frozenset(files))
-            entries = [_entry(str(i), v, r, show_secrets, files) for i, (v, r) in enumerate(jobs)]
+            entries = [_entry(i, v, r, show_secrets, files) for i, (v, r) in enumerate(jobs)]
             results, missing = await self._match(query, entries, sum(v.size for v, _ in jobs), limit=limit,
                                                  children=children, spans=spans)
             if missing:
                 # Pruned meanwhile by a search in another process that had seen a newer version of
                 # those devices: made again, and searched once more.
-                again = [jobs[int(key)] for key in missing]
+                again = [jobs[key] for key in missing]
                 made += (await self.cache.ensure([(v, _kinds(r, show_secrets)) for v, r in again]))[1]
                 listed = sum(len(hits) for _, hits in results.values())
-                more, gone = await self._match(query, [e for e in entries if e["key"] in set(missing)],
+                more, gone = await self._match(query, [e for e in entries if e[0] in set(missing)],
                                                sum(v.size for v, _ in again),
                                                limit=None if limit is None else max(limit - listed, 0), spans=spans)
                 if gone:
@@ -153,8 +159,7 @@ class Grep:
         if made:
             removed = await self.cache.prune([v.id for v in latest.values()])
             log.info("grep cache: made the files of %d versions, removed %d old ones", made, removed)
-        found = tuple(DeviceHits(jobs[int(key)][0], count, hits) for key, (count, hits) in sorted(
-            results.items(), key=lambda item: int(item[0])))
+        found = tuple(DeviceHits(jobs[key][0], count, hits) for key, (count, hits) in sorted(results.items()))
         return GrepResult(query, found, len(jobs), len(devices) - len(jobs), sum(d.count for d in found))
 
     async def _latest_versions(self) -> tuple[int, dict[tuple[str, str], Version]]:
@@ -165,9 +170,23 @@ class Grep:
             self._latest = (newest, await self.store.latest_versions())
         return self._latest
 
-    async def _match(self, query: Query, entries: list[dict[str, Any]], size: int, *, limit: int | None,
-                     each: int | None = None, context: int = CONTEXT, children: _Children | None = None,
-                     spans: bool = False) -> tuple[Found, list[str]]:
+    @contextlib.asynccontextmanager
+    async def _lease(self, count: int) -> AsyncIterator[list[Child]]:
+        """Children for one search; those it did not use go back to the pool."""
+        children = await self._pool.lease(count)
+        try:
+            yield children
+        finally:
+            for child in children:
+                await self._pool.give_back(child)
+
+    async def close(self) -> None:
+        """Stop the child processes kept for the next search."""
+        await self._pool.close()
+
+    async def _match(self, query: Query, entries: list[Entry], size: int, *, limit: int | None,
+                     each: int | None = None, context: int = CONTEXT, children: list[Child] | None = None,
+                     spans: bool = False) -> tuple[Found, list[int]]:
         """({key: (matching lines, hits)} of the entries with a match, [keys whose file was gone]),
         from child processes: the entries are cut into PROCESSES runs of consecutive ones, matched at
         the same time; each run may list `limit` lines, and the merge keeps the first `limit` in
@@ -177,19 +196,35 @@ class Grep:
         base: dict[str, Any] = {"query": {"pattern": query.pattern, "regex": query.regex,
                                           "ignore_case": query.ignore_case},
                                 "limit": limit, "each": each, "context": context, "spans": spans}
-        answers = await asyncio.gather(*(
-            run_child({**base, "entries": run}, timeout, children.take() if children else None) for run in runs))
+        outs = await asyncio.gather(*(
+            self._ask({**base, "entries": run}, timeout, children.pop() if children else None) for run in runs))
         found: Found = {}
-        missing: list[str] = []
+        missing: list[int] = []
         left = limit
-        for answer in answers:
-            missing += answer["missing"]
-            for r in answer["results"]:
-                hits = tuple(Hit(*fields) for fields in r["hits"])
-                if left is not None:
-                    hits, left = hits[:left], max(left - len(hits), 0)
-                found[r["key"]] = (int(r["count"]), hits)
+        with _collector_paused():
+            for out in outs:
+                answer: dict[str, Any] = marshal.loads(out)  # from our own child: see bot.backup.grepworker
+                if "error" in answer:
+                    raise UserError(answer["error"])
+                missing += answer["missing"]
+                for key, count, listed, hits in answer["results"]:
+                    # The runs after the first may list lines the first ones crowd out: those are not read.
+                    keep = listed if left is None else min(listed, left)
+                    found[key] = (count, tuple(Hit(*f) for f in marshal.loads(hits)[:keep]) if keep else ())
+                    if left is not None:
+                        left -= keep
         return found, missing
+
+    async def _ask(self, request: dict[str, Any], timeout: float, child: Child | None) -> bytes:
+        """A child's answer to `request` (`child`, or one from the pool); UserError (too_slow) if it
+        did not finish within `timeout` seconds (it is killed), ChildFailed if it failed."""
+        request = {**request, "cpu_seconds": math.ceil(timeout) + 1}
+        if child is None:
+            (child,) = await self._pool.lease(1)
+        try:
+            return await self._pool.ask(child, marshal.dumps(request), timeout)
+        except TimeoutError:
+            raise too_slow(timeout) from None
 
     # --- the history of a line -----------------------------------------------------------------
 
@@ -217,15 +252,14 @@ class Grep:
         async with self._slots:
             folder = await self.cache.scratch()
             try:
-                entries: list[dict[str, Any]] = []
+                entries: list[Entry] = []
                 writes = []
                 for _, reading, versions in batch:
                     match, shown = _files(reading, show_secrets)
                     for v in versions:
                         paths = {kind: folder / f"{v.id}-{kind}" for kind in (match, shown) if kind}
                         writes.append(self.cache.write(v, paths))
-                        entries.append({"key": str(v.id), "path": str(paths[match]),
-                                        "shown": str(paths[shown]) if shown else None})
+                        entries.append((v.id, str(paths[match]), str(paths[shown]) if shown else None))
                 await asyncio.gather(*writes)
                 size = sum(v.size for _, _, versions in batch for v in versions)
                 found, missing = await self._match(query, entries, size, limit=None, each=HISTORY_LINES + 1,
@@ -238,11 +272,11 @@ class Grep:
         secret = False
         for device, _, versions in batch:
             for v in versions:
-                count = found.get(str(v.id), (0, ()))[0]
+                count = found.get(v.id, (0, ()))[0]
                 if count > HISTORY_LINES:
                     raise UserError(f"{count:,}+ lines of {device.label} #{v.id} match {query.describe()}: too many "
                                     f"to follow through its versions (at most {HISTORY_LINES:,}). Narrow the pattern.")
-            per_version = [(v, found.get(str(v.id), (0, ()))[1]) for v in versions]
+            per_version = [(v, found.get(v.id, (0, ()))[1]) for v in versions]
             secret = secret or any(h.secret for _, hits in per_version for h in hits)
             lines = blame(per_version)
             if lines:
@@ -263,12 +297,12 @@ def _files(reading: Reading, show_secrets: bool) -> tuple[Kind, Kind | None]:
     return Kind.TEXT, None if show_secrets else Kind.REDACTED
 
 
-def _entry(key: str, version: Version, reading: Reading, show_secrets: bool, files: Files) -> dict[str, Any]:
+def _entry(key: int, version: Version, reading: Reading, show_secrets: bool, files: Files) -> Entry:
     match, shown = _files(reading, show_secrets)
-    return {"key": key, "path": files[version.id, match], "shown": files[version.id, shown] if shown else None}
+    return key, files[version.id, match], files[version.id, shown] if shown else None
 
 
-def _split(entries: list[dict[str, Any]], parts: int) -> list[list[dict[str, Any]]]:
+def _split(entries: list[Entry], parts: int) -> list[list[Entry]]:
     """Runs of consecutive entries, as even as their count allows (at least one entry each)."""
     parts = max(1, min(parts, len(entries)))
     size, extra = divmod(len(entries), parts)
@@ -287,66 +321,17 @@ def too_slow(seconds: float) -> UserError:
         "simplify the pattern (or search plain text).")
 
 
-async def _spawn() -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.backup.grepworker",
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-
-
-async def _kill(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-
-
-class _Children:
-    """Child processes started ahead of their requests (each waits for its request on stdin); the
-    ones not taken are killed on exit."""
-
-    def __init__(self, count: int) -> None:
-        self.count = count
-        self._procs: list[asyncio.subprocess.Process] = []
-
-    async def __aenter__(self) -> _Children:
-        try:
-            for _ in range(self.count):
-                self._procs.append(await _spawn())
-        except BaseException:
-            await self.__aexit__()
-            raise
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        procs, self._procs = self._procs, []
-        for proc in procs:
-            await _kill(proc)
-
-    def take(self) -> asyncio.subprocess.Process | None:
-        return self._procs.pop() if self._procs else None
-
-
-async def run_child(request: dict[str, Any], timeout: float,
-                    proc: asyncio.subprocess.Process | None = None) -> dict[str, Any]:
-    """The answer of a `python -m bot.backup.grepworker` (`proc`, or a new one) to `request`;
-    UserError (too_slow) if it did not finish within `timeout` seconds (it is killed), RuntimeError
-    if it failed (its stderr in the message, for the log)."""
-    request = {**request, "cpu_seconds": math.ceil(timeout) + 1}
-    if proc is None:
-        proc = await _spawn()
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector off while an answer's hundreds of thousands of tuples and strings
+    are made: it would walk them all, again and again, and find nothing (half the time of a merge)."""
+    was = gc.isenabled()
+    gc.disable()
     try:
-        out, err = await asyncio.wait_for(proc.communicate(json.dumps(request).encode()), timeout)
-    except TimeoutError:
-        raise too_slow(timeout) from None
+        yield
     finally:
-        await _kill(proc)  # timed out, or the caller was cancelled: it must not run on
-    if proc.returncode != 0:
-        tail = err.decode(errors="replace").strip().splitlines()[-3:]
-        raise RuntimeError(f"grep worker exited with code {proc.returncode}: {' | '.join(tail)}")
-    answer: dict[str, Any] = pickle.loads(out)  # from our own child: see bot.backup.grepworker
-    if "error" in answer:
-        raise UserError(answer["error"])
-    return answer
+        if was:
+            gc.enable()
 
 
 def _batches(plans: list[tuple[Device, Reading, list[Version]]]) -> list[list[tuple[Device, Reading, list[Version]]]]:

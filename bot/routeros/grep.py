@@ -8,15 +8,23 @@ is never split across a `\\` continuation, and line numbers are those `backupbot
 `^` and `$` are the line's start and end; nothing matches across lines.
 
 Speed (benchmarks/grep_speed.py): a fleet search reads every device's latest config, hundreds of
-MB, so the work per byte has to be C's, as in grep:
+MB, so the work per byte has to be C's, as in grep, and Python's only per line found:
 - a plain pattern, and a regex with a run of literal characters every match must contain
-  (`dst-port=\\d+,8291` must contain `,8291`), is looked for with bytes.find in the UTF-8 text; only
-  the lines found are decoded and, for a regex, matched by `re`. With -i the text is lowercased
-  first when it is ASCII (RouterOS escapes other bytes in exports), which is exact.
-- any other regex runs over the whole decoded text at once (MULTILINE), and the line of each match
-  is then matched on its own. A regex whose result could depend on the neighbouring lines (\\A,
-  \\Z, lookarounds, atomic groups, possessive repeats) is tried on every line instead: slower,
-  never wrong.
+  (`dst-port=\\d+,8291` must contain `dst-port=`; groups and exact repeats count: `(x{2})` is
+  `xx`), is looked for in the UTF-8 text: by memchr for its byte rarest in RouterOS exports (the
+  `x` of `winbox`; both cases of it with -i), as GNU grep does, until that byte proves common in
+  the config; then by bytes.find, or re's own scan when the literal's first byte is rare. Only
+  the lines found are decoded and, for a regex, matched by `re`. With -i a candidate is compared
+  lowercased, or the text lowercased when that is needed (exact when it is ASCII: RouterOS escapes
+  other bytes in exports).
+- a regex that starts with a literal found in many lines (`address=10\\.1[0-9]{2}`), and any other
+  regex, runs over the whole text at once (MULTILINE). A match found so is the line's own if no
+  match of the regex can hold a line break (`in_line`: no `\\s`, `[^x]`, `(?s).`); otherwise its
+  line is matched again on its own. A regex whose result could depend on the neighbouring lines
+  (\\A, \\Z, lookarounds, atomic groups, possessive repeats) is tried on every line instead:
+  slower, never wrong.
+- past the lines listed, the rest are counted in one call in C: the literal's occurrences, or the
+  matches of `(?:REGEX)[^\\n]*\\n?` (one per line) for an `in_line` regex.
 
 Python's `re` cannot be interrupted: a pattern that backtracks catastrophically (`(a+)+$` against a
 long line of "a"s) runs practically forever. Callers run scan() in a process they can kill
@@ -26,13 +34,14 @@ long line of "a"s) runs practically forever. Callers run scan() in a process the
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import json
 import operator
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 from bot.core.errors import UserError
 from bot.core.models import Version
@@ -94,6 +103,13 @@ class Matcher:
     exact: bool  # finding `literal` in a line is the match (plain text): no `re` needed
     line_safe: bool  # a search over the whole text finds every matching line (see module doc)
     bregex: re.Pattern[bytes] | None  # the same on bytes, for ASCII texts (see _bytes_regex)
+    # Each match of `bregex` over a whole text lies within one line, which therefore matches: no
+    # line found so needs checking, and `counter` counts the matching lines from a line's start on.
+    in_line: bool = False
+    counter: re.Pattern[bytes] | None = None
+    prefix: bool = False  # the regex starts with `literal`: re's own search looks for it, as quickly
+    rare: int = -1  # where in `literal` its byte least common in RouterOS exports is, if that is rare
+    twice: re.Pattern[bytes] | None = None  # a line that holds `literal` twice (plain text)
 
 
 def compile_query(query: Query) -> Matcher:
@@ -114,8 +130,12 @@ def compile_query(query: Query) -> Matcher:
         else:
             literal_or_none = literal.lower() if fold else literal
         escaped = re.escape(pattern)
+        twice = (re.compile(re.escape(literal_or_none) + b"[^\n]*" + re.escape(literal_or_none))
+                 if literal_or_none is not None else None)
+        bregex = _bytes_regex(escaped, flags)
         return Matcher(query, re.compile(escaped, flags), literal_or_none, fold,
-                       exact=literal_or_none is not None, line_safe=True, bregex=_bytes_regex(escaped, flags))
+                       exact=literal_or_none is not None, line_safe=True, bregex=bregex, in_line=True,
+                       counter=_counter(escaped, flags, bregex), twice=twice, rare=_rarest(literal_or_none, fold))
     try:
         regex = re.compile(pattern, flags)
     except re.error as exc:
@@ -123,9 +143,44 @@ def compile_query(query: Query) -> Matcher:
         raise UserError(f"Not a valid regular expression: {exc.msg}{where}.") from None
     except (OverflowError, RecursionError):
         raise UserError("The regular expression is too complex.") from None
-    literal_, fold, line_safe = _analyse(pattern, flags)
-    return Matcher(query, regex, literal_, fold, exact=False, line_safe=line_safe,
-                   bregex=_bytes_regex(pattern, flags))
+    literal_, fold, line_safe, in_line, prefix = _analyse(pattern, flags)
+    bregex = _bytes_regex(pattern, flags)
+    return Matcher(query, regex, literal_, fold, exact=False, line_safe=line_safe, bregex=bregex,
+                   in_line=in_line, counter=_counter(pattern, flags, bregex) if in_line else None, prefix=prefix,
+                   rare=_rarest(literal_, fold))
+
+
+# The bytes of RouterOS exports, most common first, down to one in 1,000 (counted in the exports
+# of tests/fixtures/routeros, normalized): a byte not here is rare in any config.
+_COMMON: Final = b' etsanrdoicl=\\-pm1.20f":guhy\nwb/9$v36A784PNSC,;k5EDTRMI()LBxUF[]O}{GH!q'
+_RARE_RANK: Final = 24  # a byte less common than the 24 most common ones may be rare in a config
+
+
+def _rarest(literal: bytes | None, fold: bool) -> int:
+    """Where in `literal` its least common byte is (both cases of it if `fold`); -1 if even that
+    one is one of the most common (or there is no literal)."""
+    if not literal:
+        return -1
+
+    def rank(byte: int) -> int:
+        forms = {bytes([byte]), bytes([byte]).upper()} if fold else {bytes([byte])}
+        return min(len(_COMMON) if (at := _COMMON.find(form)) < 0 else at for form in forms)
+
+    ranks = [rank(b) for b in literal]
+    best = max(range(len(literal)), key=ranks.__getitem__)
+    return best if ranks[best] >= _RARE_RANK and (fold or len(literal) > 1) else -1
+
+
+def _counter(pattern: str, flags: int, bregex: re.Pattern[bytes] | None) -> re.Pattern[bytes] | None:
+    """A match, the rest of its line and its line break: one match per matching line, so
+    len(findall) counts them in C. None where the pattern can't be wrapped (global inline flags
+    such as `(?i)` must stay at the start)."""
+    if bregex is None:
+        return None
+    try:
+        return re.compile(b"(?:" + pattern.encode() + b")[^\n]*\n?", flags)
+    except re.error:
+        return None
 
 
 # `\s` and `\S` are the only classes that differ between str and bytes patterns on ASCII text: str's
@@ -151,32 +206,109 @@ _UNSAFE: Final = frozenset({"ASSERT", "ASSERT_NOT", "ATOMIC_GROUP", "POSSESSIVE_
                             "AT_BEGINNING_STRING", "AT_END_STRING"})
 
 
-def _analyse(pattern: str, flags: int) -> tuple[bytes | None, bool, bool]:
-    """(required literal, whether it folds case, whether the pattern is line-safe), from re's own
-    parser. The parser is internal to `re`: if it is missing or changes shape, the answer is the
-    slow and always-right one (no literal, not line-safe)."""
+def _analyse(pattern: str, flags: int) -> tuple[bytes | None, bool, bool, bool, bool]:
+    """(required literal, whether it folds case, whether the pattern is line-safe, whether no match
+    of it can hold a line break, whether it starts with the literal), from re's own parser. The
+    parser is internal to `re`: if it is missing or changes shape, the answer is the slow and
+    always-right one (no literal, not line-safe, may hold a line break)."""
     try:
         from re import _parser  # type: ignore[attr-defined]
 
         tree = _parser.parse(pattern, flags)
         fold = bool(tree.state.flags & re.IGNORECASE)
         runs: list[str] = []
-        run = ""
-        for op, arg in tree:
-            if str(op) == "LITERAL":
-                run += chr(arg)
-                continue
-            runs.append(run)
-            run = ""
-        runs.append(run)
+        runs.append(_literal_runs(tree, runs, ""))
         safe = not any(name in _UNSAFE for name in _nodes(tree))
+        in_line = safe and _no_line_break(tree, tree.state.flags)
     except Exception:  # noqa: BLE001 - an internal API: any surprise means "use the slow path"
-        return None, False, False
+        return None, False, False, False, False
     best = max(runs, key=lambda r: len(r.encode()))
     literal = best.encode()
     if len(literal) < _MIN_LITERAL or (fold and not literal.isascii()):
-        return None, fold, safe
-    return (literal.lower() if fold else literal), fold, safe
+        return None, fold, safe, in_line, False
+    return (literal.lower() if fold else literal), fold, safe, in_line, best is runs[0]
+
+
+def _literal_runs(items: Iterable[tuple[object, Any]], runs: list[str], run: str) -> str:
+    """Runs of characters every match has one after the other: `run` goes on with the leading
+    literal characters of `items`, each run a non-literal ends is added to `runs`, and the run still
+    open at their end is returned. A group is its contents (unless it changes flags, such as
+    `(?i:...)`), and `x{4}` is `xxxx`."""
+    for op, arg in items:
+        name = str(op)
+        if name == "LITERAL":
+            run += chr(arg)
+        elif name == "SUBPATTERN" and not arg[1] and not arg[2]:
+            run = _literal_runs(arg[3], runs, run)
+        elif (name in ("MAX_REPEAT", "MIN_REPEAT") and arg[0] >= 1 and len(arg[2]) == 1
+              and str(arg[2][0][0]) == "LITERAL"):
+            run += chr(arg[2][0][1]) * min(arg[0], MAX_PATTERN)
+            if arg[0] != arg[1]:  # more may follow: what comes next is not right after these
+                runs.append(run)
+                run = ""
+        else:
+            runs.append(run)
+            run = ""
+    return run
+
+
+_NEWLINE: Final = 10
+# Classes (`\s`, `\D`, ...) that hold a line break; any other name is taken to hold one too.
+_NO_BREAK_CATEGORIES: Final = frozenset({"CATEGORY_DIGIT", "CATEGORY_WORD", "CATEGORY_NOT_SPACE",
+                                         "CATEGORY_NOT_LINEBREAK"})
+_BREAK_CATEGORIES: Final = frozenset({"CATEGORY_SPACE", "CATEGORY_LINEBREAK"})
+_ZERO_WIDTH: Final = frozenset({"AT", "GROUPREF"})  # a back reference repeats a group checked itself
+
+
+def _no_line_break(items: Iterable[tuple[object, Any]], flags: int) -> bool:
+    """Whether no match of this (parsed) pattern can contain a line break. Only what is known to be
+    safe counts as safe: anything else (an opcode this does not know) answers False."""
+    for op, arg in items:
+        name = str(op)
+        if name == "LITERAL":
+            ok = arg != _NEWLINE
+        elif name == "NOT_LITERAL":
+            ok = arg == _NEWLINE
+        elif name == "ANY":
+            ok = not flags & re.DOTALL
+        elif name == "IN":
+            ok = _set_without_break(arg)
+        elif name in ("MAX_REPEAT", "MIN_REPEAT"):
+            ok = _no_line_break(arg[2], flags)
+        elif name == "BRANCH":
+            ok = all(_no_line_break(branch, flags) for branch in arg[1])
+        elif name == "SUBPATTERN":
+            _, add, remove, sub = arg
+            ok = _no_line_break(sub, (flags | add) & ~remove)
+        elif name == "GROUPREF_EXISTS":
+            _, yes, no = arg
+            ok = _no_line_break(yes, flags) and (no is None or _no_line_break(no, flags))
+        else:
+            ok = name in _ZERO_WIDTH
+        if not ok:
+            return False
+    return True
+
+
+def _set_without_break(items: Iterable[tuple[object, Any]]) -> bool:
+    """Whether a character set (`[...]`, `[^...]`) leaves out the line break."""
+    negate, holds = False, False
+    for op, arg in items:
+        name = str(op)
+        if name == "NEGATE":
+            negate = True
+        elif name == "LITERAL":
+            holds = holds or arg == _NEWLINE
+        elif name in ("RANGE", "RANGE_UNI_IGNORE"):
+            holds = holds or arg[0] <= _NEWLINE <= arg[1]
+        elif name == "CATEGORY":
+            if str(arg) in _BREAK_CATEGORIES:
+                holds = True
+            elif str(arg) not in _NO_BREAK_CATEGORIES:
+                return False
+        else:
+            return False
+    return holds if negate else not holds
 
 
 def _nodes(node: object) -> Iterator[str]:
@@ -279,27 +411,48 @@ def scan(data: bytes, matcher: Matcher, *, shown: bytes | None = None, limit: in
     """Every line of `data` (a normalized config, UTF-8) that `matcher` matches: how many, and the
     first `limit` of them (all if None) with their section and `context` lines either side. The
     lines given back come from `shown` when given: the same config as it may be shown (redacted),
-    line for line. `index` loads data's LineIndex; it is called only for a match far into it.
-    `spans`: each hit says where the pattern matches in its line (for a page to highlight; it costs
-    a match per listed line, a third more for 100,000 of them, so only a page asks)."""
-    ascii_text = data.isascii()
+    line for line. `index` loads data's LineIndex; it is called only for a match far into it."""
     lines_at = _Lazy(index, len(data)) if index is not None else None
+    if matcher.exact and not matcher.fold and matcher.literal is not None:  # plain text: the bytes are all it takes
+        itself = functools.partial(_same, data)
+        find = _finder(data, matcher, matcher.literal, itself)
+        first = find(0)
+        if first < 0:
+            return _NONE  # most configs, for most searches
+        count, places = _lines(data, b"\n", find, None, limit, _literal_counter(itself, matcher), lines_at, first)
+        return Found(count, tuple(_details(data, b"\n", b"/", places, matcher, shown, context, _decode, lines_at,
+                                           spans)))
+    ascii_text = data.isascii()
     bregex = matcher.bregex if ascii_text else None
     if matcher.literal is not None and (not matcher.fold or ascii_text):
-        hay = data.lower() if matcher.fold else data
+        # With -i, the literal is looked for in the text lowercased (exact: RouterOS escapes any byte
+        # that is not ASCII), made only if it is needed.
+        hay = functools.cache(data.lower) if matcher.fold else functools.partial(_same, data)
+        find = _finder(data, matcher, matcher.literal, hay)
+        first = find(0)
+        if first < 0:
+            return _NONE  # most configs, for most searches
         if matcher.exact:
-            count, places = _lines(data, b"\n", _finder(hay, matcher.literal), None, limit,
-                                   _literal_counter(hay, matcher.literal), lines_at)
+            count, places = _lines(data, b"\n", find, None, limit, _literal_counter(hay, matcher), lines_at, first)
+        elif (matcher.prefix and not matcher.fold and bregex is not None and matcher.line_safe
+              and _common(data, matcher.literal)):
+            # The literal is in many lines (`address=`): re's search finds it and checks the rest in C.
+            # The whole text by the regex, from the line the literal is first in (no match is before it).
+            at = _searcher(data, bregex)
+            count, places = _lines(data, b"\n", at, None if matcher.in_line else bregex.search, limit,
+                                   _regex_counter(data, matcher, bregex), lines_at, at(data.rfind(b"\n", 0, first) + 1))
         else:
             regex = matcher.regex
             check: Callable[[bytes], object] = (
                 bregex.search if bregex is not None else lambda line: regex.search(_decode(line)))
-            at, verify = _adaptive(data, hay, matcher.literal, check, bregex if matcher.line_safe else None)
-            count, places = _lines(data, b"\n", at, verify, limit, index=lines_at)
+            at, verify = _adaptive(data, find, check, bregex if matcher.line_safe else None, matcher.in_line)
+            count, places = _lines(data, b"\n", at, verify, limit, _regex_counter(data, matcher, bregex), lines_at,
+                                   first)
         return Found(count, tuple(_details(data, b"\n", b"/", places, matcher, shown, context, _decode, lines_at,
                                            spans)))
     if bregex is not None and matcher.line_safe:
-        count, places = _lines(data, b"\n", _searcher(data, bregex), bregex.search, limit, index=lines_at)
+        count, places = _lines(data, b"\n", _searcher(data, bregex), None if matcher.in_line else bregex.search,
+                               limit, _regex_counter(data, matcher, bregex), lines_at)
         return Found(count, tuple(_details(data, b"\n", b"/", places, matcher, shown, context, _decode, lines_at,
                                            spans)))
     text = _decode(data)
@@ -307,6 +460,9 @@ def scan(data: bytes, matcher: Matcher, *, shown: bytes | None = None, limit: in
     same = lines_at if ascii_text else None  # byte offsets are character offsets only in ASCII
     count, places_ = _lines(text, "\n", at_, matcher.regex.search, limit, index=same)
     return Found(count, tuple(_details(text, "\n", "/", places_, matcher, shown, context, str, same, spans)))
+
+
+_NONE: Final = Found(0, ())
 
 
 class _Lazy:
@@ -325,8 +481,100 @@ class _Lazy:
         return self._index
 
 
-def _finder(hay: bytes, literal: bytes) -> Callable[[int], int]:
-    return lambda pos: hay.find(literal, pos)
+_SAMPLE: Final = 2048  # bytes of a config looked at to tell how common a byte or the literal is in it
+_RARE: Final = 64  # a byte rarer than one in this many is rare
+
+
+def _sample(hay: bytes) -> tuple[int, int]:
+    """(start, end) of up to _SAMPLE bytes in the middle of a text."""
+    low = max(len(hay) // 2 - _SAMPLE // 2, 0)
+    return low, min(low + _SAMPLE, len(hay))
+
+
+def _literal_finder(hay: bytes, literal: bytes) -> Callable[[int], int]:
+    """Where `literal` next occurs in `hay`, from a position on (-1: nowhere). bytes.find skips
+    ahead on the literal's last byte and is quick for a long literal; re's own scan for a literal
+    (its first byte, then the rest) is up to twice as quick when that first byte is rare in the
+    text (`winbox`, `,8291`): which one is decided by counting that byte in the middle of the text."""
+    if len(literal) > 1:
+        low, high = _sample(hay)
+        if hay.count(literal[:1], low, high) * _RARE < high - low:
+            return _searcher(hay, _literal_regex(literal))
+    return functools.partial(hay.find, literal)
+
+
+def _same(data: bytes) -> bytes:
+    return data
+
+
+def _finder(data: bytes, matcher: Matcher, literal: bytes, hay: Callable[[], bytes]) -> Callable[[int], int]:
+    """Where the literal next occurs in `data` (`hay()`: the text it is looked for in; with -i,
+    lowercased)."""
+    if matcher.rare < 0:
+        return _literal_finder(hay(), literal)
+    return _rare_byte_finder(data, literal, matcher.rare, matcher.fold, lambda: _literal_finder(hay(), literal))
+
+
+_GIVE_UP: Final = 2048  # bytes: more than one false candidate in this many, and a rare byte is not
+
+
+def _rare_byte_finder(data: bytes, literal: bytes, rare: int, fold: bool,
+                      otherwise: Callable[[], Callable[[int], int]]) -> Callable[[int], int]:
+    """Where `literal` next occurs, found as GNU grep does: memchr (bytes.find of one byte) for its
+    rarest byte, then a look at the bytes around it; with -i, for both cases of that byte. Quicker
+    than any search for the whole literal when that byte is as rare in the text as the export's
+    byte counts say; when it is not (a false candidate every 2 KB), `otherwise()` takes over."""
+    size = len(literal)
+    byte = literal[rare:rare + 1]
+    forms = sorted({byte, byte.upper()}) if fold else [byte]
+    nearest = dict.fromkeys(forms, -2)  # the next place of each form, as last looked up (-1: no more)
+    find, startswith = data.find, data.startswith
+    failed = 0
+    instead: Callable[[int], int] | None = None
+
+    def candidate(pos: int) -> int:
+        best = -1
+        for form in forms:
+            at = nearest[form]
+            if at == -1:
+                continue
+            if at < pos:
+                at = nearest[form] = find(form, pos)
+                if at < 0:
+                    continue
+            if best < 0 or at < best:
+                best = at
+        return best
+
+    def at(pos: int) -> int:
+        nonlocal failed, instead
+        if instead is not None:
+            return instead(pos)
+        place = candidate(pos + rare)
+        while place >= 0:
+            start = place - rare
+            if (data[start:start + size].lower() == literal) if fold else startswith(literal, start):
+                return start
+            failed += 1
+            if failed > 8 and failed * _GIVE_UP > place:
+                instead = otherwise()
+                return instead(start + 1)
+            place = candidate(place + 1)
+        return -1
+
+    return at
+
+
+def _common(hay: bytes, literal: bytes) -> bool:
+    """Whether `literal` is in the middle of the text more than once per 2 KB (more candidate lines
+    than checking each in Python pays for)."""
+    low, high = _sample(hay)
+    return hay.count(literal, low, high) * 2048 > high - low
+
+
+@functools.lru_cache(maxsize=8)
+def _literal_regex(literal: bytes) -> re.Pattern[bytes]:
+    return re.compile(re.escape(literal))
 
 
 def _searcher(src: Text, regex: re.Pattern[Text]) -> Callable[[int], int]:
@@ -343,23 +591,31 @@ def _searcher(src: Text, regex: re.Pattern[Text]) -> Callable[[int], int]:
 _TRIAL: Final = 64  # candidate lines looked at before deciding whether the literal is worth it
 
 
-def _adaptive(data: bytes, hay: bytes, literal: bytes, check: Callable[[bytes], object],
-              bregex: re.Pattern[bytes] | None) -> tuple[Callable[[int], int], Callable[[bytes], bool]]:
-    """Candidates from the required literal, checked by the regex line by line; when most of them
-    fail (a literal as common as `address=`) and the regex can run over the whole text, the rest of
-    the text is searched by the regex itself, in C, and only its matches are checked."""
+def _adaptive(data: bytes, find: Callable[[int], int], check: Callable[[bytes], object],
+              bregex: re.Pattern[bytes] | None, in_line: bool,
+              ) -> tuple[Callable[[int], int], Callable[[bytes], bool]]:
+    """Candidates from the required literal (`find`), checked by the regex line by line; when most of
+    the first _TRIAL fail (a literal as common as `address=`) and the regex can run over the whole
+    text, the rest of the text is searched by the regex itself, in C, and only its matches are
+    checked (none need be if the matcher is `in_line`). Once switched, it stays so: checks that pass
+    because the regex found them say nothing about the literal."""
     tried = passed = 0
-    find = hay.find
     search = bregex.search if bregex is not None else None
+    switched = False
 
     def at(pos: int) -> int:
-        if tried >= _TRIAL and search is not None and passed * 4 < tried:
-            m = search(data, pos)
+        nonlocal switched
+        if not switched and search is not None and tried >= _TRIAL and passed * 4 < tried:
+            switched = True
+        if switched:
+            m = search(data, pos)  # type: ignore[misc]
             return -1 if m is None else m.start()
-        return find(literal, pos)
+        return find(pos)
 
     def verify(line: bytes) -> bool:
         nonlocal tried, passed
+        if switched and in_line:
+            return True
         tried += 1
         ok = check(line) is not None
         passed += ok
@@ -371,12 +627,16 @@ def _adaptive(data: bytes, hay: bytes, literal: bytes, check: Callable[[bytes], 
 _COUNT_BY_LINES: Final = 256  # more occurrences than this left: count line by line, in C
 
 
-def _literal_counter(hay: bytes, literal: bytes) -> Callable[[int], int]:
-    """How many lines from `pos` on contain `literal` (once the lines listed are enough): as many as
-    it occurs, unless a line has it twice (then the lines are split and counted)."""
-    twice = re.compile(re.escape(literal) + b"[^\n]*" + re.escape(literal))
+def _literal_counter(text: Callable[[], bytes], matcher: Matcher) -> Callable[[int], int]:
+    """How many lines from `pos` on contain the literal (once the lines listed are enough): as many
+    as it occurs, unless a line has it twice (then the lines are split and counted). `text()`: the
+    text it is looked for in."""
+    literal = matcher.literal
+    twice = matcher.twice
+    assert literal is not None and twice is not None
 
     def count(pos: int) -> int:
+        hay = text()
         occurrences = hay.count(literal, pos)
         if 0 < occurrences <= _COUNT_BY_LINES:
             return -1  # few: the caller's loop is quicker
@@ -387,12 +647,26 @@ def _literal_counter(hay: bytes, literal: bytes) -> Callable[[int], int]:
     return count
 
 
+def _regex_counter(data: bytes, matcher: Matcher, bregex: re.Pattern[bytes] | None) -> Callable[[int], int] | None:
+    """How many lines from `pos` (a line's start) on match, in one call in C: each match of the
+    matcher's `counter` is one matching line. Its last try is at the end of the text, after the
+    final line break: a match there is on no line."""
+    counter = matcher.counter
+    if counter is None or bregex is None or not data.endswith(b"\n"):
+        return None
+
+    def count(pos: int) -> int:
+        return len(counter.findall(data, pos)) - (counter.match(data, len(data)) is not None)
+
+    return count
+
+
 def _lines(src: Text, nl: Text, at: Callable[[int], int], verify: Callable[[Text], object] | None,
            limit: int | None, rest: Callable[[int], int] | None = None, index: Index | None = None,
-           ) -> tuple[int, list[tuple[int, int, int]]]:
+           first: int | None = None) -> tuple[int, list[tuple[int, int, int]]]:
     """(matching lines, [(0-based number, start, end) of the first `limit`]): each candidate's line
     is checked once, then the search goes on from the next line. `rest(pos)` may count the matching
-    lines from pos on at once, when no more are listed (-1: it declines)."""
+    lines from pos on at once, when no more are listed (-1: it declines). `first`: at(0), if known."""
     size = len(src)
     stop = size if src.endswith(nl) else size + 1  # a match after the final newline is on no line
     count, pos, number, counted = 0, 0, 0, 0
@@ -403,7 +677,10 @@ def _lines(src: Text, nl: Text, at: Callable[[int], int], verify: Callable[[Text
             if more >= 0:
                 return count + more, places
             rest = None
-        found = at(pos)
+        if first is not None:
+            found, first = first, None
+        else:
+            found = at(pos)
         if found < 0 or found >= stop:
             break
         start = src.rfind(nl, 0, found) + 1
@@ -490,21 +767,22 @@ def _marker(matcher: Matcher, spans: bool) -> Callable[[str], Spans]:
 
 def _around(src: Text, nl: Text, start: int, end: int, context: int,
             text: Callable[[Text], str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    before: list[str] = []
-    pos = start
-    while len(before) < context and pos > 0:
-        prev = src.rfind(nl, 0, pos - 1) + 1
-        before.append(text(src[prev:pos - 1]))
-        pos = prev
-    after: list[str] = []
-    pos = end
-    while len(after) < context and pos + 1 < len(src):
-        nxt = src.find(nl, pos + 1)
-        if nxt < 0:
-            nxt = len(src)
-        after.append(text(src[pos + 1:nxt]))
-        pos = nxt
-    return tuple(reversed(before)), tuple(after)
+    """The `context` lines before the line [start, end) and after it: each side found in the text,
+    then decoded and split at once."""
+    first = start
+    for _ in range(context):
+        if first == 0:
+            break
+        first = src.rfind(nl, 0, first - 1) + 1
+    last = end
+    for _ in range(context):
+        if last + 1 >= len(src):
+            break
+        nxt = src.find(nl, last + 1)
+        last = len(src) if nxt < 0 else nxt
+    before = tuple(text(src[first:start - 1]).split("\n")) if first < start else ()
+    after = tuple(text(src[end + 1:last]).split("\n")) if last > end else ()
+    return before, after
 
 
 class _SectionFinder(Generic[Text]):

@@ -4,6 +4,8 @@ the access rules Slack applies (bot.core.access)."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -128,14 +130,50 @@ async def test_a_pathological_regex_is_stopped_with_a_clear_message(tmp_path: Pa
     async with open_backend(settings) as b:
         every = targets(settings, {"lab": Reading.REAL})
         grep = Grep(b.store, b.grep.cache, time_limit=1.0)
-        started = time.monotonic()
-        with pytest.raises(UserError, match=r"stopped after 1 s .* nested repeats such as \(a\+\)\+"):
-            await grep.search(Query("(a+)+$", regex=True), every)
-        assert time.monotonic() - started < 10
-        with pytest.raises(UserError, match="stopped after"):  # a required literal does not help it
-            await grep.search(Query('note="(a+)+$', regex=True), every)
-        found = await grep.search(Query("(a+)+b", regex=True), every)  # matches at once: fine
-        assert found.lines == 1
+        try:
+            started = time.monotonic()
+            with pytest.raises(UserError, match=r"stopped after 1 s .* nested repeats such as \(a\+\)\+"):
+                await grep.search(Query("(a+)+$", regex=True), every)
+            assert time.monotonic() - started < 10
+            with pytest.raises(UserError, match="stopped after"):  # a required literal does not help it
+                await grep.search(Query('note="(a+)+$', regex=True), every)
+            found = await grep.search(Query("(a+)+b", regex=True), every)  # matches at once: fine
+            assert found.lines == 1
+        finally:
+            await grep.close()
+
+
+def search_processes() -> set[int]:
+    """This test process's children running bot.backup.grepworker (from /proc)."""
+    found = set()
+    for proc in Path("/proc").iterdir():
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (proc / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue  # not a process, or it ended meanwhile
+        if ppid == os.getpid() and b"bot.backup.grepworker" in command:
+            found.add(int(proc.name))
+    return found
+
+
+async def test_the_search_processes_wait_for_the_next_search_and_end_with_the_backend(
+        tmp_path: Path, simulator: Simulator) -> None:
+    """The processes a search ran in are kept for the next one; one killed while it waited is
+    replaced and the search answers all the same; none is left once the backend is closed."""
+    settings = await backed_up(tmp_path, simulator, {"lab": [SimDevice("r1"), SimDevice("r2")]})
+    every = targets(settings, {"lab": Reading.REAL})
+    async with open_backend(settings) as b:
+        first = await b.grep.search(Query("winbox"), every)
+        kept = search_processes()
+        assert kept
+        assert await b.grep.search(Query("winbox"), every) == first
+        assert search_processes() == kept
+        for pid in kept:
+            os.kill(pid, signal.SIGKILL)
+        assert await b.grep.search(Query("winbox"), every) == first
+        assert search_processes() and search_processes().isdisjoint(kept)
+    assert search_processes() == set()
 
 
 async def test_the_cache_is_never_stale_and_never_needed(tmp_path: Path, simulator: Simulator) -> None:

@@ -32,6 +32,10 @@ QUERIES = [
     Query(r"address=\d+\.", regex=True), Query(r"\\s", regex=True), Query(r"=\S+ \S+=", regex=True),
     Query("é|ü", regex=True), Query(r"\bin", regex=True, ignore_case=True),
     Query(r"address=1[0-9]{2}\.[0-9]+\.[0-9]+\.7\b", regex=True),  # a common literal, few matches
+    # Over the whole text these can match across a line break: each line found must be checked.
+    Query(r"yes[^=]+add", regex=True), Query(r"(?s)yes.add", regex=True), Query(r"=\s*/", regex=True),
+    Query(r"no\W+add", regex=True), Query(r"[^a-z]add", regex=True), Query(r"comment=[^ ]+ ", regex=True),
+    Query(r"name=[a-z]+\d* ", regex=True), Query(r"comment=[^ \n]+ ", regex=True),  # ... and these cannot
 ]
 
 
@@ -129,10 +133,24 @@ def test_a_limit_lists_the_first_lines_and_counts_them_all() -> None:
     # Past the limit the lines are counted without being listed: a line holding the text twice counts once.
     doubled = "\n".join(f"add comment=x{i} list=x{i}" for i in range(1000)) + "\n"
     for name, data in (("doubled", doubled), *TEXTS.items()):
-        for query in (Query("x"), Query("=")):
+        for query in (Query("x"), Query("="), Query(r"x\d", regex=True), Query(r"=[^\n]", regex=True),
+                      Query(r"x\d*\s", regex=True), Query("x*", regex=True), Query("$", regex=True)):
             for limit in (0, 1, 3):
                 found = scan(data.encode(), compile_query(query), limit=limit)
                 assert (found.count, len(found.hits)) == (len(reference(data, query)), min(limit, found.count)), name
+
+
+def test_a_literal_is_found_however_common_its_rarest_byte_is_in_the_config() -> None:
+    """`winbox` is looked for by its `x`, rare in exports; in a config full of x's (and X's, for
+    -i) every line is still found, and only those."""
+    text = ("add comment=" + "x" * 3000 + "\n" + "add name=ax-box\n" * 3000 + "add comment=\"winbox x WinBox\"\n"
+            + "set XX=x\n" * 2000 + "/ip service\nset winbox port=8291\n")
+    for query in (Query("winbox"), Query("WINBOX", ignore_case=True), Query("x winbox", ignore_case=True),
+                  Query(r"win[a-z]ox", regex=True), Query(r"winbox\b", regex=True, ignore_case=True)):
+        for limit in (None, 1):
+            found = scan(text.encode(), compile_query(query), limit=limit)
+            assert found.count == len(reference(text, query)) > 0, query
+            assert [h.number for h in found.hits] == reference(text, query)[:limit], query
 
 
 @pytest.mark.parametrize(("query", "message"), [
