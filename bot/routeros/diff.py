@@ -403,7 +403,12 @@ def _hunk(group: list[Opcode], a: Sequence[str], b: Sequence[str], sections_a: S
 
 def diff(old: str, new: str, old_label: str = "a", new_label: str = "b", context: int = 3) -> Diff:
     """Unified diff of two normalized texts; hunk headers name the RouterOS section."""
-    a, b = display_lines(old), display_lines(new)
+    return diff_lines(display_lines(old), display_lines(new), old_label, new_label, context)
+
+
+def diff_lines(a: Sequence[str], b: Sequence[str], old_label: str = "a", new_label: str = "b",
+               context: int = 3) -> Diff:
+    """`diff` of two texts already cut into their display_lines (kept by whoever shows them too)."""
     ops = _opcodes(a, b)
     sections_a, sections_b = Sections(a), Sections(b)
     hunks = tuple(_hunk(group, a, b, sections_a, sections_b) for group in _groups(ops, context))

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.routeros import diff as diffing
 from bot.routeros.export import Sections
 
 WINDOW = 5000  # lines per page: a browser shows them at once without a pause
@@ -27,7 +26,12 @@ class Section:
 
 
 @dataclass(frozen=True)
-class ConfigLines:
+class ConfigWindow:
+    """What the View page shows of a config: lines [start, start + len(lines)) of `total`, and every
+    section (the table of contents)."""
+
+    total: int
+    start: int
     lines: tuple[str, ...]
     sections: tuple[Section, ...]
 
@@ -43,12 +47,6 @@ def outline(lines: Sequence[str]) -> tuple[Section, ...]:
                 starts.append((i, path))
     ends = [start for start, _ in starts[1:]] + [len(lines)]
     return tuple(Section(start, path, end - start) for (start, path), end in zip(starts, ends))
-
-
-def config_lines(text: str) -> ConfigLines:
-    """The redacted normalized config's display lines and its sections. Runs in the CPU worker."""
-    lines = diffing.display_lines(text)
-    return ConfigLines(tuple(lines), outline(lines))
 
 
 def window(total: int, at: int, size: int = WINDOW) -> tuple[int, int]:

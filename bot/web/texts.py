@@ -1,114 +1,103 @@
-"""Redacted texts and comparisons for the pages, computed in the CPU worker and kept for a while.
+"""The pages' questions about versions and comparisons, answered by the CPU worker, which computes and
+keeps the texts and diffs (bot.web.kept says why there): a comparison's plans and the rows of one of
+its parts, unchanged lines for a fold, a window of a config for the View page.
 
-A version never changes once stored, and neither does the redaction key, so what is computed
-from versions can be kept as long as memory allows: the text of a version (redacted exactly as
-Slack shows it: Catalog.redacted_config), its numbered lines and sections (the View page, and the
-unchanged lines a fold of the Compare page opens), and a comparison's Diff and plan (its later
-parts are fetched while the page is open). Each kind is kept in an LRU bounded by the
-characters it holds. Two requests for the same missing value share one computation.
+A version never changes once stored, and neither does the redaction key, so what is computed from
+versions is kept as long as the worker's budgets allow. When the worker does not hold a version a
+question needs, it says so (kept.Missing); the versions' blobs are then read from the store and
+the question asked again with them, so the exports themselves never cross between processes. Each
+Texts is one scope of values in the worker (its store, its key): a new one starts with nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable, Sequence
-from typing import Generic, Protocol, TypeVar
+import contextlib
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol, TypeVar
 
-from bot.backup.offload import cpu
+from bot.backup.catalog import Chain
+from bot.backup.offload import Parcel, cpu, cpu_aside, discard
 from bot.core.models import Version
-from bot.web import configview, diffview
-from bot.web.configview import ConfigLines
-from bot.core.models import Diff
-from bot.web.diffview import PairPlan
+from bot.web import kept
+from bot.web.configview import ConfigWindow
+from bot.web.kept import Compared, Missing, Scope
+from storage.codec import StoredBlob
 
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
-
-TEXT_CHARS = 48_000_000  # about five 100,000-line exports
-LINES_CHARS = 24_000_000
-COMPARE_CHARS = 24_000_000
+T = TypeVar("T")
 
 
-class Redacting(Protocol):
-    async def redacted_config(self, version_id: int) -> str: ...
+class Sources(Protocol):
+    """Where versions are read from (storage.store.Store)."""
 
-
-class Lru(Generic[K, V]):
-    """At most `budget` weight of values, least recently used dropped first; `get` computes a
-    missing value once, however many ask for it meanwhile."""
-
-    def __init__(self, budget: int, weigh: Callable[[V], int]) -> None:
-        self.budget, self.weigh = budget, weigh
-        self._values: OrderedDict[K, tuple[V, int]] = OrderedDict()
-        self._pending: dict[K, asyncio.Future[V]] = {}
-        self._weight = 0
-
-    def __contains__(self, key: K) -> bool:
-        return key in self._values
-
-    async def get(self, key: K, compute: Callable[[], Awaitable[V]]) -> V:
-        if key in self._values:
-            self._values.move_to_end(key)
-            return self._values[key][0]
-        if key in self._pending:
-            return await asyncio.shield(self._pending[key])
-        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
-        self._pending[key] = future
-        try:
-            value = await compute()
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: nobody else may be waiting
-            raise
-        finally:
-            del self._pending[key]
-        future.set_result(value)
-        self._put(key, value)
-        return value
-
-    def _put(self, key: K, value: V) -> None:
-        weight = self.weigh(value)
-        if weight > self.budget:
-            return  # bigger than everything we may keep: computed for this request only
-        self._values[key] = (value, weight)
-        self._weight += weight
-        while self._weight > self.budget:
-            _, (_, dropped) = self._values.popitem(last=False)
-            self._weight -= dropped
-
-
-def _compare_weight(pairs: Sequence[tuple[Diff, PairPlan]]) -> int:
-    return sum(len(line) + 60 for diff, _ in pairs for hunk in diff.hunks for line in hunk.lines)
+    async def chains(self, version_ids: Sequence[int]) -> list[list[StoredBlob]]: ...
+    async def instance_key(self) -> bytes: ...
 
 
 class Texts:
-    def __init__(self, catalog: Redacting) -> None:
-        self.catalog = catalog
-        self._texts: Lru[int, str] = Lru(TEXT_CHARS, len)
-        self._lines: Lru[int, ConfigLines] = Lru(LINES_CHARS, lambda c: sum(map(len, c.lines)) + 50 * len(c.lines))
-        self._compares: Lru[tuple[int, ...], list[tuple[Diff, PairPlan]]] = Lru(COMPARE_CHARS, _compare_weight)
+    def __init__(self, store: Sources) -> None:
+        self.store = store
+        self.name = secrets.token_hex(8)
+        self._scope: Scope | None = None
 
-    async def text(self, version_id: int) -> str:
-        """The version's normalized config, redacted as Slack shows it."""
-        return await self._texts.get(version_id, lambda: self.catalog.redacted_config(version_id))
+    async def scope(self) -> Scope:
+        if self._scope is None:
+            self._scope = Scope(self.name, await self.store.instance_key())
+        return self._scope
 
-    async def lines(self, version_id: int) -> ConfigLines:
-        async def compute() -> ConfigLines:
-            return await cpu(configview.config_lines, await self.text(version_id))
+    async def _ask(self, question: Callable[..., T | Missing], *args: object) -> T:
+        """question(scope, sources, *args) in the CPU worker, with what it needs to make the versions
+        it says it misses. Each round gives it the blobs of at least one version more, so this ends
+        (in two rounds, or three when the worker dropped a version between them)."""
+        scope = await self.scope()
+        chains: dict[int, Chain] = {}
+        parcels: dict[int, Parcel] = {}  # texts made beside, for the next round only (taken once)
+        try:
+            while True:
+                answer = await cpu(question, scope, {**chains, **parcels}, *args)
+                for parcel in parcels.values():
+                    discard(parcel)  # taken, unless the worker did not need it after all
+                parcels = {}
+                if not isinstance(answer, Missing):
+                    return answer
+                assert not chains.keys() & answer.versions, "the worker misses a version it was given"
+                made = dict(zip(answer.versions, await self.store.chains(answer.versions)))
+                chains.update(made)
+                parcels = await self._make(scope, made)
+        finally:
+            for parcel in parcels.values():
+                discard(parcel)
 
-        return await self._lines.get(version_id, compute)
+    async def _make(self, scope: Scope, chains: Mapping[int, Chain]) -> dict[int, Parcel]:
+        """When the worker misses two versions or more (a comparison), half of them are made into
+        texts in the second worker at the same time as the first makes and keeps the others; the
+        texts made beside are returned, to be given to the first. One version: nothing (the
+        question itself makes it)."""
+        if len(chains) < 2:
+            return {}
+        versions = list(chains)
+        aside, here = versions[::2], versions[1::2]
+        made = asyncio.ensure_future(cpu_aside(kept.redacted, [chains[i] for i in aside], scope.key))
+        try:
+            await cpu(kept.hold, scope, {i: chains[i] for i in here})
+        except BaseException:
+            with contextlib.suppress(Exception):
+                for parcel in await made:  # the worker beside finishes soon: its files must go
+                    discard(parcel)
+            raise
+        return dict(zip(aside, await made))
 
-    async def compare(self, versions: Sequence[Version]) -> list[tuple[Diff, PairPlan]]:
-        """Each consecutive pair of the versions, oldest first (as Catalog.compare orders them):
-        its Diff and its plan."""
+    async def compare(self, versions: Sequence[Version], pair: int | None = None, part: int = 0) -> Compared:
+        """The comparison of the versions, each consecutive pair oldest first (as Catalog.compare
+        orders them): its plans, and the rows of part `part` of pair `pair` (of every pair: None)."""
         ordered = sorted(versions, key=lambda v: (v.first_seen, v.id))
+        return await self._ask(kept.comparison, tuple(v.id for v in ordered), pair, part)
 
-        async def compute() -> list[tuple[Diff, PairPlan]]:
-            texts = [(v.id, await self.text(v.id)) for v in ordered]
-            return await cpu(diffview.compare_plans, texts)
+    async def lines(self, version_id: int, start: int, count: int) -> tuple[str, ...]:
+        """The version's display lines [start, start + count), redacted as Slack shows them."""
+        return await self._ask(kept.lines, version_id, start, count)
 
-        return await self._compares.get(tuple(v.id for v in ordered), compute)
+    async def window(self, version_id: int, at: int) -> ConfigWindow:
+        """The View page's window of the version's lines that holds line `at`, and its sections."""
+        return await self._ask(kept.window, version_id, at)
