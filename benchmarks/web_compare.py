@@ -233,9 +233,9 @@ async def main() -> None:
                 more, _ = await timed_get(session, more_url + "&fragment=1")
                 fold, _ = await timed_get(session, f"{base}/ui/version/{new_id}/lines?start=0&count=50&old=0")
                 old_lines, new_lines = routeros.normalize(old_raw).count("\n"), routeros.normalize(new_raw).count("\n")
-                layout = (await ui[UI].deps.texts.compare(versions)).plans[0]
+                layout = (await ui[UI].deps.texts.compare(versions)).pairs[0]
                 print(f"{args.lines:,} lines: old {old_lines:,} / new {new_lines:,} normalized lines, "
-                      f"+{layout.added:,} -{layout.removed:,} in {layout.hunks:,} hunks, {len(layout.parts)} parts; "
+                      f"+{layout.added:,} -{layout.removed:,} in {layout.hunks:,} hunks, {layout.parts} parts; "
                       f"first page {len(body) / 1e6:.2f} MB of HTML")
                 print(f"  {'diff alone (reference)':<34} {ms(alone):>10}")
                 print(f"  {'Slack-s compare (redact=True)'.replace('-', chr(39)):<34} {ms(slack):>10}")

@@ -150,6 +150,19 @@ class PairPlan:
     new_lines: int
     parts: tuple[tuple[Span, ...], ...]
 
+    def counts(self) -> PairCounts:
+        return PairCounts(self.added, self.removed, self.hunks, len(self.parts))
+
+
+class PairCounts(NamedTuple):
+    """What a page says of a pair beside its rows (a plan's spans stay in the CPU worker: pickling
+    those of a 100,000-line comparison took 25 ms a request)."""
+
+    added: int
+    removed: int
+    hunks: int
+    parts: int
+
 
 _RANGES = re.compile(r"@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 
@@ -279,9 +292,10 @@ def compare_lines(versions: Sequence[tuple[int, Sequence[str]]],
     return out
 
 
-def shown_part(layout: PairPlan, part: int) -> int:
-    """The part a request for `part` gets: the first or last one when it asks for one out of range."""
-    return min(max(part, 0), max(len(layout.parts) - 1, 0))
+def shown_part(parts: int, part: int) -> int:
+    """Of `parts` parts, the one a request for `part` gets: the first or last when it asks for one
+    out of range."""
+    return min(max(part, 0), max(parts - 1, 0))
 
 
 def _hunk_view(hunk: Hunk, span: HunkSpan) -> HunkView:

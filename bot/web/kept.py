@@ -34,7 +34,7 @@ from bot.core.models import Diff
 from bot.routeros import diff as diffing
 from bot.web import configview, diffview
 from bot.web.configview import ConfigWindow, Section
-from bot.web.diffview import Item, PairPlan
+from bot.web.diffview import Item, PairCounts, PairPlan
 from storage.codec import unpack_chains
 
 K = TypeVar("K", bound=Hashable)
@@ -63,10 +63,10 @@ class Missing(NamedTuple):
 
 @dataclass(frozen=True)
 class Compared:
-    """A comparison's plans (each consecutive pair's, oldest first) and the rows of the part shown of
-    the pairs asked about (by pair index)."""
+    """A comparison's pairs (each consecutive pair's counts, oldest first) and the rows of the part
+    shown of the pairs asked about (by pair index)."""
 
-    plans: tuple[PairPlan, ...]
+    pairs: tuple[PairCounts, ...]
     items: Mapping[int, tuple[Item, ...]]
 
 
@@ -162,13 +162,13 @@ def comparison(scope: Scope, sources: Sources, ids: tuple[int, ...], pair: int |
         pairs = diffview.compare_lines([(i, held[i].lines) for i in ids])
         _compares.put((scope.name, ids), pairs)
     shown = range(len(pairs)) if pair is None else [pair]
-    return Compared(tuple(layout for _, layout in pairs), {k: _part(*pairs[k], part) for k in shown})
+    return Compared(tuple(layout.counts() for _, layout in pairs), {k: _part(*pairs[k], part) for k in shown})
 
 
 def _part(diff: Diff, layout: PairPlan, part: int) -> tuple[Item, ...]:
     if not layout.parts:
         return ()
-    spans = layout.parts[diffview.shown_part(layout, part)]
+    spans = layout.parts[diffview.shown_part(len(layout.parts), part)]
     return diffview.part_items({i: diff.hunks[i] for i in diffview.needed(spans)}, spans)
 
 

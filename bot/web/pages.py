@@ -31,7 +31,7 @@ from bot.slack import blocks
 from bot.slack.blocks.run import failure
 from bot.slack.tasks import TaskTracker
 from bot.web import configview, diffview, paths
-from bot.web.diffview import Item, PairPlan
+from bot.web.diffview import Item, PairCounts
 from bot.web.kept import Compared
 from bot.web.texts import Texts
 from storage.sessions import WebSession
@@ -292,7 +292,7 @@ class PairPage:
     title: str
     old: Version
     new: Version
-    layout: PairPlan
+    layout: PairCounts
     note: str | None
     part: int
     items: tuple[Item, ...]
@@ -316,12 +316,12 @@ def _label(v: Version) -> str:
 
 
 def _pair_page(versions: Sequence[Version], compared: Compared, index: int, part: int) -> PairPage:
-    layout = compared.plans[index]
+    layout = compared.pairs[index]
     old, new = versions[index], versions[index + 1]
-    part = diffview.shown_part(layout, part)
+    part = diffview.shown_part(layout.parts, part)
     device = new.device if old.device == new.device else f"{old.device} → {new.device}"
     more = (paths.compare([v.id for v in versions], pair=index, part=part + 1)
-            if part + 1 < len(layout.parts) else None)
+            if part + 1 < layout.parts else None)
     return PairPage(index, f"{new.site}/{device} {_label(old)} → {_label(new)}", old, new, layout,
                     describe_meta_change(old.meta, new.meta), part, compared.items[index], more)
 
@@ -330,7 +330,7 @@ async def compare(deps: UiDeps, viewer: Viewer, ids: Sequence[int]) -> dict[str,
     """Each consecutive pair of the versions, oldest first: the first part of each."""
     versions = await compare_versions(deps, viewer, ids)
     compared = await deps.texts.compare(versions)
-    return _compare_context(versions, [_pair_page(versions, compared, k, 0) for k in range(len(compared.plans))])
+    return _compare_context(versions, [_pair_page(versions, compared, k, 0) for k in range(len(compared.pairs))])
 
 
 async def compare_part(deps: UiDeps, viewer: Viewer, ids: Sequence[int], pair: int, part: int) -> PairPage:

@@ -48,21 +48,25 @@ class Texts:
 
     async def _ask(self, question: Callable[..., T | Missing], *args: object) -> T:
         """question(scope, sources, *args) in the CPU worker, with what it needs to make the versions
-        it says it misses. Each round gives it the blobs of at least one version more, so this ends
-        (in two rounds, or three when the worker dropped a version between them)."""
+        it says it misses: the texts made beside it (`_make`), else the blobs of every version read
+        so far. It misses a version only when none of them was given, so each round reads at least
+        one version more, and this ends (in two rounds, or three when the worker dropped a version
+        between them)."""
         scope = await self.scope()
         chains: dict[int, Chain] = {}
         parcels: dict[int, Parcel] = {}  # texts made beside, for the next round only (taken once)
         try:
             while True:
-                answer = await cpu(question, scope, {**chains, **parcels}, *args)
+                given: Mapping[int, Chain | Parcel] = parcels or chains
+                answer = await cpu(question, scope, given, *args)
                 for parcel in parcels.values():
                     discard(parcel)  # taken, unless the worker did not need it after all
                 parcels = {}
                 if not isinstance(answer, Missing):
                     return answer
-                assert not chains.keys() & answer.versions, "the worker misses a version it was given"
-                made = dict(zip(answer.versions, await self.store.chains(answer.versions)))
+                assert not given.keys() & answer.versions, "the worker misses a version it was given"
+                unread = [i for i in answer.versions if i not in chains]
+                made = dict(zip(unread, await self.store.chains(unread)))
                 chains.update(made)
                 parcels = await self._make(scope, made)
         finally:
@@ -76,7 +80,8 @@ class Texts:
         question itself makes it)."""
         if len(chains) < 2:
             return {}
-        versions = list(chains)
+        # The heavier chains beside: the first worker also cuts its texts into lines.
+        versions = sorted(chains, key=lambda i: -sum(len(blob.data) for blob in chains[i]))
         aside, here = versions[::2], versions[1::2]
         made = asyncio.ensure_future(cpu_aside(kept.redacted, [chains[i] for i in aside], scope.key))
         try:
@@ -90,7 +95,7 @@ class Texts:
 
     async def compare(self, versions: Sequence[Version], pair: int | None = None, part: int = 0) -> Compared:
         """The comparison of the versions, each consecutive pair oldest first (as Catalog.compare
-        orders them): its plans, and the rows of part `part` of pair `pair` (of every pair: None)."""
+        orders them): its counts, and the rows of part `part` of pair `pair` (of every pair: None)."""
         ordered = sorted(versions, key=lambda v: (v.first_seen, v.id))
         return await self._ask(kept.comparison, tuple(v.id for v in ordered), pair, part)
 
