@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from bot.backup.catalog import Chain
 from bot.backup.offload import Parcel, cpu, cpu_aside, discard
@@ -40,6 +40,7 @@ class Texts:
         self.store = store
         self.name = secrets.token_hex(8)
         self._scope: Scope | None = None
+        self._asking: dict[tuple[object, ...], asyncio.Future[Any]] = {}  # questions being answered
 
     async def scope(self) -> Scope:
         if self._scope is None:
@@ -47,6 +48,35 @@ class Texts:
         return self._scope
 
     async def _ask(self, question: Callable[..., T | Missing], *args: object) -> T:
+        """question(scope, sources, *args) in the CPU worker (`_answer`). The same question asked
+        again while it is being answered (a page reloaded while it loads) waits for that answer
+        instead of making the same texts a second time; if the request answering it is cancelled
+        (its browser went away), the next one waiting answers it."""
+        key = (question.__name__, args)
+        while (pending := self._asking.get(key)) is not None:
+            try:
+                return cast(T, await asyncio.shield(pending))
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is None or task.cancelling():
+                    raise  # this request is cancelled, not the one it waited for
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._asking[key] = future
+        try:
+            answer = await self._answer(question, *args)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: nobody else may be waiting
+            raise
+        finally:
+            del self._asking[key]
+        future.set_result(answer)
+        return answer
+
+    async def _answer(self, question: Callable[..., T | Missing], *args: object) -> T:
         """question(scope, sources, *args) in the CPU worker, with what it needs to make the versions
         it says it misses: the texts made beside it (`_make`), else the blobs of every version read
         so far. It misses a version only when none of them was given, so each round reads at least
