@@ -11,11 +11,15 @@ Rows:
                     the reference (what any comparison costs)
   Slack's compare   Catalog.compare(redact=True), what `/backup diff` does before rendering: read,
                     normalize and redact both versions, diff (in the CPU worker)
-  server, cold      GET /ui/compare with nothing cached: read both versions from the store,
-                    normalize and redact each (as Slack does), diff, lay out, highlight the
-                    first part's words, render it
+  server, cold      GET /ui/compare with nothing cached (a new bot.web.texts.Texts: a scope of its
+                    own in the CPU worker): read both versions' blobs from the store, decode,
+                    normalize and redact each (as Slack does; one in each CPU worker, at once),
+                    diff, lay out, highlight the first part's words, render it
+    of which        the same two steps timed apart, with nothing cached: the two versions'
+                    redacted lines (one after the other), then the comparison
   server, warm      the same request again (versions never change, so the texts and the layout
-                    are kept: later parts, folds and reloads cost this)
+                    are kept in the CPU worker: later parts, folds and reloads cost this)
+  peak memory       of the CPU workers and of this process over the cold and warm rows (VmHWM)
   more changes      the next part of the comparison (JSON, as the page's script asks)
   fold              50 unchanged lines of a fold (JSON)
 Browser (Debian's chromium, headless, via Playwright): time to DOMContentLoaded and to load (with
