@@ -130,7 +130,15 @@ def _held(scope: Scope, sources: Sources, ids: Sequence[int]) -> dict[int, _Conf
     missing = tuple(i for i in wanted if i not in sources)
     if missing:
         return Missing(missing)
-    texts = {i: take(parcel).decode() for i in wanted if isinstance(parcel := sources[i], Parcel)}
+    texts, lost = {}, []
+    for version_id in wanted:
+        if isinstance(parcel := sources[version_id], Parcel):
+            try:
+                texts[version_id] = take(parcel).decode()
+            except FileNotFoundError:  # taken by a call that died with its worker, and is now retried
+                lost.append(version_id)
+    if lost:
+        return Missing(tuple(lost))
     chains = {i: chain for i in wanted if not isinstance(chain := sources[i], Parcel)}
     texts.update(zip(chains, (redacted_text(raw, scope.key) for raw in unpack_chains([*chains.values()]))))
     for version_id in wanted:

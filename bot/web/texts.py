@@ -79,9 +79,9 @@ class Texts:
     async def _answer(self, question: Callable[..., T | Missing], *args: object) -> T:
         """question(scope, sources, *args) in the CPU worker, with what it needs to make the versions
         it says it misses: the texts made beside it (`_make`), else the blobs of every version read
-        so far. It misses a version only when none of them was given, so each round reads at least
-        one version more, and this ends (in two rounds, or three when the worker dropped a version
-        between them)."""
+        so far. Given the blobs, it misses only versions not read yet, so every round after one
+        with blobs reads one more, and this ends (in two rounds; more only when the worker dropped
+        a version, or died, between them)."""
         scope = await self.scope()
         chains: dict[int, Chain] = {}
         parcels: dict[int, Parcel] = {}  # texts made beside, for the next round only (taken once)
@@ -94,7 +94,7 @@ class Texts:
                 parcels = {}
                 if not isinstance(answer, Missing):
                     return answer
-                assert not given.keys() & answer.versions, "the worker misses a version it was given"
+                assert given is parcels or not given.keys() & answer.versions, "a version given was missed"
                 unread = [i for i in answer.versions if i not in chains]
                 made = dict(zip(unread, await self.store.chains(unread)))
                 chains.update(made)

@@ -8,6 +8,7 @@ import secrets
 from pathlib import Path
 
 from bot.backup.catalog import redacted_text
+from bot.backup.offload import Parcel
 from bot.routeros import diff as diffing
 from bot.web import diffview, kept
 from bot.web.configview import ConfigWindow
@@ -74,3 +75,10 @@ def test_a_text_made_in_the_other_worker_is_taken_once() -> None:
     compared = kept.comparison(mine, {2: parcel}, (1, 2), None, 0)
     assert not Path(parcel.path).exists()
     assert compared == kept.comparison(scope(), chains(), (1, 2), None, 0)
+
+
+def test_a_text_already_taken_is_missing_again(tmp_path: Path) -> None:
+    """A call retried on a new worker after its first took the text: the version is asked for again."""
+    mine = scope()
+    kept.hold(mine, {1: chains()[1]})
+    assert kept.comparison(mine, {2: Parcel(str(tmp_path / "taken"))}, (1, 2), None, 0) == Missing((2,))
