@@ -1,12 +1,14 @@
 """The pages' questions about versions and comparisons, answered by the CPU worker, which computes and
-keeps the texts and diffs (bot.web.kept says why there): a comparison's plans and the rows of one of
-its parts, unchanged lines for a fold, a window of a config for the View page.
+keeps the texts and diffs (bot.web.kept says why there): a comparison's counts and the rows of one
+of its parts, unchanged lines for a fold, a window of a config for the View page.
 
 A version never changes once stored, and neither does the redaction key, so what is computed from
 versions is kept as long as the worker's budgets allow. When the worker does not hold a version a
 question needs, it says so (kept.Missing); the versions' blobs are then read from the store and
-the question asked again with them, so the exports themselves never cross between processes. Each
-Texts is one scope of values in the worker (its store, its key): a new one starts with nothing.
+the question asked again with them, so the exports themselves never cross between processes. When
+a comparison needs two versions or more, the second CPU worker makes half of their texts meanwhile
+(bot.backup.offload.cpu_aside). Each Texts is one scope of values in the worker (its store, its
+key): a new one starts with nothing.
 """
 
 from __future__ import annotations
