@@ -254,7 +254,7 @@ async def main() -> None:
                 await ui[UI].deps.texts.compare(versions)
                 planned = time.perf_counter() - t0
                 print(f"  {'  of which redacted lines (2)':<34} {ms(texts):>10}   (read, decoded, normalized, redacted "
-                      "as Slack, split: in the CPU worker)")
+                      "as Slack, split; one after the other here, at once in the cold row)")
                 print(f"  {'  of which diff + plan + 1st part':<34} {ms(planned):>10}   (in the CPU worker)")
                 print(f"  {f'server, warm (best of {args.repeat})':<34} {ms(min(warm)):>10}")
                 print(f"  {'peak memory (cold and warm rows)':<34} " + ", ".join(
