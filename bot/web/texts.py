@@ -43,14 +43,16 @@ class Texts:
         self.name = secrets.token_hex(8)
         self._scope: Scope | None = None
         self._asking: dict[tuple[object, ...], asyncio.Future[Any]] = {}  # questions being answered
+        self._given: set[int] = set()  # versions given to the worker: the only ones it can hold
 
     async def scope(self) -> Scope:
         if self._scope is None:
             self._scope = Scope(self.name, await self.store.instance_key())
         return self._scope
 
-    async def _ask(self, question: Callable[..., T | Missing], *args: object) -> T:
-        """question(scope, sources, *args) in the CPU worker (`_answer`). The same question asked
+    async def _ask(self, question: Callable[..., T | Missing], needs: Sequence[int], *args: object) -> T:
+        """question(scope, sources, *args), which needs the versions `needs`, in the CPU worker
+        (`_answer`). The same question asked
         again while it is being answered (a page reloaded while it loads) waits for that answer
         instead of making the same texts a second time; if the request answering it is cancelled
         (its browser went away), the next one waiting answers it."""
@@ -65,7 +67,7 @@ class Texts:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._asking[key] = future
         try:
-            answer = await self._answer(question, *args)
+            answer = await self._answer(question, needs, *args)
         except asyncio.CancelledError:
             future.cancel()
             raise
@@ -78,29 +80,35 @@ class Texts:
         future.set_result(answer)
         return answer
 
-    async def _answer(self, question: Callable[..., T | Missing], *args: object) -> T:
+    async def _answer(self, question: Callable[..., T | Missing], needs: Sequence[int], *args: object) -> T:
         """question(scope, sources, *args) in the CPU worker, with what it needs to make the versions
-        it says it misses: the texts made beside it (`_make`), else the blobs of every version read
-        so far. Given the blobs, it misses only versions not read yet, so every round after one
-        with blobs reads one more, and this ends (in two rounds; more only when the worker dropped
-        a version, or died, between them)."""
+        it misses: those never given to it, and those it says it misses (it may have dropped some,
+        or died). It gets the texts made beside it (`_make`), else the blobs of every version read so
+        far; given the blobs, it misses only versions not read yet, so every round after one with
+        blobs reads one more, and this ends (in one round; more only when the worker dropped a
+        version, or died, since it was given)."""
         scope = await self.scope()
         chains: dict[int, Chain] = {}
         parcels: dict[int, Parcel] = {}  # texts made beside, for the next round only (taken once)
+        missing = [i for i in dict.fromkeys(needs) if i not in self._given]
         try:
             while True:
+                if unread := [i for i in missing if i not in chains]:
+                    made = dict(zip(unread, await self.store.chains(unread)))
+                    chains.update(made)
+                    self._given.update(made)
+                    parcels = await self._make(scope, made)
                 given: Mapping[int, Chain | Parcel] = parcels or chains
                 answer = await cpu(question, scope, given, *args)
+                gave_texts = bool(parcels)
                 for parcel in parcels.values():
                     discard(parcel)  # taken, unless the worker did not need it after all
                 parcels = {}
                 if not isinstance(answer, Missing):
                     return answer
-                assert given is parcels or not given.keys() & answer.versions, "a version given was missed"
-                unread = [i for i in answer.versions if i not in chains]
-                made = dict(zip(unread, await self.store.chains(unread)))
-                chains.update(made)
-                parcels = await self._make(scope, made)
+                # A text made beside can be missed (taken by a call that died); blobs cannot.
+                assert gave_texts or not chains.keys() & answer.versions, "the worker missed a version given"
+                missing = list(answer.versions)
         finally:
             for parcel in parcels.values():
                 discard(parcel)
@@ -129,12 +137,13 @@ class Texts:
         """The comparison of the versions, each consecutive pair oldest first (as Catalog.compare
         orders them): its counts, and the rows of part `part` of pair `pair` (of every pair: None)."""
         ordered = sorted(versions, key=lambda v: (v.first_seen, v.id))
-        return await self._ask(kept.comparison, tuple(v.id for v in ordered), pair, part)
+        ids = tuple(v.id for v in ordered)
+        return await self._ask(kept.comparison, ids, ids, pair, part)
 
     async def lines(self, version_id: int, start: int, count: int) -> tuple[str, ...]:
         """The version's display lines [start, start + count), redacted as Slack shows them."""
-        return await self._ask(kept.lines, version_id, start, count)
+        return await self._ask(kept.lines, [version_id], version_id, start, count)
 
     async def window(self, version_id: int, at: int) -> ConfigWindow:
         """The View page's window of the version's lines that holds line `at`, and its sections."""
-        return await self._ask(kept.window, version_id, at)
+        return await self._ask(kept.window, [version_id], version_id, at)
