@@ -1,7 +1,7 @@
 """(CPU worker) The pages' texts and comparisons, computed and kept where they are used: in the CPU
 worker process (bot.backup.offload). bot.web.texts asks for them from the bot's process.
 
-A page needs a small part of a big value: a comparison's plans and the rows of one of its parts, 50
+A page needs a small part of a big value: a comparison's counts and the rows of one of its parts, 50
 unchanged lines of a fold, a window of a config. The big values stay here, where they are computed:
 the display lines of each version's redacted text (9 MB for a 100,000-line export) and each
 comparison's Diff and plan. Passing them between processes cost more than computing them: each
@@ -11,7 +11,8 @@ texts in and the Diff out for the diff). Now only the versions' blobs come in (a
 a few MB, decoded here: storage.codec.unpack_chains), and only the answer goes out.
 
 A question about a version this process does not hold answers `Missing(version ids)`: the caller
-reads those versions' blobs and asks again with them (`sources`). So a worker that was replaced, or
+asks again with those versions' blobs (`sources`), or with their texts made by the second worker
+meanwhile (`redacted`, `hold`: bot.web.texts). So a worker that was replaced, or
 values dropped to stay within the budgets, cost a recomputation, never a wrong answer. Values are
 kept per `Scope` (one per bot.web.texts.Texts, which serves one store with one redaction key), so
 version ids of two databases never meet. Each kind is kept in an LRU bounded by the characters it
@@ -41,8 +42,8 @@ K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 LINE_COST = 60  # bytes a line costs beyond its characters (its str object and its slot in a list)
-CONFIGS_BUDGET = 64_000_000  # about four 100,000-line exports
-COMPARES_BUDGET = 32_000_000  # a comparison of two of them with 14 % of their lines changed takes 4 M
+CONFIGS_BUDGET = 64_000_000  # about four 100,000-line exports (15 M each)
+COMPARES_BUDGET = 32_000_000  # a comparison of two of them with 14 % of their lines changed takes 9 M
 
 # version id -> its blobs (storage.store.Store.chains), or its redacted text made beside (`redacted`)
 Sources = Mapping[int, Chain | Parcel]
