@@ -12,11 +12,11 @@ a few MB, decoded here: storage.codec.unpack_chains), and only the answer goes o
 
 A question about a version this process does not hold answers `Missing(version ids)`: the caller
 asks again with those versions' blobs (`sources`), or with their texts made by the second worker
-meanwhile (`redacted`, `hold`: bot.web.texts). So a worker that was replaced, or
-values dropped to stay within the budgets, cost a recomputation, never a wrong answer. Values are
-kept per `Scope` (one per bot.web.texts.Texts, which serves one store with one redaction key), so
-version ids of two databases never meet. Each kind is kept in an LRU bounded by the characters it
-holds (plus a per-line cost), like the caches of the bot's process before it.
+meanwhile (`redacted`, `hold`: bot.web.texts). So a worker that was replaced, or values dropped to
+stay within the budgets, cost a recomputation, never a wrong answer. Values are kept per `Scope`
+(one per bot.web.texts.Texts, which serves one store with one redaction key), so version ids of
+two databases never meet. Each kind is kept in an LRU bounded by the characters it holds (plus a
+per-line cost), like the caches of the bot's process before it.
 
 The texts are redacted exactly as Slack shows them (bot.backup.catalog.redacted_text), and the
 diff is bot.routeros.diff's: the page and Slack never disagree.
