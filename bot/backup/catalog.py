@@ -218,8 +218,8 @@ class Catalog:
 
 # -- in the CPU worker ---------------------------------------------------------------------------------
 # One call per question, from the versions' blobs: an export is decoded, normalized, redacted and
-# diffed where it is decoded, so its MB never cross between processes (only the blobs, a few hundred
-# KB, go to the worker, and only the answer comes back).
+# diffed where it is decoded, so its text never crosses between processes until the answer (only
+# the blobs go to the worker: a few KB to a few MB, a fifth of the export or less).
 
 def redacted_text(raw: bytes, key: bytes) -> str:
     """The normalized config with each secret value replaced by its keyed fingerprint

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar, cast
 
 from bot.backup.catalog import Chain
 from bot.backup.offload import Parcel, cpu, cpu_aside, discard
+from bot.core.logs import log_event
 from bot.core.models import Version
 from bot.web import kept
 from bot.web.configview import ConfigWindow
@@ -28,6 +30,8 @@ from bot.web.kept import Compared, Missing, Scope
 from storage.codec import StoredBlob
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 class Sources(Protocol):
@@ -117,7 +121,9 @@ class Texts:
         """When the worker misses two versions or more (a comparison), half of them are made into
         texts in the second worker at the same time as the first makes and keeps the others; the
         texts made beside are returned, to be given to the first. One version: nothing (the
-        question itself makes it)."""
+        question itself makes it). The second worker only saves time: if it fails (a temporary
+        directory it cannot write to, say), the first is given the blobs and makes those texts
+        too, and any fault of the versions themselves is reported from there."""
         if len(chains) < 2:
             return {}
         # The heavier chains beside: the first worker also cuts its texts into lines.
@@ -131,7 +137,12 @@ class Texts:
                 for parcel in await made:  # the worker beside finishes soon: its files must go
                     discard(parcel)
             raise
-        return dict(zip(aside, await made))
+        try:
+            return dict(zip(aside, await made))
+        except Exception as exc:  # noqa: BLE001 - it only saves time: the first worker does it all
+            log_event(log, logging.WARNING, "second CPU worker failed; the first makes its texts",
+                      error=type(exc).__name__, reason=str(exc)[:200])
+            return {}
 
     async def compare(self, versions: Sequence[Version], pair: int | None = None, part: int = 0) -> Compared:
         """The comparison of the versions, each consecutive pair oldest first (as Catalog.compare

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.backup.catalog import redacted_text
+from bot.core.errors import CorruptBlob
 from bot.core.models import ExportMeta, Status, Version
 from bot.routeros import diff as diffing
 from bot.routeros import export as routeros
@@ -74,3 +76,17 @@ async def test_a_question_whose_asker_went_away_is_answered_for_the_next(stored:
     gone.cancel()
     compared = await waiting
     assert gone.cancelled() and len(compared.pairs) == 1 and compared.items[0]
+
+
+async def test_a_damaged_blob_is_reported_whichever_worker_meets_it(stored: tuple[Store, list[Version]],
+                                                                    tmp_path: Path) -> None:
+    """The second worker only saves time; a damaged version still fails the page, naming the blob."""
+    store, versions = stored
+    with sqlite3.connect(tmp_path / "backupbot.sqlite") as db:
+        db.execute("UPDATE blobs SET data = zeroblob(length(data)) WHERE id = (SELECT blob_id FROM versions"
+                   " WHERE id = ?)", (versions[2].id,))
+    with pytest.raises(CorruptBlob):
+        await Texts(store).compare(versions)
+    with pytest.raises(CorruptBlob):
+        await Texts(store).lines(versions[2].id, 0, 5)
+    assert len((await Texts(store).compare(versions[:2])).pairs) == 1  # the others still compare
