@@ -213,7 +213,7 @@ async def main() -> None:
 
             def fresh() -> None:  # a new UiDeps: nothing cached
                 ui[UI].start(UiDeps(catalog=backend.catalog, store=backend.store, service=backend.service,
-                                    tasks=tasks, clock=lambda: datetime.now(timezone.utc)))
+                                    grep=backend.grep, tasks=tasks, clock=lambda: datetime.now(timezone.utc)))
 
             fresh()
             web_settings = Settings(settings.storage_path, settings.sites, web=WebSettings(base_url=base))
