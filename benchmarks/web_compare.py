@@ -11,11 +11,15 @@ Rows:
                     the reference (what any comparison costs)
   Slack's compare   Catalog.compare(redact=True), what `/backup diff` does before rendering: read,
                     normalize and redact both versions, diff (in the CPU worker)
-  server, cold      GET /ui/compare with nothing cached: read both versions from the store,
-                    normalize and redact each (as Slack does), diff, lay out, highlight the
-                    first part's words, render it
+  server, cold      GET /ui/compare with nothing cached (a new bot.web.texts.Texts: a scope of its
+                    own in the CPU worker): read both versions' blobs from the store, decode,
+                    normalize and redact each (as Slack does; one in each CPU worker, at once),
+                    diff, lay out, highlight the first part's words, render it
+    of which        the same two steps timed apart, with nothing cached: the two versions'
+                    redacted lines (one after the other), then the comparison
   server, warm      the same request again (versions never change, so the texts and the layout
-                    are kept: later parts, folds and reloads cost this)
+                    are kept in the CPU worker: later parts, folds and reloads cost this)
+  peak memory       of the CPU workers and of this process over the cold and warm rows (VmHWM)
   more changes      the next part of the comparison (JSON, as the page's script asks)
   fold              50 unchanged lines of a fold (JSON)
 Browser (Debian's chromium, headless, via Playwright): time to DOMContentLoaded and to load (with
@@ -34,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import os
 import shutil
 import socket
 import sys
@@ -48,7 +53,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from diff_speed import build
 
-from bot.backup.offload import cpu
+from bot.backup.offload import cpu, cpu_aside
 from bot.core.models import Settings, Site, WebSettings
 from bot.app import open_backend
 from bot.core.kinds import Trigger
@@ -88,6 +93,33 @@ async def store_versions(settings: Settings, old_raw: bytes, new_raw: bytes) -> 
             await backend.store.finish_run(run, datetime.now(timezone.utc))
             ids.append(version.id)
         return ids
+
+
+def cpu_workers() -> list[int]:
+    """The pids of the CPU workers (bot.backup.offload), oldest first: our children that
+    multiprocessing spawned (not its resource tracker)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == os.getpid() and b"spawn_main" in (stat.parent / "cmdline").read_bytes():
+                found.append((int(fields[19]), int(stat.parent.name)))  # start time, pid
+        except (OSError, IndexError, ValueError):
+            continue
+    if not found:
+        raise SystemExit("no CPU worker found")
+    return [pid for _, pid in sorted(found)]
+
+
+def peak_rss(pid: int, reset: bool = False) -> float:
+    """The process's peak resident memory in MB (VmHWM); with reset, its current size, and the
+    peak starts again from it (Linux: clear_refs 5)."""
+    status = Path(f"/proc/{pid}/status")
+    if reset:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    field = "VmRSS:" if reset else "VmHWM:"
+    kb = next(line.split()[1] for line in status.read_text().splitlines() if line.startswith(field))
+    return int(kb) / 1024
 
 
 def diff_alone(old_raw: bytes, new_raw: bytes, key: bytes, repeat: int) -> float:
@@ -165,7 +197,8 @@ async def main() -> None:
         old_id, new_id = await store_versions(settings, old_raw, new_raw)
         async with open_backend(settings) as backend:
             key = await backend.store.instance_key()
-            await cpu(len, "warm up the CPU worker")  # it starts on first use; not part of any request
+            await cpu(len, "warm up the CPU workers")  # they start on first use; not part of any request
+            await cpu_aside(len, "warm up the CPU workers")
             alone = diff_alone(old_raw, new_raw, key, args.repeat)
             slack = float("inf")
             for _ in range(args.repeat):
@@ -180,7 +213,7 @@ async def main() -> None:
 
             def fresh() -> None:  # a new UiDeps: nothing cached
                 ui[UI].start(UiDeps(catalog=backend.catalog, store=backend.store, service=backend.service,
-                                    tasks=tasks, clock=lambda: datetime.now(timezone.utc)))
+                                    grep=backend.grep, tasks=tasks, clock=lambda: datetime.now(timezone.utc)))
 
             fresh()
             web_settings = Settings(settings.storage_path, settings.sites, web=WebSettings(base_url=base))
@@ -192,18 +225,21 @@ async def main() -> None:
                 async with session.get(link, allow_redirects=False) as resp:  # a session cookie, no page
                     page_url = base + resp.headers["Location"]
                 cold, warm = [], []
+                watched = [*cpu_workers(), os.getpid()]
+                before = {pid: peak_rss(pid, reset=True) for pid in watched}
                 for _ in range(args.repeat):
                     fresh()
                     cold.append((await timed_get(session, page_url))[0])
                     warm.append((await timed_get(session, page_url))[0])
+                peaks = {pid: peak_rss(pid) for pid in watched}
                 _, body = await timed_get(session, page_url)
                 more_url = base + body.split('class="button more" href="')[1].split('"')[0].replace("&amp;", "&")
                 more, _ = await timed_get(session, more_url + "&fragment=1")
                 fold, _ = await timed_get(session, f"{base}/ui/version/{new_id}/lines?start=0&count=50&old=0")
                 old_lines, new_lines = routeros.normalize(old_raw).count("\n"), routeros.normalize(new_raw).count("\n")
-                _, layout = (await ui[UI].deps.texts.compare(versions))[0]
+                layout = (await ui[UI].deps.texts.compare(versions)).pairs[0]
                 print(f"{args.lines:,} lines: old {old_lines:,} / new {new_lines:,} normalized lines, "
-                      f"+{layout.added:,} -{layout.removed:,} in {layout.hunks:,} hunks, {len(layout.parts)} parts; "
+                      f"+{layout.added:,} -{layout.removed:,} in {layout.hunks:,} hunks, {layout.parts} parts; "
                       f"first page {len(body) / 1e6:.2f} MB of HTML")
                 print(f"  {'diff alone (reference)':<34} {ms(alone):>10}")
                 print(f"  {'Slack-s compare (redact=True)'.replace('-', chr(39)):<34} {ms(slack):>10}")
@@ -212,14 +248,19 @@ async def main() -> None:
                 fresh()
                 t0 = time.perf_counter()
                 for v in versions:
-                    await ui[UI].deps.texts.text(v.id)
+                    await ui[UI].deps.texts.lines(v.id, 0, 1)
                 texts = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 await ui[UI].deps.texts.compare(versions)
                 planned = time.perf_counter() - t0
-                print(f"  {'  of which redacted texts (2)':<34} {ms(texts):>10}   (Catalog.redacted_config, as Slack)")
-                print(f"  {'  of which diff + plan (worker)':<34} {ms(planned):>10}")
+                print(f"  {'  of which redacted lines (2)':<34} {ms(texts):>10}   (read, decoded, normalized, redacted "
+                      "as Slack, split; one after the other here, at once in the cold row)")
+                print(f"  {'  of which diff + plan + 1st part':<34} {ms(planned):>10}   (in the CPU worker)")
                 print(f"  {f'server, warm (best of {args.repeat})':<34} {ms(min(warm)):>10}")
+                print(f"  {'peak memory (cold and warm rows)':<34} " + ", ".join(
+                    f"{name} {peaks[pid]:,.0f} MB (from {before[pid]:,.0f})"
+                    for name, pid in zip(("CPU worker", "its second", "bot process"), watched[-3:]))
+                      + " (the bot process holds the benchmark's exports too)")
                 print(f"  {'more changes (next part, JSON)':<34} {ms(more):>10}")
                 print(f"  {'fold (50 lines, JSON)':<34} {ms(fold):>10}")
                 fresh()

@@ -40,16 +40,18 @@ from storage.records import DEVICE_ID
 
 log = logging.getLogger(__name__)
 
-# A blob and its bases, nearest first: at most FULL_EVERY + 1 rows, one more than a legal chain has,
-# so a chain too deep to be sound is told apart from one that ends in a whole blob.
+# A blob and its bases, nearest first once sorted by n (chain_of): at most FULL_EVERY + 1 rows, one
+# more than a legal chain has, so a chain too deep to be sound is told apart from one that ends in a
+# whole blob. The recursion carries ids only and each blob's data is read once, by the join, unsorted:
+# carrying the data through the recursion and a sort copied a 2 MB blob three times more (a chain of
+# two 100,000-line exports: 15 ms instead of 2).
 _CHAIN = """
-WITH RECURSIVE chain (n, id, codec, size, sha256, data, base_id) AS (
-    SELECT 0, id, codec, size, sha256, data, base_id FROM blobs WHERE id = ({start})
+WITH RECURSIVE chain (n, id, base_id) AS (
+    SELECT 0, id, base_id FROM blobs WHERE id = ({start})
     UNION ALL
-    SELECT c.n + 1, b.id, b.codec, b.size, b.sha256, b.data, b.base_id
-    FROM chain c JOIN blobs b ON b.id = c.base_id WHERE c.n < {limit}
+    SELECT c.n + 1, b.id, b.base_id FROM chain c JOIN blobs b ON b.id = c.base_id WHERE c.n < {limit}
 )
-SELECT id, codec, size, sha256, data, base_id FROM chain ORDER BY n
+SELECT b.id, b.codec, b.size, b.sha256, b.data, b.base_id, c.n FROM chain c JOIN blobs b ON b.id = c.id
 """
 
 VERSION_CHAIN = _CHAIN.format(limit=FULL_EVERY, start="SELECT blob_id FROM versions WHERE id = :version")
@@ -72,7 +74,8 @@ def stored_blob(row: aiosqlite.Row) -> StoredBlob:
 
 
 def chain_of(rows: Iterable[aiosqlite.Row]) -> list[StoredBlob]:
-    return [stored_blob(r) for r in rows]
+    """The rows of a _CHAIN query as the chain, nearest first."""
+    return [stored_blob(r) for r in sorted(rows, key=lambda r: int(r["n"]))]
 
 
 def blob_id(conn: sqlite3.Connection, blob: PackedBlob) -> int:

@@ -162,6 +162,30 @@ def unpack_chain(chain: Sequence[StoredBlob]) -> bytes:
     return raw
 
 
+def unpack_chains(chains: Sequence[Sequence[StoredBlob]]) -> list[bytes]:
+    """unpack_chain of each chain, in one go: a blob whose bytes one chain proved is not decoded again
+    for another. Two versions of a device compared usually share the bottom of their chains (the
+    older is often the newer's base), so the newer costs its own deltas only."""
+    known: dict[int, bytes] = {}  # blob id -> raw bytes proven against its sha256
+    out: dict[int, bytes] = {}
+    for index in sorted(range(len(chains)), key=lambda k: len(chains[k])):  # bases first
+        chain = chains[index]
+        _check_links(chain)
+        below = next((k for k, link in enumerate(chain) if link.id in known), None)
+        if below is None:
+            raw = unpack_chain(chain)
+        elif below:
+            raw = known[chain[below].id]
+            for link in reversed(chain[:below]):
+                raw = _decode(link, raw)
+            if hashlib.sha256(raw).digest() != chain[0].sha256:
+                raise _first_damaged(chain)
+        else:
+            raw = known[chain[0].id]
+        known[chain[0].id] = out[index] = raw
+    return [out[k] for k in range(len(chains))]
+
+
 def unpack_delta(blob: StoredBlob, base_raw: bytes) -> bytes:
     """The raw bytes of a delta blob whose base's raw bytes are known, proven against its sha256."""
     raw = _decode(blob, base_raw)

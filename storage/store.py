@@ -40,7 +40,8 @@ from types import TracebackType
 
 from bot.core.models import Attempt, DeviceState, ExportMeta, KnownConfig, Status, Version
 from storage.blobs import BASE_CHAIN, VERSION_CHAIN, blob_id, chain_of, rewrite_legacy_blobs
-from storage.codec import PackedBlob, from_db_time, from_db_time_or_none, pack, to_db_time, unpack_chain, utc
+from storage.codec import (PackedBlob, StoredBlob, from_db_time, from_db_time_or_none, pack, to_db_time, unpack_chain,
+                           utc)
 from storage.db import connect, value
 from storage.migrate import migrate
 from bot.core.messages import OutboxMessage
@@ -333,10 +334,22 @@ class Store(TrustStore, OutboxStore, SessionStore, HistoryStore, InventoryStore)
     async def raw(self, version_id: int) -> bytes:
         """The export exactly as received, checked against its sha256. LookupError if unknown,
         CorruptBlob if its blob or any blob of its delta chain is damaged."""
-        chain = chain_of(await self._rows(VERSION_CHAIN, {"version": version_id}))
-        if not chain:
-            raise LookupError(f"no version {version_id}")
+        (chain,) = await self.chains([version_id])
         return await asyncio.to_thread(unpack_chain, chain)
+
+    async def chains(self, version_ids: Sequence[int]) -> list[list[StoredBlob]]:
+        """The blobs each version's export is decoded from, as stored (storage.codec.unpack_chains):
+        its own, then each base down to a whole one; a blob in several chains is one object (pickled
+        once). For whoever decodes them elsewhere, the CPU worker: a few hundred KB to pass instead
+        of the exports' MB. LookupError for an unknown version."""
+        out = []
+        blobs: dict[int, StoredBlob] = {}
+        for version_id in version_ids:
+            chain = chain_of(await self._rows(VERSION_CHAIN, {"version": version_id}))
+            if not chain:
+                raise LookupError(f"no version {version_id}")
+            out.append([blobs.setdefault(blob.id, blob) for blob in chain])
+        return out
 
     async def recording_attempts(self, site: str, device: str, version_ids: Iterable[int]) -> dict[int, Attempt]:
         """The attempt that recorded each of these versions of the device (new or changed, with its

@@ -27,6 +27,9 @@ from bot.core.errors import NotFound, UserError
 from bot.core.live import LiveSettings
 from bot.backup.offload import cpu
 from bot.core.models import Attempt, Device, DeviceStatus, Diff, HostKey, Settings, Site, Status, Version
+from storage.codec import StoredBlob, unpack_chain, unpack_chains
+
+Chain = Sequence[StoredBlob]  # a version's blobs, as storage.store.Store.chains reads them
 
 
 class CatalogStore(Protocol):
@@ -38,6 +41,7 @@ class CatalogStore(Protocol):
     async def count_versions(self, site: str, device: str) -> int: ...
     async def latest_versions(self, site: str | None = None) -> dict[tuple[str, str], Version]: ...
     async def raw(self, version_id: int) -> bytes: ...
+    async def chains(self, version_ids: Sequence[int]) -> list[list[StoredBlob]]: ...
     async def last_attempts(self, site: str | None = None) -> dict[tuple[str, str], Attempt]: ...
     async def last_successes(self, site: str | None = None) -> dict[tuple[str, str], datetime]: ...
     async def accept_pending_host_key(self, site: str, device: str) -> HostKey | None: ...
@@ -166,15 +170,16 @@ class Catalog:
 
     async def config(self, version_id: int) -> str:
         """The normalized config (secrets intact: callers posting it anywhere must redact)."""
-        raw = await self.raw(version_id)
-        return await cpu(routeros.normalize, raw)
+        return await cpu(text_of, await self._chain(version_id), None)
 
     async def redacted_config(self, version_id: int) -> str:
-        return await self.redact(await self.config(version_id))
+        """The normalized config with its secrets redacted, as Slack shows it."""
+        return await cpu(text_of, await self._chain(version_id), await self.store.instance_key())
 
-    async def redact(self, text: str) -> str:
-        key = await self.store.instance_key()
-        return await cpu(redaction.redact, text, key)
+    async def _chain(self, version_id: int) -> list[StoredBlob]:
+        await self.version(version_id)  # NotFound: "No backup with id N."
+        (chain,) = await self.store.chains([version_id])
+        return chain
 
     # --- comparisons -------------------------------------------------------------------------
     async def compare(self, version_ids: Sequence[int], redact: bool = False) -> list[Diff]:
@@ -187,10 +192,9 @@ class Catalog:
         if missing:
             raise NotFound(f"No backup with id {', '.join(missing)}.")
         ordered = sorted(versions.values(), key=lambda v: (v.first_seen, v.id))
-        texts = [(self.label(v), await self.config(v.id)) for v in ordered]
-        if redact:
-            texts = [(label, await self.redact(text)) for label, text in texts]
-        return await cpu(diffing.compare, texts)
+        chains = await self.store.chains([v.id for v in ordered])
+        key = await self.store.instance_key() if redact else None
+        return await cpu(compare_chains, [self.label(v) for v in ordered], chains, key)
 
     async def latest_change(self, site: str, device: str, redact: bool = False) -> list[Diff]:
         """The device's most recent change: its two newest versions."""
@@ -210,3 +214,28 @@ class Catalog:
         if key is None:
             raise UserError(f"{d.label} has no changed host key waiting to be accepted.")
         return key
+
+
+# -- in the CPU worker ---------------------------------------------------------------------------------
+# One call per question, from the versions' blobs: an export is decoded, normalized, redacted and
+# diffed where it is decoded, so its text never crosses between processes until the answer (only
+# the blobs go to the worker: a few KB to a few MB, a fifth of the export or less).
+
+def redacted_text(raw: bytes, key: bytes) -> str:
+    """The normalized config with each secret value replaced by its keyed fingerprint
+    (bot.routeros.redact): what Slack and the browser show of a version."""
+    return redaction.redact(routeros.normalize(raw), key)
+
+
+def text_of(chain: Chain, key: bytes | None) -> str:
+    """(CPU worker) The version's normalized text, redacted with `key` unless None."""
+    raw = unpack_chain(chain)
+    return routeros.normalize(raw) if key is None else redacted_text(raw, key)
+
+
+def compare_chains(labels: Sequence[str], chains: Sequence[Chain], key: bytes | None) -> list[Diff]:
+    """(CPU worker) bot.routeros.diff.compare of the versions' normalized texts (redacted with `key`
+    unless None), labelled and oldest first."""
+    raws = unpack_chains(chains)
+    texts = [routeros.normalize(raw) if key is None else redacted_text(raw, key) for raw in raws]
+    return diffing.compare(list(zip(labels, texts)))

@@ -44,27 +44,40 @@ _OTHER_BREAKS = ("\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028",
 
 def display_lines(text: str) -> list[str]:
     """Normalized lines, each long script source split before its `\\n` escapes (see above)."""
+    return display_cut(text)[0]
+
+
+def display_cut(text: str) -> tuple[list[str], list[tuple[int, int]]]:
+    """(display_lines(text), display_splits(text)): the splits recorded while the lines are cut, with
+    no second scan of an export (the View page keeps both: bot.web.kept)."""
+    splits: list[tuple[int, int]] | None
     if any(br in text for br in _OTHER_BREAKS):
         lines = text.splitlines()
         escaped: Iterable[int] = itertools.compress(
             range(len(lines)), map(str.__contains__, lines, itertools.repeat("\\n"))
         )
+        splits = None  # rare: cut at other line ends too, so display_splits numbers them apart
     else:  # the same lines, found faster
         lines = text.split("\n")
         if lines[-1] == "":
             lines.pop()
         escaped = _escaped_line_numbers(text)
+        splits = []
     # Only the few lines holding an escape are split; the rest are copied in slices.
     out: list[str] = []
     done = 0
     for k in escaped:
         out.extend(lines[done:k])
-        out.extend(_split_escaped_newlines(lines[k]))
+        pieces = _split_escaped_newlines(lines[k])
+        out.extend(pieces)
+        if splits is not None and len(pieces) > 1:
+            splits.append((k, len(pieces)))
         done = k + 1
-    if not done:
-        return lines
-    out.extend(lines[done:])
-    return out
+    if done:
+        out.extend(lines[done:])
+    else:
+        out = lines
+    return out, display_splits(text) if splits is None else splits
 
 
 def display_splits(text: str) -> list[tuple[int, int]]:
@@ -420,7 +433,12 @@ def _hunk(group: list[Opcode], a: Sequence[str], b: Sequence[str], sections_a: S
 
 def diff(old: str, new: str, old_label: str = "a", new_label: str = "b", context: int = 3) -> Diff:
     """Unified diff of two normalized texts; hunk headers name the RouterOS section."""
-    a, b = display_lines(old), display_lines(new)
+    return diff_lines(display_lines(old), display_lines(new), old_label, new_label, context)
+
+
+def diff_lines(a: Sequence[str], b: Sequence[str], old_label: str = "a", new_label: str = "b",
+               context: int = 3) -> Diff:
+    """`diff` of two texts already cut into their display_lines (kept by whoever shows them too)."""
     ops = _opcodes(a, b)
     sections_a, sections_b = Sections(a), Sections(b)
     hunks = tuple(_hunk(group, a, b, sections_a, sections_b) for group in _groups(ops, context))

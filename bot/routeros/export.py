@@ -89,27 +89,41 @@ NOISE_RULES: Final[tuple[Rule, ...]] = (
 _ANSI: Final = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 # A wrapped line ends in "\" and its continuation starts with exactly 4 spaces; RouterOS
 # escapes a real leading space of a continuation as "\_", so the 4 spaces are never content.
-# Joining with "" keeps the space before the "\" where there was one (notes §2c).
-_WRAP: Final = "\\\n    "
+# Joining with "" keeps the space before the "\" where there was one (notes §2c). Matched in the
+# text before its lines are right-stripped, so blanks (a CR too) may follow the "\"; and a line of
+# blanks only is no continuation (stripped, it does not start with the 4 spaces).
+_WRAP: Final = re.compile(r"\\[^\S\n]*\n    (?=[^\S\n]*\S)")
 
 
 _LONE_CR: Final = re.compile(rb"\r(?!\n)")
+_ASCII_BREAKS: Final = (b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e")  # str.splitlines ends lines there too
 _FIRST_CHAR: Final = operator.itemgetter(slice(None, 1))
 
 
 def _lines(raw: bytes | str) -> list[str]:
-    """Decoded, ANSI-free, LF-only, wrap-joined, right-stripped lines (nothing dropped).
+    """Decoded, ANSI-free, LF-only, wrap-joined, right-stripped lines (nothing dropped): what
+    `"\\n".join(<the lines right-stripped>).replace("\\\\\\n    ", "").split("\\n")` gives.
 
-    Plain str methods and C-level map/filter passes instead of whole-text regex passes or a
-    Python loop over every line: each holds the GIL for ~1 ms on a 1 MB export, which is what
-    lets the SSH worker's event loop keep serving its sessions while check_and_normalize runs in
-    a thread beside it (bot.ssh.collector); and normalizing a day's exports is most of that
-    worker's CPU beyond SSH itself.
+    Whole-text C passes (a decode, one regex substitution, a split and a map) instead of a Python
+    loop over lines: each holds the GIL for ~1 ms on a 1 MB export, which is what lets the SSH
+    worker's event loop keep serving its sessions while check_and_normalize runs in a thread
+    beside it (bot.ssh.collector); and normalizing a day's exports is most of that worker's CPU
+    beyond SSH itself. The wraps are joined by one substitution in the text (_WRAP), not line by
+    line: a big export wraps a third of its lines.
     """
     if isinstance(raw, bytes) and b"\x1b" not in raw and not _LONE_CR.search(raw):
         # What RouterOS sends: every CR ends a line, and rstrip removes it with the line's other
         # trailing blanks, exactly as turning CRLF into LF first would.
         text = raw.decode("utf-8", errors="replace")
+        if raw.isascii() and not any(map(raw.__contains__, _ASCII_BREAKS)):
+            # The same lines, faster: splitlines ends a line at CRLF as at LF (and at nothing else
+            # in such a text), so there is no CR left for rstrip to copy each line without. It
+            # drops the empty line after a last line end, which split keeps.
+            joined = _WRAP.sub("", text)
+            lines = list(map(str.rstrip, joined.splitlines()))
+            if not joined or joined.endswith("\n"):
+                lines.append("")
+            return lines
     else:
         # RouterOS's CRLF first, on bytes where it is cheapest (CR and LF never occur inside a
         # UTF-8 sequence, so decoding after gives the same text).
@@ -121,34 +135,8 @@ def _lines(raw: bytes | str) -> list[str]:
             while "\r\n" in text:  # CR CR LF too: any run of CRs before a LF is one line end
                 text = text.replace("\r\n", "\n")
             text = text.replace("\r", "\n")
-    return _unwrapped(list(map(str.rstrip, text.split("\n"))), text)
-
-
-def _unwrapped(lines: list[str], text: str) -> list[str]:
-    """The right-stripped lines of `text` with each continuation joined to the line before it
-    (_WRAP): what `"\\n".join(lines).replace(_WRAP, "").split("\\n")` gives, visiting only the
-    lines that start indented (found in `text` by a C search, not by a look at every line)."""
-    out: list[str] = []
-    copied = 0  # lines[:copied] are in `out`, joined where they continue
-    i, at = 0, 0  # line i starts at text[at]
-    while (found := text.find("\n    ", at)) >= 0:
-        i += text.count("\n", at, found + 1)
-        at = found + 1
-        if not lines[i].startswith("    "):
-            continue  # indented blanks only, stripped away
-        if copied < i:
-            out += lines[copied:i]
-            copied = i
-        # out[-1] is line i - 1, with whatever continued it already joined to it
-        if out[-1].endswith("\\"):
-            # Joined lines need no second rstrip: a stripped line that starts with 4 spaces ends
-            # in something else, which the joined line now ends in.
-            out[-1] = out[-1][:-1] + lines[i][4:]
-            copied = i + 1
-    if not copied:
-        return lines
-    out += lines[copied:]
-    return out
+    # Stripping after the joins strips each joined line where its last continuation ends.
+    return list(map(str.rstrip, _WRAP.sub("", text).split("\n")))
 
 
 _DROP_RULES: Final = HEADER_RULES + NOISE_RULES

@@ -13,7 +13,7 @@ Pure: no I/O. Works on normalized (wrap-joined) text, so a value is never split 
 Speed: SECRET_PROPERTY tried at every character of a big export costs ~65 ns a character (0.6 s
 for 100,000 lines), and almost every attempt fails. A property match can only start in the run of
 name characters right before an occurrence of one of the secret names, so those occurrences are
-found first (one fast literal search per name rule), and the very same regex is tried only at
+found first (one fast literal search per word of NAME_WORDS), and the very same regex is tried only at
 the positions of those runs, left to right, as `re.sub` would: the output is identical
 (tests/routeros/test_redact.py proves it against the whole-text substitution).
 """
@@ -25,11 +25,16 @@ import hmac
 import re
 from collections.abc import Callable, Iterator
 
-from bot.core.secrets import SECRET_NAMES, SECRET_PROPERTY, SECRET_VARIABLE
+from bot.core.secrets import SECRET_PROPERTY, SECRET_VARIABLE
 
-# One pattern per name rule: each starts with a literal (`passw`, `secret`, `static-key-`...),
-# which re searches for at C speed; all of them together as one alternation would not.
-_NAME_RULES = tuple(re.compile(f"(?:{rx})") for rx, _ in SECRET_NAMES)
+# Where a secret name can be: every match of a name rule (bot.core.secrets.SECRET_NAMES) holds one
+# of these words, at its start or after more name characters (`static-key-0` holds `key`), so the
+# run of name characters that ends at a word holds the match's start. One literal search per word,
+# which re does at C speed (all of them as one alternation it would not); fewer words than rules
+# (`pass` finds `password`, `passwd` and `passphrase`, `secret` finds `secrets` too), so fewer passes
+# over a big export. tests/routeros/test_redact.py checks that every rule holds one.
+NAME_WORDS = ("pass", "secret", "psk", "key", "token")
+_NAME_WORDS = tuple(re.compile(word) for word in NAME_WORDS)
 
 
 def fingerprint(value: str, key: bytes) -> str:
@@ -64,10 +69,11 @@ def redact(text: str, key: bytes) -> str:
 def _sub_properties(replace: Callable[[re.Match[str]], str], text: str) -> str:
     """`SECRET_PROPERTY.sub(replace, text)`, trying the pattern only where a match can start.
 
-    A match's name is `[\\w.-]` characters ending in a name rule's match (the rule's text starts
-    at some `hit`), so it starts in the run of such characters that ends at `hit`. Every such
-    position is tried once, in increasing order, after the end of the previous match: exactly the
-    positions `re.sub` would find a match at, and in its order.
+    A match's name is `[\\w.-]` characters ending in a name rule's match, which holds a word of
+    NAME_WORDS (starting at some `hit`), so it starts in the run of such characters that ends at
+    `hit`. Every such position is tried once, in increasing order, after the end of the previous
+    match: exactly the positions `re.sub` would find a match at, and in its order. (More hits than
+    matches cost only tries.)
     """
     out: list[str] = []
     done = 0  # end of the last replacement: text before it is copied or replaced already
@@ -99,11 +105,11 @@ def _is_name_char(char: str) -> bool:
 
 
 def _name_hits(text: str) -> Iterator[int]:
-    """Every position where some name rule matches, in increasing order (overlaps included)."""
+    """Every position where a NAME_WORDS word starts, in increasing order (overlaps included)."""
     hits: set[int] = set()
-    for rule in _NAME_RULES:
-        found = rule.search(text)
+    for word in _NAME_WORDS:
+        found = word.search(text)
         while found is not None:
             hits.add(found.start())
-            found = rule.search(text, found.start() + 1)
+            found = word.search(text, found.start() + 1)
     return iter(sorted(hits))

@@ -15,10 +15,9 @@ so a search hit opens the View page at its own line.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from bot.routeros import diff as diffing
 from bot.routeros.export import Sections
 
 WINDOW = 5000  # lines per page: a browser shows them at once without a pause
@@ -32,18 +31,34 @@ class Section:
 
 
 @dataclass(frozen=True)
-class ConfigLines:
+class ConfigWindow:
+    """What the View page shows of a config: lines [start, start + len(lines)) of `total`, and every
+    section (the table of contents)."""
+
+    total: int
+    start: int
     lines: tuple[str, ...]
     sections: tuple[Section, ...]
-    # (normalized line, 0-based; display lines before the next normalized line, minus its number + 1)
-    # for each normalized line shown as several: the few points where the two numberings part
-    splits: tuple[tuple[int, int], ...] = ()
 
 
-def display_index(config: ConfigLines, normalized: int) -> int:
+# (normalized line, 0-based; display lines before the next normalized line, minus its number + 1)
+# for each normalized line shown as several: the few points where the two numberings part
+Parting = tuple[tuple[int, int], ...]
+
+
+def parting(splits: Iterable[tuple[int, int]]) -> Parting:
+    """The points where the numberings part, from bot.routeros.diff.display_splits' (line, pieces)."""
+    ahead, out = 0, []
+    for k, pieces in splits:
+        ahead += pieces - 1
+        out.append((k, ahead))
+    return tuple(out)
+
+
+def display_index(parts: Parting, normalized: int) -> int:
     """The 0-based display line where normalized line `normalized` (0-based) starts."""
-    i = bisect.bisect_left(config.splits, (normalized, -1))
-    return normalized + (config.splits[i - 1][1] if i else 0)
+    i = bisect.bisect_left(parts, (normalized, -1))
+    return normalized + (parts[i - 1][1] if i else 0)
 
 
 def outline(lines: Sequence[str]) -> tuple[Section, ...]:
@@ -57,16 +72,6 @@ def outline(lines: Sequence[str]) -> tuple[Section, ...]:
                 starts.append((i, path))
     ends = [start for start, _ in starts[1:]] + [len(lines)]
     return tuple(Section(start, path, end - start) for (start, path), end in zip(starts, ends))
-
-
-def config_lines(text: str) -> ConfigLines:
-    """The redacted normalized config's display lines and its sections. Runs in the CPU worker."""
-    lines = diffing.display_lines(text)
-    ahead, splits = 0, []
-    for k, pieces in diffing.display_splits(text):
-        ahead += pieces - 1
-        splits.append((k, ahead))
-    return ConfigLines(tuple(lines), outline(lines), tuple(splits))
 
 
 def window(total: int, at: int, size: int = WINDOW) -> tuple[int, int]:

@@ -9,12 +9,12 @@ added. Between hunks (and before the first, after the last) the unchanged lines 
 page shows "N unchanged lines" and fetches them only when asked (bot.web.routes), so a 100,000-line
 export with a few changes is a few hundred rows, not 100,000.
 
-Big diffs: a comparison is first a `PairPlan` (`plan`, with the diff, in the CPU worker): its
-hunks and folds cut into parts of about PART_ROWS rows (a hunk too long for one part continues
-in the next), each part a list of spans naming hunk lines by index. A plan stays small whatever
-the diff's size (a 100,000-line comparison with 4,000 hunks pickles in milliseconds, where rows
-of objects took half a second). The rows of a part (`part_items`) are made only when that part is
-shown: the page carries the first part and fetches the next on demand. Word highlights cost a
+Big diffs: a comparison is first a `PairPlan` (`plan`, made with the diff in the CPU worker, which
+keeps both: bot.web.kept): its hunks and folds cut into parts of about PART_ROWS rows (a hunk too
+long for one part continues in the next), each part a list of spans naming hunk lines by index. A
+plan stays small whatever the diff's size (a 100,000-line comparison with 4,000 hunks pickles in
+milliseconds, where rows of objects took half a second). The rows of a part (`part_items`) are made
+only when that part is shown: the page carries the first part and fetches the next on demand. Word highlights cost a
 SequenceMatcher per pair of changed lines, so they too are made per part, only for paired lines
 of at most WORD_LINE_LIMIT characters, and not at all for a pair too different to be one line
 edited (the row colour says everything there).
@@ -150,6 +150,19 @@ class PairPlan:
     new_lines: int
     parts: tuple[tuple[Span, ...], ...]
 
+    def counts(self) -> PairCounts:
+        return PairCounts(self.added, self.removed, self.hunks, len(self.parts))
+
+
+class PairCounts(NamedTuple):
+    """What a page says of a pair beside its rows (a plan's spans stay in the CPU worker: pickling
+    those of a 100,000-line comparison took 25 ms a request)."""
+
+    added: int
+    removed: int
+    hunks: int
+    parts: int
+
 
 _RANGES = re.compile(r"@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 
@@ -268,15 +281,21 @@ def plan(diff: Diff, old_id: int, new_id: int, pair: int = 0, budget: int = PART
                     tuple(parts))
 
 
-def compare_plans(texts: Sequence[tuple[int, str]], budget: int = PART_ROWS) -> list[tuple[Diff, PairPlan]]:
-    """(version id, redacted normalized text) oldest first -> each consecutive pair's Diff and plan.
-
-    Runs in the CPU worker: the diff is bot.routeros.diff's, as Slack's is."""
+def compare_lines(versions: Sequence[tuple[int, Sequence[str]]],
+                  budget: int = PART_ROWS) -> list[tuple[Diff, PairPlan]]:
+    """(version id, display lines of its redacted normalized text) oldest first -> each consecutive
+    pair's Diff and plan. The diff is bot.routeros.diff's, as Slack's is."""
     out = []
-    for pair, ((old_id, old), (new_id, new)) in enumerate(itertools.pairwise(texts)):
-        diff = diffing.diff(old, new)
+    for pair, ((old_id, old), (new_id, new)) in enumerate(itertools.pairwise(versions)):
+        diff = diffing.diff_lines(old, new)
         out.append((diff, plan(diff, old_id, new_id, pair, budget)))
     return out
+
+
+def shown_part(parts: int, part: int) -> int:
+    """Of `parts` parts, the one a request for `part` gets: the first or last when it asks for one
+    out of range."""
+    return min(max(part, 0), max(parts - 1, 0))
 
 
 def _hunk_view(hunk: Hunk, span: HunkSpan) -> HunkView:
@@ -294,7 +313,7 @@ def _hunk_view(hunk: Hunk, span: HunkSpan) -> HunkView:
 
 def part_items(hunks: Mapping[int, Hunk], spans: Sequence[Span]) -> tuple[Item, ...]:
     """The rows of one part: `hunks` holds (at least) the hunks its spans name, by index. With word
-    highlights (see the module docstring). Runs in the CPU worker."""
+    highlights (see the module docstring)."""
     return with_words([_hunk_view(hunks[s.hunk], s) if isinstance(s, HunkSpan) else s for s in spans])
 
 

@@ -18,7 +18,6 @@ from typing import Any, Protocol
 
 from bot.backup.catalog import Catalog
 from bot.backup.grep import WEB_LINES, Grep, readings, targets
-from bot.backup.offload import cpu
 from bot.backup.service import BackupService
 from bot.core import access
 from bot.core.clock import Clock
@@ -34,8 +33,8 @@ from bot.slack import blocks
 from bot.slack.blocks.run import failure
 from bot.slack.tasks import TaskTracker
 from bot.web import configview, diffview, paths, searchview
-from bot.core.models import Diff
-from bot.web.diffview import Item, PairPlan
+from bot.web.diffview import Item, PairCounts
+from bot.web.kept import Compared
 from bot.web.texts import Texts
 from storage.sessions import WebSession
 
@@ -72,7 +71,7 @@ class UiDeps:
     texts: Texts = field(init=False)
 
     def __post_init__(self) -> None:
-        self.texts = Texts(self.catalog)
+        self.texts = Texts(self.catalog.store)
 
     def pinned(self) -> UiDeps:
         """These dependencies on the inventory in use now (bot.core.live), for one request: its access
@@ -245,8 +244,8 @@ async def device(deps: UiDeps, viewer: Viewer, site_name: str, name: str, page: 
 
 async def version(deps: UiDeps, viewer: Viewer, version_id: int, at: int = 0) -> dict[str, Any]:
     found, found_site = await visible_version(deps, viewer, version_id)
-    config = await deps.texts.lines(found.id)
-    start, stop = configview.window(len(config.lines), at)
+    config = await deps.texts.window(found.id, at)
+    start, stop = config.start, config.start + len(config.lines)
     starts = {s.line for s in config.sections}
     toc = [{"path": s.path, "count": s.count, "line": s.line + 1,
             "href": f"#L{s.line + 1}" if start <= s.line < stop else f"{paths.version(found.id, s.line)}#L{s.line + 1}"}
@@ -258,25 +257,25 @@ async def version(deps: UiDeps, viewer: Viewer, version_id: int, at: int = 0) ->
                        (f"#{found.id}", None)],
             "version": {"id": found.id, "taken": f"{when(found.first_seen)} UTC",
                         "verified": f"{when(found.last_verified)} UTC", "ros": meta.ros_version or "?",
-                        "model": meta.model or "?", "lines": len(config.lines)},
+                        "model": meta.model or "?", "lines": config.total},
             "download": paths.download(found.id) if can_download(deps, viewer, found_site) else None,
             "previous": paths.compare([previous[0].id, found.id]) if previous else None,
             "toc": toc, "start": start,
-            "rows": [(n + 1, config.lines[n], n in starts) for n in range(start, stop)],
+            "rows": [(n + 1, line, n in starts) for n, line in enumerate(config.lines, start)],
             "earlier": paths.version(found.id, start - configview.WINDOW) if start > 0 else None,
-            "later": paths.version(found.id, stop) if stop < len(config.lines) else None,
-            "window": f"lines {start + 1:,}–{stop:,} of {len(config.lines):,}"}
+            "later": paths.version(found.id, stop) if stop < config.total else None,
+            "window": f"lines {start + 1:,}–{stop:,} of {config.total:,}"}
 
 
 async def version_line(deps: UiDeps, viewer: Viewer, version_id: int, number: int) -> str:
     """Where line `number` of the version (1-based, as a search numbers it) is on the View page: the
     page of lines that holds it, at its anchor (a script split on the page moves the lines after it)."""
     found, _ = await visible_version(deps, viewer, version_id)
-    config = await deps.texts.lines(found.id)
-    if not 1 <= number <= len(config.lines):
+    index, total = await deps.texts.line_at(found.id, number - 1)
+    if not 1 <= number <= total:
         raise UserError(f"Backup #{found.id} has no line {number:,}.")
-    index = min(configview.display_index(config, number - 1), len(config.lines) - 1)
-    start, _ = configview.window(len(config.lines), index)
+    index = min(index, total - 1)
+    start, _ = configview.window(total, index)
     return f"{paths.version(found.id, start)}#L{index + 1}"
 
 
@@ -297,8 +296,7 @@ async def unchanged_lines(deps: UiDeps, viewer: Viewer, version_id: int, start: 
     found, _ = await visible_version(deps, viewer, version_id)
     if start < 0 or count < 1 or old_start < 0:
         raise UserError("Which lines? start, count and old must be whole numbers, count at least 1.")
-    config = await deps.texts.lines(found.id)
-    lines = config.lines[start:start + min(count, MAX_LINES)]
+    lines = await deps.texts.lines(found.id, start, min(count, MAX_LINES))
     return diffview.Same(old_start + 1, start + 1, lines)
 
 
@@ -363,7 +361,7 @@ class PairPage:
     title: str
     old: Version
     new: Version
-    layout: PairPlan
+    layout: PairCounts
     note: str | None
     part: int
     items: tuple[Item, ...]
@@ -386,37 +384,29 @@ def _label(v: Version) -> str:
     return f"#{v.id} ({when(v.first_seen)} UTC, RouterOS {v.meta.ros_version or '?'})"
 
 
-async def _pair_page(deps: UiDeps, versions: Sequence[Version], pairs: Sequence[tuple[Diff, PairPlan]], index: int,
-                     part: int) -> PairPage:
-    diff, layout = pairs[index]
+def _pair_page(versions: Sequence[Version], compared: Compared, index: int, part: int) -> PairPage:
+    layout = compared.pairs[index]
     old, new = versions[index], versions[index + 1]
-    part = min(max(part, 0), max(len(layout.parts) - 1, 0))
-    items: tuple[Item, ...] = ()
-    if layout.parts:
-        spans = layout.parts[part]
-        hunks = {i: diff.hunks[i] for i in diffview.needed(spans)}  # only this part's go to the worker
-        items = await cpu(diffview.part_items, hunks, spans)
+    part = diffview.shown_part(layout.parts, part)
     device = new.device if old.device == new.device else f"{old.device} → {new.device}"
     more = (paths.compare([v.id for v in versions], pair=index, part=part + 1)
-            if part + 1 < len(layout.parts) else None)
+            if part + 1 < layout.parts else None)
     return PairPage(index, f"{new.site}/{device} {_label(old)} → {_label(new)}", old, new, layout,
-                    describe_meta_change(old.meta, new.meta), part, items, more)
+                    describe_meta_change(old.meta, new.meta), part, compared.items[index], more)
 
 
 async def compare(deps: UiDeps, viewer: Viewer, ids: Sequence[int]) -> dict[str, Any]:
     """Each consecutive pair of the versions, oldest first: the first part of each."""
     versions = await compare_versions(deps, viewer, ids)
     compared = await deps.texts.compare(versions)
-    pairs = [await _pair_page(deps, versions, compared, k, 0) for k in range(len(compared))]
-    return _compare_context(versions, pairs)
+    return _compare_context(versions, [_pair_page(versions, compared, k, 0) for k in range(len(compared.pairs))])
 
 
 async def compare_part(deps: UiDeps, viewer: Viewer, ids: Sequence[int], pair: int, part: int) -> PairPage:
     versions = await compare_versions(deps, viewer, ids)
-    compared = await deps.texts.compare(versions)
-    if not 0 <= pair < len(compared):
+    if not 0 <= pair < len(versions) - 1:
         raise UserError(f"There is no pair {pair} in this comparison.")
-    return await _pair_page(deps, versions, compared, pair, part)
+    return _pair_page(versions, await deps.texts.compare(versions, pair, part), pair, part)
 
 
 def _compare_context(versions: Sequence[Version], pairs: Sequence[PairPage]) -> dict[str, Any]:

@@ -103,7 +103,8 @@ def test_identical_on_the_simulators_exports(version: str, size: int) -> None:
 
 
 PIECES = [b"/ip address", b"add address=10.0.0.1/24", b"set name=x", b"\\", b"    ", b"   ", b"\t", b" ", b"\r",
-          b"\n", b"\r\n", b"\r\r\n", b"\x1b[1m", b"\x1b[0;31m", b"\x1b", b"\x0b", b"\x0c", b"\x1c", b"\x1f", b"\x00",
+          b"\n", b"\r\n", b"\r\r\n", b"\x1b[1m", b"\x1b[0;31m", b"\x1b", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\x1f",
+          b"\x00",
           b"\xe9", b"\xe2\x82", b"\xef\xbf\xbd", b"\xc2\xa0", b"\xe2\x80\x83", b"#", b"# inactive time",
           b"# 2024-01-02 03:04:05 by RouterOS 7.15", b"# software id = AB-CD", b"# channel: 5180", b"# kept",
           b"failure: x", b"bad command name export (line 1 column 2)", b"interrupted", b"invalid value for x",

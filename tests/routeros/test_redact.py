@@ -9,9 +9,9 @@ import re
 
 import pytest
 
-from bot.core.secrets import SECRET_PROPERTY, SECRET_VARIABLE
+from bot.core.secrets import SECRET_NAMES, SECRET_PROPERTY, SECRET_VARIABLE
 from bot.routeros.export import normalize
-from bot.routeros.redact import fingerprint, redact
+from bot.routeros.redact import NAME_WORDS, fingerprint, redact
 from tests.helpers import ALL, FIXTURES
 
 KEY = b"differential-key"
@@ -85,3 +85,11 @@ def test_a_long_run_of_name_characters_is_not_quadratic() -> None:
     """A 200,000-character token full of secret names is still one pass (and still identical)."""
     text = "x" + "key" * 66_667 + "=v password=p"
     assert redact(text, KEY) == reference(text, KEY)
+
+
+def test_every_secret_name_rule_holds_a_word_redact_looks_for() -> None:
+    """redact finds where secret names can be by NAME_WORDS: a name rule without one of them as plain
+    text would go unseen."""
+    for rx, _ in SECRET_NAMES:
+        for alternative in rx.split("|"):
+            assert any(word in alternative for word in NAME_WORDS), alternative

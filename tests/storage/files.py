@@ -60,7 +60,7 @@ def decode_every_blob(db: sqlite3.Connection) -> Counter[str]:
     """
     codecs: Counter[str] = Counter()
     for blob_id, size, depth in db.execute("SELECT id, size, depth FROM blobs").fetchall():
-        chain = [StoredBlob(*row) for row in db.execute(BLOB_CHAIN, {"blob": blob_id})]
+        chain = [StoredBlob(*row[:-1]) for row in sorted(db.execute(BLOB_CHAIN, {"blob": blob_id}), key=last)]
         assert len(unpack_chain(chain)) == size
         assert len(chain) == depth + 1 and depth < FULL_EVERY, (blob_id, len(chain), depth)
         codecs[chain[0].codec] += 1
@@ -69,7 +69,15 @@ def decode_every_blob(db: sqlite3.Connection) -> Counter[str]:
 
 def version_raw(db: sqlite3.Connection, version_id: int) -> bytes:
     """A version's raw bytes, decoded through its chain and checked against its sha256."""
-    return unpack_chain([StoredBlob(*row) for row in db.execute(VERSION_CHAIN, {"version": version_id})])
+    rows = sorted(db.execute(VERSION_CHAIN, {"version": version_id}), key=last)
+    return unpack_chain([StoredBlob(*row[:-1]) for row in rows])
+
+
+def last(row: tuple[object, ...]) -> int:
+    """A chain query's rows come unsorted, each with its place in the chain last."""
+    value = row[-1]
+    assert isinstance(value, int)
+    return value
 
 
 def check_whole(path: Path) -> Counter[str]:

@@ -22,6 +22,7 @@ from storage.codec import (
     may_extend,
     pack,
     unpack_chain,
+    unpack_chains,
 )
 from tests.helpers import FIXTURES
 
@@ -121,6 +122,20 @@ def test_damage_a_read_does_not_depend_on_is_found_when_the_damaged_version_is_r
     assert unpack_chain(broken) == raws[5]
     with pytest.raises(CorruptBlob, match=f"blob {chain[3].sha256.hex()} decompresses to different bytes"):
         unpack_chain(broken[3:])
+
+
+def test_chains_read_together_decode_a_shared_base_once_and_still_prove_each_version() -> None:
+    """Two versions compared share the bottom of their chains: read together they give what each
+    gives alone, in the order asked; damage above the shared part is still found, naming its blob."""
+    raws = [edit(EXPORT, k) for k in range(5)]
+    chain = build_chain(raws)  # chain[0] is version 5, chain[2] version 3
+    assert unpack_chains([chain, chain[2:], chain[4:]]) == [raws[4], raws[2], raws[0]]
+    assert unpack_chains([chain[2:], chain[2:]]) == [raws[2], raws[2]]
+    damaged = [dataclasses.replace(chain[0], data=pack(raws[1], chain[1:]).data), *chain[1:]]
+    with pytest.raises(CorruptBlob, match=f"blob {chain[0].sha256.hex()} decompresses to different bytes"):
+        unpack_chains([chain[2:], damaged])
+    with pytest.raises(CorruptBlob, match="broken, blob id 1 is missing"):
+        unpack_chains([chain[2:], chain[:-1]])
 
 
 def test_broken_chains_are_refused() -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from bot.core.models import ExportMeta, HostKey, KnownConfig, Status
+from storage.codec import unpack_chains
 from storage.migrate import load_migrations, split_statements
 from bot.core.messages import OutboxMessage
 from bot.core.errors import CorruptBlob, SchemaTooNew
@@ -200,6 +201,19 @@ async def test_raw_bytes_round_trip_exactly(store: Store) -> None:
     for name, raw in (("odd", odd), ("big", big), ("empty-ish", b"\r\n")):
         version = await add(store, run_id, name, raw)
         assert await store.raw(version.id) == raw
+
+
+async def test_chains_are_the_blobs_a_version_decodes_from_each_read_once(store: Store) -> None:
+    """What the CPU worker decodes instead of the bytes: each version's blob and its bases; a blob in
+    two chains is one object, so it is passed once."""
+    run_id = await store.start_run("cli", T0, "hq")
+    raws = [b"".join(b"add address=10.0.%d.%d list=x\r\n" % (k, i) for i in range(300)) for k in range(3)]
+    versions = [await add(store, run_id, "r1", raw) for raw in raws]
+    old, new = await store.chains([versions[0].id, versions[2].id])
+    assert [len(old), len(new)] == [1, 3] and new[-1] is old[0]
+    assert unpack_chains([old, new]) == [raws[0], raws[2]]
+    with pytest.raises(LookupError):
+        await store.chains([versions[0].id, 999])
 
 
 async def test_same_raw_bytes_are_stored_once(store: Store, path: Path) -> None:

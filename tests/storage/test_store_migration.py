@@ -58,7 +58,7 @@ async def read_all(store: Store) -> dict[int, str]:
 
 def chain_codecs(path: Path, version_id: int) -> list[str]:
     with sqlite3.connect(path) as db:
-        return [row[1] for row in db.execute(VERSION_CHAIN, {"version": version_id})]
+        return [row[1] for row in sorted(db.execute(VERSION_CHAIN, {"version": version_id}), key=lambda r: r[-1])]
 
 
 async def add(store: Store, device: str, raw: bytes) -> int:

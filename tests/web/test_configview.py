@@ -13,13 +13,12 @@ from tests.helpers import FIXTURES
 
 def test_sections_of_a_real_export_cover_its_lines_in_order() -> None:
     text = routeros.normalize((FIXTURES / "seq-rb5009-vlan-1.rsc").read_bytes())
-    view = configview.config_lines(text)
-    assert view.lines == tuple(diffing.display_lines(text))
-    assert len(view.lines) > len(text.splitlines())  # its script is split where RouterOS breaks it
-    sections = view.sections
+    lines = diffing.display_lines(text)  # what the View page numbers (kept in the CPU worker)
+    assert len(lines) > len(text.splitlines())  # its script is split where RouterOS breaks it
+    sections = configview.outline(lines)
     assert [s.path for s in sections][:3] == ["/interface bridge", "/interface ethernet", "/interface vlan"]
-    assert all(view.lines[s.line].startswith(s.path) for s in sections)
-    assert sum(s.count for s in sections) == len(view.lines) - sections[0].line
+    assert all(lines[s.line].startswith(s.path) for s in sections)
+    assert sum(s.count for s in sections) == len(lines) - sections[0].line
     assert all(a.line + a.count == b.line for a, b in itertools.pairwise(sections))
 
 
@@ -45,21 +44,25 @@ def test_a_normalized_line_number_maps_to_its_display_line_on_every_fixture() ->
     split_somewhere = 0
     for path in sorted(FIXTURES.glob("*.rsc")):
         text = routeros.normalize(path.read_bytes())
-        view = configview.config_lines(text)
+        lines, splits = diffing.display_cut(text)  # as the CPU worker keeps them (bot.web.kept)
+        assert lines == diffing.display_lines(text) and splits == diffing.display_splits(text), path.name
+        parts = configview.parting(splits)
         normalized = text.split("\n")[:-1] if text.endswith("\n") else text.split("\n")
-        starts = [configview.display_index(view, k) for k in range(len(normalized))]
+        starts = [configview.display_index(parts, k) for k in range(len(normalized))]
         assert starts == sorted(set(starts)), path.name  # one display line each, in order
         for k, line in enumerate(normalized):
-            end = starts[k + 1] if k + 1 < len(starts) else len(view.lines)
-            shown = view.lines[starts[k]:end]
+            end = starts[k + 1] if k + 1 < len(starts) else len(lines)
+            shown = lines[starts[k]:end]
             assert shown[0] + "".join(piece.removeprefix("    ") for piece in shown[1:]) == line, (path.name, k)
-        assert end == len(view.lines)
-        split_somewhere += bool(view.splits)
+        assert end == len(lines)
+        split_somewhere += bool(splits)
     assert split_somewhere  # the fixtures hold scripts with line breaks
 
 
 def test_line_breaks_other_than_newline_split_as_display_lines_does() -> None:
     text = 'add name=a\x0csource=":put 1\\r\\n:put 2"\nadd name=b\n'
-    view = configview.config_lines(text)
-    assert view.lines[configview.display_index(view, 1)] == "add name=b"
-    assert view.splits == ((0, 2),)
+    lines, splits = diffing.display_cut(text)
+    assert lines == diffing.display_lines(text)
+    parts = configview.parting(splits)
+    assert lines[configview.display_index(parts, 1)] == "add name=b"
+    assert parts == ((0, 2),)

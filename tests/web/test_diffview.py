@@ -104,7 +104,7 @@ def test_big_diffs_come_in_parts_and_a_long_hunk_continues_in_the_next() -> None
 def test_three_versions_give_two_pairs_oldest_first() -> None:
     edit = {2: "add address=1.1.1.1 list=x"}
     a, b, c = config(40), config(40, changes=edit), config(40, changes=edit, drop={35})
-    (d1, first), (d2, second) = diffview.compare_plans([(1, a), (2, b), (3, c)])
+    (d1, first), (d2, second) = diffview.compare_lines([(k, diffing.display_lines(t)) for k, t in ((1, a), (2, b), (3, c))])
     assert (first.old_id, first.new_id, first.added, first.removed) == (1, 2, 1, 1)
     assert (second.old_id, second.new_id, second.added, second.removed) == (2, 3, 0, 1)
     folds = [i.key for plan, diff in ((first, d1), (second, d2)) for i in items(plan, diff) if isinstance(i, Fold)]
