@@ -46,11 +46,12 @@ ZLIB = "zlib"
 ZSTD = "zstd"
 ZSTD_DELTA = "zstd-delta"
 # Deltas at a level whose match finder can index a big base: a 6 MB export against its predecessor
-# takes 3.9 KB at level 9 but 754 KB at level 3. Whole copies at the same level: the first version
-# of each device is most of what a year of deltas stores (100 routers: 0.65 MB of 0.95 MB at level
-# 3), and level 9 makes real exports 11 % smaller than level 3 for ~10 ms per MB more, once per device
-# and per 100 versions, in a worker thread (tests/fixtures/routeros: 359 KB -> 319 KB).
+# takes 3.9 KB at level 9 but 754 KB at level 3. Whole copies at level 3: level 9 makes real exports
+# 11 % smaller (the storage benchmark's file 2.32 MB instead of 2.37 MB, both within 1.5x git gc) but
+# costs ~10 ms per MB more, and a fleet's first run compresses every export whole: at level 9 it took
+# the first run's CPU from 1.4-1.6x to 2.0-2.2x the bare SSH loop's (benchmarks/backup_throughput.py).
 LEVEL = 9
+WHOLE_LEVEL = 3
 FULL_EVERY = 100  # a chain holds at most 99 deltas (the module docstring says why 100)
 # Raw bytes one read may decode. Per link, decoding costs ~30 us plus ~0.1 ms per MB (more once
 # exports outgrow the CPU cache): 100 deltas of 1 MB decode in ~8 ms, 10 of 6 MB in ~16 ms.
@@ -139,7 +140,7 @@ def compress(raw: bytes, base: bytes = b"") -> bytes:
     # The window must reach back over the whole base, or matches into it are lost.
     window_log = min(_MAX_WINDOW_LOG, max(zstandard.WINDOWLOG_MIN, (len(base) + len(raw)).bit_length()))
     params = zstandard.ZstdCompressionParameters.from_level(
-        LEVEL, source_size=len(raw), dict_size=len(base), window_log=window_log,
+        LEVEL if base else WHOLE_LEVEL, source_size=len(raw), dict_size=len(base), window_log=window_log,
         write_content_size=1, write_checksum=0, write_dict_id=0)  # the sha256 is our checksum
     return zstandard.ZstdCompressor(compression_params=params, dict_data=_dictionary(base)).compress(raw)
 

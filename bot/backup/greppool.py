@@ -26,6 +26,7 @@ import sys
 from typing import Final
 
 from bot.backup.grepworker import HEADER
+from bot.core.errors import ChildFailed
 
 log = logging.getLogger(__name__)
 # The child reads thousands of files of up to a few MB each. glibc would map each one above its
@@ -35,10 +36,6 @@ _MALLOC: Final = {"MALLOC_MMAP_THRESHOLD_": str(16 << 20), "MALLOC_TRIM_THRESHOL
 # A child that has made an answer this big (100,000 lines listed) holds on to about twice as much
 # memory when idle: it is not kept (an idle child that made only smaller ones holds ~30 MB).
 RETIRE_AFTER: Final = 8 << 20
-
-
-class ChildFailed(RuntimeError):
-    """The child exited without answering (its stderr's last lines are in the message, for the log)."""
 
 
 class Child:

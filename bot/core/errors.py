@@ -11,6 +11,7 @@ into them at the boundary where they arise (asyncssh, SQLite, Slack's Web API).
     │   ├── SchemaTooNew       written by a newer backupbot
     │   └── CorruptBlob        a stored config no longer matches its sha256
     ├── GitError               a git command failed or timed out, or git is missing (import, mirror, export)
+    ├── ChildFailed            a search's child process exited without answering (bot.backup.greppool)
     ├── UserError              a person asked for something that cannot be done; message is shown as-is
     │   ├── NotFound           unknown site, device or version (may name close matches)
     │   ├── Forbidden          the requester may not see or act on that site / download raw configs
@@ -77,6 +78,10 @@ class CorruptBlob(StorageError):
 
 class GitError(BackupbotError):
     """git answered with an error, took too long, or is not installed; the message says which command."""
+
+
+class ChildFailed(BackupbotError):
+    """A search's child process exited without answering; the message ends with its stderr's last lines."""
 
 
 class UserError(BackupbotError):
